@@ -1,0 +1,57 @@
+# referral: PGXS build.  `make test` and `make demo` set up everything they need
+# (apt packages, a throwaway cluster); see README.md.
+
+EXTENSION    = referral
+EXTVERSION   = 0.1
+MODULE_big   = referral
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is assembled from sql/install/*.sql, in file-name order,
+# so that each concern keeps its own file.
+DATA_built   = sql/referral--$(EXTVERSION).sql
+EXTRA_CLEAN  = sql/referral--$(EXTVERSION).sql
+
+# pg_regress: every sql/NAME.sql except the install script is a test.
+REGRESS      = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/referral--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=referral
+
+# Isolation specs (concurrency): test/specs/NAME.spec, expected/NAME.out.
+ISOLATION      = $(sort $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --load-extension=referral
+
+PG_CONFIG   ?= pg_config
+PG_CPPFLAGS  = -I$(srcdir)/src
+PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(wildcard $(PGXS)),)
+# No server headers yet: only the set-up targets below can run.
+.DEFAULT_GOAL := deps
+else
+include $(PGXS)
+endif
+
+sql/referral--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
+	cat $^ > $@
+
+.PHONY: deps test demo bench unit
+
+# Install what a fresh Debian 12 machine lacks (needs root and apt).
+deps:
+	@bash test/deps.sh
+
+# Build, install, start a throwaway cluster, run every test.
+test: deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install
+	@bash test/run.sh
+
+# Plain-C unit tests of the server-independent core (src/*_core.c).
+unit:
+	@bash test/unit/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install
+	@bash demo/run.sh
