@@ -54,4 +54,4 @@ unit:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory install
-	@bash demo/run.sh
+	@bash test/demo/demo.sh

@@ -1,0 +1,185 @@
+-- Codes, share links and clicks.  A code is unique across all programs and tenants
+-- under folding (O=0, I=L=1): the primary key's btree compares folded codes.
+
+CREATE SEQUENCE referral.code_counter_seq MINVALUE 0 START 0 MAXVALUE 34359738367;
+COMMENT ON SEQUENCE referral.code_counter_seq IS 'counter behind generated codes (fed through the keyed permutation)';
+SELECT pg_catalog.pg_extension_config_dump('referral.code_counter_seq', '');
+
+CREATE TABLE referral.code (
+	tenant		text NOT NULL,
+	code		referral.referral_code NOT NULL PRIMARY KEY,
+	program_id	bigint NOT NULL REFERENCES referral.program (id),
+	customer	text NOT NULL,
+	vanity		boolean NOT NULL,
+	email_hash	bytea,
+	device_hash	bytea,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	UNIQUE (tenant, program_id, customer)
+);
+COMMENT ON TABLE referral.code IS 'referral codes: one per customer and program; email and device only as keyed hashes';
+SELECT pg_catalog.pg_extension_config_dump('referral.code', '');
+
+CREATE SEQUENCE referral.click_id_seq;
+CREATE TABLE referral.click (
+	tenant		text NOT NULL,
+	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.click_id_seq') PRIMARY KEY,
+	program_id	bigint NOT NULL REFERENCES referral.program (id),
+	code		referral.referral_code NOT NULL,
+	channel		text,
+	ip_hash		bytea,
+	user_agent	text,
+	at			timestamptz NOT NULL
+);
+ALTER SEQUENCE referral.click_id_seq OWNED BY referral.click.id;
+CREATE INDEX click_code_at ON referral.click (code, at);
+CREATE INDEX click_tenant_program_at ON referral.click (tenant, program_id, at);
+COMMENT ON TABLE referral.click IS 'clicks on share links; the IP only as a keyed hash';
+SELECT pg_catalog.pg_extension_config_dump('referral.click', '');
+SELECT pg_catalog.pg_extension_config_dump('referral.click_id_seq', '');
+
+-- Checks a customer key given by the application.
+CREATE FUNCTION referral._check_customer(customer text)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT referral._require(NULLIF(btrim(customer), '') IS NOT NULL, 'customer must not be empty');
+	SELECT referral._require(octet_length(customer) <= 1000,
+		format('customer key is too long (%s bytes, at most 1000)', octet_length(customer)));
+$$;
+COMMENT ON FUNCTION referral._check_customer(text) IS 'internal: reject empty or oversized customer keys';
+
+CREATE FUNCTION referral.issue_code(
+	program bigint,
+	customer text,
+	vanity referral.referral_code DEFAULT NULL,
+	email text DEFAULT NULL,
+	device text DEFAULT NULL)
+RETURNS referral.referral_code
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p referral.program := referral._program(issue_code.program);
+	email_h bytea := referral._hash('email', issue_code.email);
+	device_h bytea := referral._hash('device', issue_code.device);
+	key bytea;
+	candidate referral.referral_code;
+	issued referral.referral_code;
+BEGIN
+	PERFORM referral._check_customer(issue_code.customer);
+	LOOP
+		-- The customer's existing code wins (a later vanity is ignored); new
+		-- fingerprints given now are kept.
+		UPDATE referral.code c
+		   SET email_hash = COALESCE(email_h, c.email_hash),
+		       device_hash = COALESCE(device_h, c.device_hash)
+		 WHERE c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer
+		RETURNING c.code INTO issued;
+		IF issued IS NOT NULL THEN
+			RETURN issued;
+		END IF;
+
+		IF issue_code.vanity IS NOT NULL THEN
+			candidate := issue_code.vanity;
+		ELSE
+			IF key IS NULL THEN
+				key := (referral._secret()).code_key;
+			END IF;
+			candidate := referral._generate_code(nextval('referral.code_counter_seq'), key);
+		END IF;
+
+		INSERT INTO referral.code AS c (tenant, code, program_id, customer, vanity, email_hash, device_hash)
+		VALUES (p.tenant, candidate, p.id, issue_code.customer, issue_code.vanity IS NOT NULL, email_h, device_h)
+		ON CONFLICT DO NOTHING
+		RETURNING c.code INTO issued;
+		IF issued IS NOT NULL THEN
+			RETURN issued;
+		END IF;
+
+		-- Nothing inserted: either the code is taken, or this customer got a code
+		-- from a concurrent call (the loop's UPDATE returns it).
+		IF NOT EXISTS (SELECT 1 FROM referral.code c
+		                WHERE c.tenant = p.tenant AND c.program_id = p.id
+		                  AND c.customer = issue_code.customer)
+		   AND issue_code.vanity IS NOT NULL THEN
+			RAISE EXCEPTION 'referral code "%" is already taken', issue_code.vanity::text
+				USING ERRCODE = 'RF001',
+					  DETAIL = 'Codes are unique across all programs, and O = 0, I = L = 1 when codes are compared.',
+					  HINT = 'Choose another vanity code, or leave it NULL for a generated one.';
+		END IF;
+		-- A generated code already taken as a vanity code: take the next counter value.
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.issue_code(bigint, text, referral.referral_code, text, text)
+	IS 'the customer''s referral code in a program (generated, or the given vanity code the first time); the same code on every later call';
+
+CREATE FUNCTION referral.share_link(code referral.referral_code, base_url text, channel text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql IMMUTABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT referral._share_link(code::text, base_url, channel)
+$$;
+COMMENT ON FUNCTION referral.share_link(referral.referral_code, text, text)
+	IS 'base_url with ref=CODE (and utm_source/utm_medium for a channel) added, percent-encoded per RFC 3986';
+
+-- The code row, or SQLSTATE RF002 with a hint naming a generated code one typo away.
+CREATE FUNCTION referral._code(code referral.referral_code)
+RETURNS referral.code
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c referral.code;
+	suggestion text;
+BEGIN
+	IF code IS NULL THEN
+		RAISE EXCEPTION 'referral code must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO c FROM referral.code k WHERE k.code OPERATOR(referral.=) _code.code;
+	IF FOUND THEN
+		RETURN c;
+	END IF;
+	SELECT k.code::text INTO suggestion
+	  FROM referral.code k
+	 WHERE k.code OPERATOR(referral.=) ANY (referral._typo_neighbours(_code.code))
+	   AND NOT k.vanity
+	 ORDER BY k.code::text
+	 LIMIT 1;
+	IF suggestion IS NULL THEN
+		RAISE EXCEPTION 'referral code "%" does not exist', code::text USING ERRCODE = 'RF002';
+	END IF;
+	RAISE EXCEPTION 'referral code "%" does not exist', code::text
+		USING ERRCODE = 'RF002', HINT = format('Did you mean "%s"?', suggestion);
+END
+$$;
+COMMENT ON FUNCTION referral._code(referral.referral_code) IS 'internal: a code row, or an error (RF002) whose hint names a code one typo away';
+
+CREATE FUNCTION referral.record_click(
+	code referral.referral_code,
+	channel text DEFAULT NULL,
+	ip inet DEFAULT NULL,
+	user_agent text DEFAULT NULL,
+	at timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c referral.code := referral._code(record_click.code);
+	new_id bigint;
+BEGIN
+	PERFORM referral._require(at IS NOT NULL AND isfinite(at), 'click time must be a finite time');
+	INSERT INTO referral.click AS k (tenant, program_id, code, channel, ip_hash, user_agent, at)
+	VALUES (c.tenant, c.program_id, c.code, NULLIF(record_click.channel, ''),
+	        referral._hash('ip', host(record_click.ip)),
+	        left(record_click.user_agent, 512), record_click.at)
+	RETURNING k.id INTO new_id;
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION referral.record_click(referral.referral_code, text, inet, text, timestamptz)
+	IS 'record a click on a share link; returns the click id';

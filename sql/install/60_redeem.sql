@@ -1,0 +1,129 @@
+-- Referrals: redeeming a code at sign-up, with the rules of SPEC.md applied in order.
+-- Every attempt is stored; a customer has at most one accepted (pending or
+-- converted) referral per tenant, enforced by a unique index.
+
+CREATE SEQUENCE referral.referral_id_seq;
+CREATE TABLE referral.referral (
+	tenant			text NOT NULL,
+	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.referral_id_seq') PRIMARY KEY,
+	program_id		bigint NOT NULL REFERENCES referral.program (id),
+	referrer		text NOT NULL,
+	referee			text NOT NULL,
+	code			referral.referral_code NOT NULL,
+	status			text NOT NULL CHECK (status IN ('pending', 'converted', 'rejected')),
+	reason			text CHECK (reason IN ('self_referral', 'cycle', 'existing_customer', 'program_inactive', 'daily_limit')),
+	variant			text,
+	email_hash		bytea,
+	ip_hash			bytea,
+	device_hash		bytea,
+	created_at		timestamptz NOT NULL,
+	converted_at	timestamptz,
+	converting_source text,
+	converting_order text,
+	reverted_at		timestamptz,
+	CHECK ((status = 'rejected') = (reason IS NOT NULL)),
+	CHECK ((status = 'converted') = (converted_at IS NOT NULL))
+);
+ALTER SEQUENCE referral.referral_id_seq OWNED BY referral.referral.id;
+CREATE UNIQUE INDEX referral_one_accepted_per_referee
+	ON referral.referral (tenant, referee) WHERE status <> 'rejected';
+CREATE INDEX referral_referee ON referral.referral (tenant, referee);
+CREATE INDEX referral_referrer ON referral.referral (tenant, referrer, program_id, created_at);
+CREATE INDEX referral_program_created ON referral.referral (program_id, created_at);
+COMMENT ON TABLE referral.referral IS 'referrals: every redeem attempt, accepted (pending, converted) or rejected with its reason';
+COMMENT ON COLUMN referral.referral.created_at IS 'time of the redeem (its at argument); the attribution window starts here';
+COMMENT ON COLUMN referral.referral.converting_order IS 'id of the order that converted the referral (in the tracked table named by converting_source)';
+COMMENT ON COLUMN referral.referral.reverted_at IS 'when the converting order was last reversed (the referral went back to pending)';
+CREATE INDEX referral_converting_order ON referral.referral (tenant, converting_source, converting_order)
+	WHERE converting_order IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('referral.referral', '');
+SELECT pg_catalog.pg_extension_config_dump('referral.referral_id_seq', '');
+
+CREATE FUNCTION referral.redeem(
+	code referral.referral_code,
+	customer text,
+	email text DEFAULT NULL,
+	ip inet DEFAULT NULL,
+	device text DEFAULT NULL,
+	at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (referral_id bigint, status text, reason text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	c referral.code := referral._code(redeem.code);
+	p referral.program := referral._program(c.program_id);
+	email_h bytea := referral._hash('email', redeem.email);
+	device_h bytea := referral._hash('device', redeem.device);
+	ip_h bytea := referral._hash('ip', host(redeem.ip));
+	existing referral.referral;
+	referrer_m referral.member;
+	referee_m referral.member;
+	trees record;
+	rule text;
+	new_id bigint;
+	new_status text;
+	day_start timestamptz;
+BEGIN
+	PERFORM referral._check_customer(redeem.customer);
+	PERFORM referral._require(redeem.at IS NOT NULL AND isfinite(redeem.at), 'redeem time must be a finite time');
+
+	-- Both customers' trees stay locked to the end of the transaction: the cycle and
+	-- daily-limit rules read them, and at most one accepted referral is inserted.
+	SELECT t.a_member, t.b_member INTO trees
+	  FROM referral._lock_trees(c.tenant, c.customer, redeem.customer) t;
+	referrer_m := trees.a_member;
+	referee_m := trees.b_member;
+
+	SELECT * INTO existing FROM referral.referral r
+	 WHERE r.tenant = c.tenant AND r.referee = redeem.customer AND r.status <> 'rejected';
+	IF FOUND THEN
+		RETURN QUERY SELECT existing.id, existing.status,
+			CASE WHEN existing.code OPERATOR(referral.<>) c.code THEN 'already_referred' END;
+		RETURN;
+	END IF;
+
+	IF redeem.at < p.starts_at OR redeem.at >= p.ends_at THEN
+		rule := 'program_inactive';
+	ELSIF redeem.customer = c.customer
+	   OR email_h = c.email_hash
+	   OR device_h = c.device_hash THEN
+		rule := 'self_referral';
+	ELSIF referee_m.id = ANY (referrer_m.path) THEN
+		rule := 'cycle';
+	ELSIF referral._has_orders(c.tenant, redeem.customer) THEN
+		rule := 'existing_customer';
+	ELSIF p.daily_referral_limit IS NOT NULL THEN
+		day_start := date_trunc('day', redeem.at);
+		IF (SELECT count(*) FROM referral.referral r
+		     WHERE r.tenant = c.tenant AND r.referrer = c.customer AND r.program_id = p.id
+		       AND r.status <> 'rejected'
+		       AND r.created_at >= day_start AND r.created_at < day_start + '1 day'::interval)
+		   >= p.daily_referral_limit THEN
+			rule := 'daily_limit';
+		END IF;
+	END IF;
+
+	new_status := CASE WHEN rule IS NULL THEN 'pending' ELSE 'rejected' END;
+	INSERT INTO referral.referral AS r
+		(tenant, program_id, referrer, referee, code, status, reason, variant,
+		 email_hash, ip_hash, device_hash, created_at)
+	VALUES
+		(c.tenant, p.id, c.customer, redeem.customer, c.code, new_status, rule,
+		 referral.variant_of(p.id, c.customer), email_h, ip_h, device_h, redeem.at)
+	RETURNING r.id INTO new_id;
+
+	IF rule IS NULL THEN
+		PERFORM referral._attach(referrer_m, referee_m);
+	END IF;
+	PERFORM referral._emit(c.tenant,
+		CASE WHEN rule IS NULL THEN 'referral_created' ELSE 'referral_rejected' END,
+		jsonb_build_object('referral_id', new_id, 'program_id', p.id, 'referrer', c.customer,
+		                   'referee', redeem.customer, 'code', c.code::text,
+		                   'status', new_status, 'reason', rule));
+	RETURN QUERY SELECT new_id, new_status, rule;
+END
+$$;
+COMMENT ON FUNCTION referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)
+	IS 'redeem a code at sign-up: returns the referral (pending), a rejection with its reason, or the customer''s existing referral';

@@ -1,0 +1,175 @@
+-- The reward ledger: rewards with their lifecycle pending -> approved -> paid, or
+-- reversed; a refund of a paid reward adds a negative `clawback` entry, created
+-- approved so that the next payout nets it.  Unique keys make every reward exist once
+-- per (order, beneficiary, level, kind), once per milestone, once per clawback.
+
+CREATE SEQUENCE referral.reward_id_seq;
+CREATE TABLE referral.reward (
+	tenant			text NOT NULL,
+	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.reward_id_seq') PRIMARY KEY,
+	program_id		bigint NOT NULL REFERENCES referral.program (id),
+	beneficiary		text NOT NULL,
+	referral_id		bigint NOT NULL REFERENCES referral.referral (id),
+	order_source	text,
+	order_ref		text,
+	level			int NOT NULL CHECK (level >= 1),
+	kind			text NOT NULL CHECK (kind IN ('referee', 'referrer', 'milestone', 'clawback')),
+	reward_type		text NOT NULL,
+	amount			numeric NOT NULL,
+	currency		text NOT NULL,
+	status			text NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'reversed')),
+	rule_id			bigint,
+	milestone_id	bigint,
+	clawback_of		bigint REFERENCES referral.reward (id),
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	approved_at		timestamptz,
+	paid_at			timestamptz,
+	reversed_at		timestamptz,
+	payout_ref		text,
+	CHECK ((kind = 'clawback') = (clawback_of IS NOT NULL)),
+	CHECK ((kind = 'clawback') = (amount < 0)),
+	CHECK (kind = 'clawback' OR amount > 0),
+	CHECK ((kind = 'milestone') = (milestone_id IS NOT NULL)),
+	CHECK (kind IN ('milestone', 'clawback') OR (order_ref IS NOT NULL AND rule_id IS NOT NULL)),
+	CHECK ((status = 'paid') = (paid_at IS NOT NULL)),
+	CHECK (status <> 'paid' OR payout_ref IS NOT NULL)
+);
+ALTER SEQUENCE referral.reward_id_seq OWNED BY referral.reward.id;
+CREATE UNIQUE INDEX reward_once_per_order ON referral.reward
+	(tenant, order_source, order_ref, beneficiary, level, kind) WHERE kind IN ('referee', 'referrer');
+CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
+	(program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed';
+CREATE UNIQUE INDEX reward_one_clawback ON referral.reward (clawback_of) WHERE kind = 'clawback';
+CREATE INDEX reward_beneficiary ON referral.reward (tenant, beneficiary, program_id);
+CREATE INDEX reward_program ON referral.reward (program_id, status);
+CREATE INDEX reward_referral ON referral.reward (referral_id);
+CREATE INDEX reward_pending_created ON referral.reward (created_at) WHERE status = 'pending';
+COMMENT ON TABLE referral.reward IS 'the reward ledger: one row per reward (referee, referrer by level, milestone) and per clawback of a paid reward';
+SELECT pg_catalog.pg_extension_config_dump('referral.reward', '');
+SELECT pg_catalog.pg_extension_config_dump('referral.reward_id_seq', '');
+
+-- Appends one event per reward id (payload: the reward's figures) and notifies.
+CREATE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT w.tenant, _emit_rewards.kind,
+		       jsonb_build_object('reward_id', w.id, 'program_id', w.program_id,
+		                          'referral_id', w.referral_id, 'beneficiary', w.beneficiary,
+		                          'kind', w.kind, 'level', w.level, 'amount', w.amount,
+		                          'currency', w.currency, 'status', w.status,
+		                          'order_ref', w.order_ref, 'payout_ref', w.payout_ref)
+		  FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids)
+		 ORDER BY w.id
+		RETURNING e.id, e.kind, e.tenant
+	)
+	SELECT count(pg_notify('referral_event', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
+	  FROM e;
+$$;
+COMMENT ON FUNCTION referral._emit_rewards(text, bigint[]) IS 'internal: one event (and NOTIFY) per reward';
+
+-- A reward's amount: fixed + percent/100 x order amount, cut to cap, rounded half up
+-- to the currency's minor unit.  numeric throughout: exact to the cent.
+CREATE FUNCTION referral.reward_amount(order_amount numeric, percent numeric, fixed numeric, cap numeric, currency text)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT round(CASE WHEN cap IS NOT NULL AND v > cap THEN cap ELSE v END,
+	             referral.currency_decimals(currency))
+	  FROM (SELECT COALESCE(fixed, 0) + COALESCE(percent, 0) * order_amount / 100 AS v) s
+$$;
+COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, text)
+	IS 'fixed + percent/100 x order amount, cut to cap, rounded half up to the currency''s minor unit';
+
+-- The rule that pays `beneficiary` at `level`: among the rules of the referral's variant
+-- (or, when that variant has none for this beneficiary and level, the variant-less
+-- ones), the tier with the greatest min_conversions not above `conversions`.
+CREATE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
+RETURNS referral.reward_rule
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT r.*
+	  FROM referral.reward_rule r
+	 WHERE r.program_id = _pick_rule.program
+	   AND r.beneficiary = _pick_rule.beneficiary
+	   AND r.level = _pick_rule.level
+	   AND r.min_conversions <= _pick_rule.conversions
+	   AND r.variant IS NOT DISTINCT FROM (
+	       CASE WHEN _pick_rule.variant IS NOT NULL AND EXISTS (
+	                 SELECT 1 FROM referral.reward_rule v
+	                  WHERE v.program_id = _pick_rule.program AND v.beneficiary = _pick_rule.beneficiary
+	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
+	            THEN _pick_rule.variant END)
+	 ORDER BY r.min_conversions DESC
+	 LIMIT 1
+$$;
+COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
+
+-- How many referrals `customer` has converted as a referrer in the program.
+CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT count(*) FROM referral.referral r
+	 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
+	   AND r.program_id = _conversions.program AND r.status = 'converted'
+$$;
+COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program';
+
+-- Creates one reward, cut to what is left of the program's budget and of the
+-- beneficiary's referrer_cap (both count rewards not reversed, clawbacks included).
+-- Callers hold the program row lock when either applies.  Returns the new id, or
+-- NULL when nothing is left or the reward already exists.
+CREATE FUNCTION referral._create_reward(
+	p referral.program, referral_id bigint, beneficiary text, level int, kind text,
+	reward_type text, amount numeric, rule_id bigint, milestone_id bigint,
+	order_source text, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	left_over numeric;
+	new_id bigint;
+BEGIN
+	IF p.budget IS NOT NULL THEN
+		SELECT p.budget - COALESCE(sum(w.amount), 0) INTO left_over
+		  FROM referral.reward w WHERE w.program_id = p.id AND w.status <> 'reversed';
+		amount := LEAST(amount, left_over);
+	END IF;
+	IF p.referrer_cap IS NOT NULL THEN
+		SELECT p.referrer_cap - COALESCE(sum(w.amount), 0) INTO left_over
+		  FROM referral.reward w
+		 WHERE w.tenant = p.tenant AND w.beneficiary = _create_reward.beneficiary
+		   AND w.program_id = p.id AND w.status <> 'reversed';
+		amount := LEAST(amount, left_over);
+	END IF;
+	IF amount IS NULL OR amount <= 0 THEN
+		RETURN NULL;
+	END IF;
+
+	INSERT INTO referral.reward AS w
+		(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+		 reward_type, amount, currency, status, rule_id, milestone_id)
+	VALUES
+		(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
+		 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
+		 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
+		 _create_reward.rule_id, _create_reward.milestone_id)
+	ON CONFLICT DO NOTHING
+	RETURNING w.id INTO new_id;
+	IF new_id IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', ARRAY[new_id]);
+	END IF;
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION referral._create_reward(referral.program, bigint, text, int, text, text, numeric, bigint, bigint, text, text)
+	IS 'internal: insert one reward, cut to the budget and referrer_cap left, exactly once';

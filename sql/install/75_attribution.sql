@@ -1,0 +1,262 @@
+-- Attribution: what a paid, refunded, cancelled or deleted order does to referrals and
+-- rewards.  The order triggers (track_orders) call these with the orders of a whole
+-- statement; each function re-checks under row locks, taken in one order everywhere:
+-- the referral, then the referrer's code, then the program (when a budget or cap
+-- applies), then rewards.
+
+-- A paid order of a referee that may qualify: converts a pending referral (referee
+-- reward, referrer rewards by level, milestones) or, within recurring_window after
+-- the conversion, pays referrer rewards again.  An order that already has rewards
+-- is never attributed twice.
+CREATE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r referral.referral;
+	p referral.program;
+	converting boolean;
+	rule referral.reward_rule;
+	upline text[];
+	beneficiary text;
+	lvl int;
+	conversions bigint;
+	ms referral.milestone;
+	milestone_reward bigint;
+BEGIN
+	SELECT * INTO r FROM referral.referral x WHERE x.id = _order_paid.referral_id FOR UPDATE;
+	IF NOT FOUND OR r.status = 'rejected' OR amount IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT * INTO STRICT p FROM referral.program x WHERE x.id = r.program_id;
+	IF amount < p.min_order_amount OR at < p.starts_at OR at >= p.ends_at THEN
+		RETURN;
+	END IF;
+	IF EXISTS (SELECT 1 FROM referral.reward w
+	            WHERE w.tenant = r.tenant AND w.order_source = source AND w.order_ref = _order_paid.order_ref
+	              AND w.kind IN ('referee', 'referrer'))
+	   OR (r.converting_source = source AND r.converting_order = _order_paid.order_ref) THEN
+		RETURN;		-- this order was attributed before
+	END IF;
+
+	IF r.status = 'pending' THEN
+		IF at < r.created_at OR at > r.created_at + p.attribution_window THEN
+			RETURN;
+		END IF;
+		converting := true;
+	ELSIF p.recurring_window IS NOT NULL
+	      AND at >= r.converted_at AND at <= r.converted_at + p.recurring_window THEN
+		converting := false;
+	ELSE
+		RETURN;
+	END IF;
+
+	-- Serialise the referrer's conversions (tiers, milestones), then the program's
+	-- budget and caps.
+	PERFORM 1 FROM referral.code c
+	 WHERE c.tenant = r.tenant AND c.program_id = p.id AND c.customer = r.referrer FOR UPDATE;
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
+	END IF;
+
+	-- The referrer's chain, level 1 = the referrer, read before anything changes.
+	SELECT ARRAY[r.referrer] || COALESCE(array_agg(u.customer ORDER BY u.level), '{}')
+	  INTO upline
+	  FROM referral.upline(r.referrer, r.tenant) u
+	 WHERE u.level < p.max_depth;
+
+	IF converting THEN
+		-- Referee reward: tier by the referee's own conversions as a referrer.
+		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
+		                            referral._conversions(r.tenant, p.id, r.referee));
+		IF rule.id IS NOT NULL THEN
+			PERFORM referral._create_reward(p, r.id, r.referee, 1, 'referee', rule.reward_type,
+				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
+				rule.id, NULL, source, _order_paid.order_ref);
+		END IF;
+	END IF;
+
+	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
+	-- conversions in the program so far (not counting this conversion).
+	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
+		beneficiary := upline[lvl];
+		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
+		                            referral._conversions(r.tenant, p.id, beneficiary));
+		IF rule.id IS NOT NULL THEN
+			PERFORM referral._create_reward(p, r.id, beneficiary, lvl, 'referrer', rule.reward_type,
+				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
+				rule.id, NULL, source, _order_paid.order_ref);
+		END IF;
+	END LOOP;
+
+	IF NOT converting THEN
+		RETURN;
+	END IF;
+
+	UPDATE referral.referral x
+	   SET status = 'converted', converted_at = at,
+	       converting_source = source, converting_order = _order_paid.order_ref
+	 WHERE x.id = r.id;
+	PERFORM referral._emit(r.tenant, 'referral_converted',
+		jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
+		                   'converted_at', at));
+
+	-- Milestones now reached and not held (a reversed one is paid again).
+	conversions := referral._conversions(r.tenant, p.id, r.referrer);
+	FOR ms IN
+		SELECT * FROM referral.milestone m
+		 WHERE m.program_id = p.id AND m.conversions <= conversions
+		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
+		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
+		                      AND w.milestone_id = m.id AND w.status <> 'reversed')
+		 ORDER BY m.conversions
+	LOOP
+		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
+			round(ms.amount, referral.currency_decimals(p.currency)), NULL, ms.id, NULL, NULL);
+		IF milestone_reward IS NOT NULL THEN
+			PERFORM referral._emit(r.tenant, 'milestone_reached',
+				jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+				                   'milestone_id', ms.id, 'conversions', ms.conversions,
+				                   'reward_id', milestone_reward));
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
+	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
+
+-- Reverses rewards: pending and approved ones become reversed; paid ones get a
+-- clawback (negative, approved) so that the next payout nets it.
+CREATE FUNCTION referral._reverse_rewards(reward_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	reversed bigint[];
+	clawbacks bigint[];
+BEGIN
+	WITH locked AS (
+		SELECT w.id, w.status FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+		 ORDER BY w.id FOR UPDATE
+	), upd AS (
+		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
+		  FROM locked l
+		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
+		RETURNING w.id
+	)
+	SELECT array_agg(upd.id) INTO reversed FROM upd;
+
+	WITH claw AS (
+		INSERT INTO referral.reward AS c
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
+		SELECT w.tenant, w.program_id, w.beneficiary, w.referral_id, w.order_source, w.order_ref,
+		       w.level, 'clawback', w.reward_type, -w.amount, w.currency, 'approved', now(),
+		       w.rule_id, NULL, w.id
+		  FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.status = 'paid' AND w.kind <> 'clawback'
+		 ORDER BY w.id
+		ON CONFLICT (clawback_of) WHERE kind = 'clawback' DO NOTHING
+		RETURNING c.id
+	)
+	SELECT array_agg(claw.id) INTO clawbacks FROM claw;
+
+	IF reversed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_reversed', reversed);
+	END IF;
+	IF clawbacks IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', clawbacks);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
+
+-- Orders refunded, cancelled or deleted: their rewards are reversed; a referral they
+-- converted returns to pending, and the milestones its conversion reached are
+-- reversed the same way.
+CREATE FUNCTION referral._orders_reversed(tenant text, source text, order_refs text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r referral.referral;
+	reverted bigint[] := '{}';
+	to_reverse bigint[];
+BEGIN
+	-- Referrals first (the lock order), then their rewards.
+	FOR r IN
+		SELECT * FROM referral.referral x
+		 WHERE x.tenant = _orders_reversed.tenant AND x.converting_source = source
+		   AND x.converting_order = ANY (order_refs)
+		 ORDER BY x.id FOR UPDATE
+	LOOP
+		UPDATE referral.referral x
+		   SET status = 'pending', converted_at = NULL, converting_source = NULL,
+		       converting_order = NULL, reverted_at = now()
+		 WHERE x.id = r.id;
+		PERFORM referral._emit(r.tenant, 'referral_reverted',
+			jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
+			                   'referee', r.referee, 'order_ref', r.converting_order));
+		reverted := reverted || r.id;
+	END LOOP;
+
+	SELECT array_agg(w.id ORDER BY w.id) INTO to_reverse
+	  FROM referral.reward w
+	 WHERE (w.tenant = _orders_reversed.tenant AND w.order_source = source
+	        AND w.order_ref = ANY (order_refs) AND w.kind IN ('referee', 'referrer'))
+	    OR (w.referral_id = ANY (reverted) AND w.kind = 'milestone');
+	IF to_reverse IS NOT NULL THEN
+		PERFORM referral._reverse_rewards(to_reverse);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_reversed(text, text, text[])
+	IS 'internal: orders refunded, cancelled or deleted: reverse their rewards and conversions';
+
+-- A paid order's amount changed.  Rewards of it not yet paid follow a lower amount
+-- (recomputed with the rule that created them; one that comes to nothing is
+-- reversed).  A higher amount changes nothing: the reward may have been cut to the
+-- budget or cap, and raising it would need the same checks as a new reward.
+CREATE FUNCTION referral._order_amount_changed(tenant text, source text, order_ref text, amount numeric)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed bigint[];
+	vanished bigint[];
+BEGIN
+	WITH recomputed AS (
+		SELECT w.id, w.amount AS old_amount,
+		       referral.reward_amount(_order_amount_changed.amount, r.percent, r.fixed, r.cap, w.currency) AS new_amount
+		  FROM referral.reward w
+		  JOIN referral.reward_rule r ON r.id = w.rule_id
+		 WHERE w.tenant = _order_amount_changed.tenant AND w.order_source = source
+		   AND w.order_ref = _order_amount_changed.order_ref AND w.kind IN ('referee', 'referrer')
+		   AND w.status IN ('pending', 'approved')
+		 ORDER BY w.id
+		   FOR UPDATE OF w
+	), upd AS (
+		UPDATE referral.reward w SET amount = c.new_amount
+		  FROM recomputed c
+		 WHERE w.id = c.id AND c.new_amount > 0 AND c.new_amount < c.old_amount
+		RETURNING w.id
+	)
+	SELECT (SELECT array_agg(upd.id) FROM upd),
+	       (SELECT array_agg(c.id) FROM recomputed c WHERE c.new_amount <= 0)
+	  INTO changed, vanished;
+	IF changed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_changed', changed);
+	END IF;
+	IF vanished IS NOT NULL THEN
+		PERFORM referral._reverse_rewards(vanished);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
+	IS 'internal: a paid order''s amount went down: lower its unpaid rewards';
