@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make demo`: a throwaway cluster with a small sample shop, one referral program,
+# and what the extension made of it, printed as psql tables.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ -z "${REFERRAL_IN_CLUSTER:-}" ]; then
+	exec pg_virtualenv -t env REFERRAL_IN_CLUSTER=1 bash "$PWD/demo.sh" "$@"
+fi
+psql -qX -v ON_ERROR_STOP=1 -c 'CREATE DATABASE referral_demo' postgres
+psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f shop.sql
