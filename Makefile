@@ -55,3 +55,9 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory install
 	@bash test/demo/demo.sh
+
+# Speed, as ratios against baselines measured in the same run (README, "Performance").
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install
+	@bash test/bench/bench.sh

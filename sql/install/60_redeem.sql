@@ -25,10 +25,12 @@ CREATE TABLE referral.referral (
 	CHECK ((status = 'converted') = (converted_at IS NOT NULL))
 );
 ALTER SEQUENCE referral.referral_id_seq OWNED BY referral.referral.id;
+-- Indexes lead with the customer, the selective column, so that the planner picks
+-- them even before the table is first analysed (the order triggers probe by referee).
 CREATE UNIQUE INDEX referral_one_accepted_per_referee
-	ON referral.referral (tenant, referee) WHERE status <> 'rejected';
-CREATE INDEX referral_referee ON referral.referral (tenant, referee);
-CREATE INDEX referral_referrer ON referral.referral (tenant, referrer, program_id, created_at);
+	ON referral.referral (referee, tenant) WHERE status <> 'rejected';
+CREATE INDEX referral_referee ON referral.referral (referee, tenant);
+CREATE INDEX referral_referrer ON referral.referral (referrer, tenant, program_id, created_at);
 CREATE INDEX referral_program_created ON referral.referral (program_id, created_at);
 COMMENT ON TABLE referral.referral IS 'referrals: every redeem attempt, accepted (pending, converted) or rejected with its reason';
 COMMENT ON COLUMN referral.referral.created_at IS 'time of the redeem (its at argument); the attribution window starts here';

@@ -48,6 +48,27 @@ COMMENT ON TABLE referral.reward IS 'the reward ledger: one row per reward (refe
 SELECT pg_catalog.pg_extension_config_dump('referral.reward', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.reward_id_seq', '');
 
+-- Orders attributed to a referral: the converting order and, with recurring_window,
+-- the later ones that earned referrer rewards.  revenue in the views is the sum of
+-- those not reversed; an order is attributed at most once.
+CREATE TABLE referral.attributed_order (
+	tenant			text NOT NULL,
+	order_source	text NOT NULL,
+	order_ref		text NOT NULL,
+	program_id		bigint NOT NULL REFERENCES referral.program (id),
+	referral_id		bigint NOT NULL REFERENCES referral.referral (id),
+	amount			numeric NOT NULL,
+	ordered_at		timestamptz NOT NULL,
+	converting		boolean NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	reversed_at		timestamptz,
+	PRIMARY KEY (tenant, order_source, order_ref)
+);
+CREATE INDEX attributed_order_program ON referral.attributed_order (program_id, ordered_at);
+CREATE INDEX attributed_order_referral ON referral.attributed_order (referral_id);
+COMMENT ON TABLE referral.attributed_order IS 'orders attributed to a referral (converting or recurring), with their amount; reversed_at set when refunded, cancelled or deleted';
+SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
+
 -- Appends one event per reward id (payload: the reward's figures) and notifies.
 CREATE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
 RETURNS void

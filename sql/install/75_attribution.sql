@@ -21,7 +21,7 @@ DECLARE
 	upline text[];
 	beneficiary text;
 	lvl int;
-	conversions bigint;
+	reached bigint;
 	ms referral.milestone;
 	milestone_reward bigint;
 BEGIN
@@ -33,10 +33,8 @@ BEGIN
 	IF amount < p.min_order_amount OR at < p.starts_at OR at >= p.ends_at THEN
 		RETURN;
 	END IF;
-	IF EXISTS (SELECT 1 FROM referral.reward w
-	            WHERE w.tenant = r.tenant AND w.order_source = source AND w.order_ref = _order_paid.order_ref
-	              AND w.kind IN ('referee', 'referrer'))
-	   OR (r.converting_source = source AND r.converting_order = _order_paid.order_ref) THEN
+	IF EXISTS (SELECT 1 FROM referral.attributed_order o
+	            WHERE o.tenant = r.tenant AND o.order_source = source AND o.order_ref = _order_paid.order_ref) THEN
 		RETURN;		-- this order was attributed before
 	END IF;
 
@@ -59,6 +57,10 @@ BEGIN
 	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
 		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
 	END IF;
+
+	INSERT INTO referral.attributed_order
+		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
 
 	-- The referrer's chain, level 1 = the referrer, read before anything changes.
 	SELECT ARRAY[r.referrer] || COALESCE(array_agg(u.customer ORDER BY u.level), '{}')
@@ -104,10 +106,10 @@ BEGIN
 		                   'converted_at', at));
 
 	-- Milestones now reached and not held (a reversed one is paid again).
-	conversions := referral._conversions(r.tenant, p.id, r.referrer);
+	reached := referral._conversions(r.tenant, p.id, r.referrer);
 	FOR ms IN
 		SELECT * FROM referral.milestone m
-		 WHERE m.program_id = p.id AND m.conversions <= conversions
+		 WHERE m.program_id = p.id AND m.conversions <= reached
 		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
 		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
 		                      AND w.milestone_id = m.id AND w.status <> 'reversed')
@@ -205,6 +207,10 @@ BEGIN
 		reverted := reverted || r.id;
 	END LOOP;
 
+	UPDATE referral.attributed_order o SET reversed_at = now()
+	 WHERE o.tenant = _orders_reversed.tenant AND o.order_source = source
+	   AND o.order_ref = ANY (order_refs) AND o.reversed_at IS NULL;
+
 	SELECT array_agg(w.id ORDER BY w.id) INTO to_reverse
 	  FROM referral.reward w
 	 WHERE (w.tenant = _orders_reversed.tenant AND w.order_source = source
@@ -231,6 +237,9 @@ DECLARE
 	changed bigint[];
 	vanished bigint[];
 BEGIN
+	UPDATE referral.attributed_order o SET amount = _order_amount_changed.amount
+	 WHERE o.tenant = _order_amount_changed.tenant AND o.order_source = source
+	   AND o.order_ref = _order_amount_changed.order_ref AND o.reversed_at IS NULL;
 	WITH recomputed AS (
 		SELECT w.id, w.amount AS old_amount,
 		       referral.reward_amount(_order_amount_changed.amount, r.percent, r.fixed, r.cap, w.currency) AS new_amount

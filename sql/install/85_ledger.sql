@@ -72,3 +72,134 @@ END
 $$;
 COMMENT ON FUNCTION referral.mark_paid(bigint[], text)
 	IS 'mark approved rewards paid under a payout reference; all or nothing';
+
+-- audit(): recomputes from the tracked orders and the referrals what the ledger
+-- should hold, and reports every difference.  No rows when consistent.
+CREATE FUNCTION referral.audit(program bigint DEFAULT NULL)
+RETURNS TABLE (problem text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	t record;
+	paid_test text;
+	tenant_test text;
+BEGIN
+	IF program IS NOT NULL THEN
+		PERFORM referral._program(program);
+	END IF;
+
+	-- Within the ledger.
+	RETURN QUERY
+	SELECT 'conversion_without_order',
+	       format('referral %s is converted but its converting order %s (%s) is not an attributed, unreversed order',
+	              r.id, r.converting_order, r.converting_source)
+	  FROM referral.referral r
+	 WHERE r.status = 'converted' AND (audit.program IS NULL OR r.program_id = audit.program)
+	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+	                    WHERE o.tenant = r.tenant AND o.order_source = r.converting_source
+	                      AND o.order_ref = r.converting_order AND o.referral_id = r.id
+	                      AND o.converting AND o.reversed_at IS NULL)
+	 ORDER BY r.id;
+
+	RETURN QUERY
+	SELECT 'reward_not_reversed',
+	       format('reward %s (%s %s for order %s) is %s although the order was reversed',
+	              w.id, w.kind, w.amount, w.order_ref, w.status)
+	  FROM referral.reward w
+	  JOIN referral.attributed_order o
+	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
+	 WHERE w.kind IN ('referee', 'referrer') AND o.reversed_at IS NOT NULL
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND (w.status IN ('pending', 'approved')
+	        OR (w.status = 'paid' AND NOT EXISTS (SELECT 1 FROM referral.reward c WHERE c.clawback_of = w.id)))
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'reward_above_rule',
+	       format('reward %s pays %s, more than rule %s gives for order %s of %s (%s)',
+	              w.id, w.amount, w.rule_id, w.order_ref, o.amount,
+	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
+	  FROM referral.reward w
+	  JOIN referral.reward_rule rr ON rr.id = w.rule_id
+	  JOIN referral.attributed_order o
+	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
+	 WHERE w.kind IN ('referee', 'referrer') AND w.status <> 'reversed'
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND w.amount > referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency)
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'budget_exceeded',
+	       format('program %s has created %s of rewards, over its budget of %s', p.id, s.total, p.budget)
+	  FROM referral.program p
+	  JOIN (SELECT w.program_id, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.program_id) s ON s.program_id = p.id
+	 WHERE p.budget IS NOT NULL AND s.total > p.budget
+	   AND (audit.program IS NULL OR p.id = audit.program)
+	 ORDER BY p.id;
+
+	RETURN QUERY
+	SELECT 'referrer_cap_exceeded',
+	       format('%s has earned %s in program %s, over its referrer_cap of %s', s.beneficiary, s.total, p.id, p.referrer_cap)
+	  FROM referral.program p
+	  JOIN (SELECT w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.program_id, w.beneficiary) s ON s.program_id = p.id
+	 WHERE p.referrer_cap IS NOT NULL AND s.total > p.referrer_cap
+	   AND (audit.program IS NULL OR p.id = audit.program)
+	 ORDER BY p.id, s.beneficiary;
+
+	-- Against the orders of every table still tracked.
+	FOR t IN
+		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
+		  FROM referral.tracked_table tt
+		  JOIN pg_class c ON c.oid = tt.relid
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 ORDER BY tt.relid
+	LOOP
+		paid_test := CASE WHEN t.status_column IS NULL THEN 'true'
+		                  ELSE format('(x.%I::text = ANY (%L::text[]))', t.status_column, t.paid_statuses) END;
+		tenant_test := CASE WHEN t.tenant_column IS NULL THEN format('%L', t.tenant)
+		                    ELSE format('x.%I::text', t.tenant_column) END;
+
+		-- An attributed, unreversed order that is no longer there or no longer paid.
+		RETURN QUERY EXECUTE format(
+			'SELECT %L, format(%L, o.order_ref, o.order_source, o.referral_id, CASE WHEN x.%I IS NULL THEN %L ELSE %L END)
+			   FROM referral.attributed_order o
+			   LEFT JOIN %s x ON x.%I::text = o.order_ref AND %s = o.tenant
+			  WHERE o.order_source = $1 AND o.reversed_at IS NULL
+			    AND ($2::bigint IS NULL OR o.program_id = $2)
+			    AND (x.%I IS NULL OR NOT %s)
+			  ORDER BY o.order_ref',
+			'order_not_paid', 'order %s of %s (referral %s) earned rewards but is %s',
+			t.id_column, 'deleted', 'not paid',
+			t.qualified, t.id_column, tenant_test, t.id_column, paid_test)
+		USING t.source, program;
+
+		-- A pending referral whose referee has a qualifying paid order in the window,
+		-- placed after the referral last went back to pending: a missed conversion.
+		IF t.ordered_at_column IS NOT NULL THEN
+			RETURN QUERY EXECUTE format(
+				'SELECT %L, format(%L, r.id, x.%I::text)
+				   FROM referral.referral r
+				   JOIN referral.program p ON p.id = r.program_id
+				   JOIN %s x ON x.%I::text = r.referee AND %s = r.tenant
+				  WHERE r.status = ''pending'' AND ($1::bigint IS NULL OR r.program_id = $1)
+				    AND %s AND x.%I::numeric >= p.min_order_amount
+				    AND x.%I::timestamptz >= GREATEST(r.created_at, p.starts_at, r.reverted_at)
+				    AND x.%I::timestamptz <= r.created_at + p.attribution_window
+				    AND (p.ends_at IS NULL OR x.%I::timestamptz < p.ends_at)
+				    AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+				                     WHERE o.tenant = r.tenant AND o.order_source = $2 AND o.order_ref = x.%I::text)
+				  ORDER BY r.id',
+				'missed_conversion', 'referral %s is pending although order %s qualifies',
+				t.id_column, t.qualified, t.customer_column, tenant_test, paid_test, t.amount_column,
+				t.ordered_at_column, t.ordered_at_column, t.ordered_at_column, t.id_column)
+			USING program, t.source;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.audit(bigint)
+	IS 'recompute from tracked orders and referrals what the ledger should hold; one row per difference, none when consistent';

@@ -1,0 +1,675 @@
+/*
+ * order_trigger.c
+ *		The order trigger: referral._order_trigger, the AFTER ... FOR EACH
+ *		STATEMENT trigger (with transition tables) that referral.track_orders
+ *		puts on a shop's own orders table.  At every INSERT, UPDATE or DELETE
+ *		statement it runs at most two set-based queries over the transition
+ *		tables:
+ *
+ *		- reversals: orders updated to a reversed status or deleted go to
+ *		  referral._orders_reversed (one call per tenant), and paid orders
+ *		  whose amount changed go to referral._order_amount_changed;
+ *		- paid orders: orders inserted as, or updated to, a paid status are
+ *		  looked up (one index probe each) in the accepted referrals of
+ *		  their customers, and the candidates that may qualify go to
+ *		  referral._order_paid, in a fixed order.
+ *
+ *		Reversals run first so that an order that is paid in the same
+ *		statement that refunds a referee's converting order can convert the
+ *		referral again.
+ *
+ *		The trigger's whole configuration is in its arguments (Citus fires a
+ *		distributed table's triggers per shard, with the shard's OID and name),
+ *		so it never looks anything up by the table's OID or name.  The SQL is
+ *		built from the arguments with every column name quoted; values
+ *		(tenant, source label, status lists) are SPI parameters.  Prepared
+ *		plans are kept per backend in a hash table in their own memory
+ *		context; the plan cache revalidates them when referral's own objects
+ *		change.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "order_trigger.h"
+
+/* Number of SPI parameters of every statement: tenant, source, paid, reversed. */
+#define ORDER_NPARAMS	4
+
+/* The event a firing is for. */
+typedef enum OrderEvent
+{
+	ORDER_EVENT_INSERT = 'I',
+	ORDER_EVENT_UPDATE = 'U',
+	ORDER_EVENT_DELETE = 'D'
+} OrderEvent;
+
+/* The statements a firing may run. */
+typedef enum OrderStatement
+{
+	ORDER_STMT_REVERSED = 'R',	/* reversals and amount changes */
+	ORDER_STMT_PAID = 'P'		/* paid orders */
+} OrderStatement;
+
+/* The trigger's arguments, as referral.track_orders passes them. */
+typedef struct OrderTriggerConfig
+{
+	const char *tenant;			/* fixed tenant; "" with a tenant column */
+	const char *source;			/* label of the orders table in rewards */
+	const char *customer_column;
+	const char *amount_column;
+	const char *id_column;
+	const char *status_column;	/* NULL: every inserted order is paid */
+	const char *paid_statuses;	/* text[] literal */
+	const char *reversed_statuses;	/* text[] literal */
+	const char *ordered_at_column;	/* NULL: the transaction time */
+	const char *tenant_column;	/* NULL: the fixed tenant */
+} OrderTriggerConfig;
+
+/* A kept plan, by the text that identifies it. */
+typedef struct OrderPlanEntry
+{
+	char	   *key;			/* hash key: palloc'd in OrderPlanContext */
+	SPIPlanPtr	plan;
+} OrderPlanEntry;
+
+static MemoryContext OrderPlanContext = NULL;
+static HTAB *OrderPlans = NULL;
+
+/* Hash of a plan key (a C string, the key field holds a pointer to it). */
+static uint32
+order_plan_key_hash(const void *key, Size keysize)
+{
+	const char *s = *(char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, (int) strlen(s));
+}
+
+/* Equality of two plan keys, as dynahash wants it (0 when equal). */
+static int
+order_plan_key_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+/* Copies a plan key into the cache's own memory context. */
+static void *
+order_plan_key_copy(void *dest, const void *src, Size keysize)
+{
+	*(char **) dest = MemoryContextStrdup(OrderPlanContext, *(char *const *) src);
+	return dest;
+}
+
+/* Creates the plan cache on first use. */
+static void
+order_plan_cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (OrderPlans != NULL)
+		return;
+	if (OrderPlanContext == NULL)
+		OrderPlanContext = AllocSetContextCreate(TopMemoryContext,
+												 "referral order trigger plans",
+												 ALLOCSET_SMALL_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(OrderPlanEntry);
+	ctl.hash = order_plan_key_hash;
+	ctl.match = order_plan_key_match;
+	ctl.keycopy = order_plan_key_copy;
+	ctl.hcxt = OrderPlanContext;
+	OrderPlans = hash_create("referral order trigger plans", 16, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+							 HASH_KEYCOPY | HASH_CONTEXT);
+}
+
+/* The kept plan for key, prepared from sql on first use in this backend. */
+static SPIPlanPtr
+order_plan_get(const char *key, const char *sql)
+{
+	static Oid	argtypes[ORDER_NPARAMS] = {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+	OrderPlanEntry *entry;
+	SPIPlanPtr	plan;
+	bool		found;
+
+	order_plan_cache_init();
+	entry = (OrderPlanEntry *) hash_search(OrderPlans, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry->plan;
+
+	plan = SPI_prepare(sql, ORDER_NPARAMS, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "referral order trigger: SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "referral order trigger: SPI_keepplan failed");
+
+	entry = (OrderPlanEntry *) hash_search(OrderPlans, &key, HASH_ENTER, &found);
+	entry->plan = plan;
+	return plan;
+}
+
+/* Appends alias.column, the column name quoted. */
+static void
+append_column(StringInfo buf, const char *alias, const char *column)
+{
+	appendStringInfo(buf, "%s.%s", alias, quote_identifier(column));
+}
+
+/* Appends alias.column as text in the default collation (whatever the column's own). */
+static void
+append_text(StringInfo buf, const char *alias, const char *column)
+{
+	appendStringInfoChar(buf, '(');
+	append_column(buf, alias, column);
+	appendStringInfoString(buf, "::pg_catalog.text COLLATE pg_catalog.\"default\")");
+}
+
+/* Appends the order's tenant: the fixed one ($1) or the tenant column as text. */
+static void
+append_tenant(StringInfo buf, const OrderTriggerConfig *cfg, const char *alias)
+{
+	if (cfg->tenant_column != NULL)
+		append_text(buf, alias, cfg->tenant_column);
+	else
+		appendStringInfoString(buf, "$1");
+}
+
+/* Appends the order's amount as numeric. */
+static void
+append_amount(StringInfo buf, const OrderTriggerConfig *cfg, const char *alias)
+{
+	appendStringInfoChar(buf, '(');
+	append_column(buf, alias, cfg->amount_column);
+	appendStringInfoString(buf, "::pg_catalog.numeric)");
+}
+
+/*
+ * Appends "the order's amount is a number that can earn a reward": not NULL,
+ * not NaN and (PG 14 and later) not infinite.  Negative amounts fall below
+ * every min_order_amount.
+ */
+static void
+append_finite_amount(StringInfo buf, const OrderTriggerConfig *cfg, const char *alias)
+{
+	appendStringInfoChar(buf, '(');
+	append_amount(buf, cfg, alias);
+#if PG_VERSION_NUM >= 140000
+	appendStringInfoString(buf, " NOT IN ('NaN'::pg_catalog.numeric, 'Infinity'::pg_catalog.numeric))");
+#else
+	appendStringInfoString(buf, " <> 'NaN'::pg_catalog.numeric)");
+#endif
+}
+
+/* Appends the order's time: the ordered_at column (NULL: now) or the transaction time. */
+static void
+append_at(StringInfo buf, const OrderTriggerConfig *cfg, const char *alias)
+{
+	if (cfg->ordered_at_column != NULL)
+	{
+		appendStringInfoString(buf, "COALESCE(");
+		append_column(buf, alias, cfg->ordered_at_column);
+		appendStringInfoString(buf, "::pg_catalog.timestamptz, pg_catalog.now())");
+	}
+	else
+		appendStringInfoString(buf, "pg_catalog.now()");
+}
+
+/*
+ * Appends "the row's status is paid" ($3) or "is reversed" ($4); NULL for a
+ * NULL status, so a negation needs IS NOT TRUE.  Without a status column
+ * every order is paid and none is reversed.
+ */
+static void
+append_status_in(StringInfo buf, const OrderTriggerConfig *cfg,
+				 const char *alias, bool paid)
+{
+	if (cfg->status_column == NULL)
+	{
+		appendStringInfoString(buf, paid ? "true" : "false");
+		return;
+	}
+	appendStringInfoChar(buf, '(');
+	append_text(buf, alias, cfg->status_column);
+	appendStringInfo(buf, " OPERATOR(pg_catalog.=) ANY (%s))", paid ? "$3" : "$4");
+}
+
+/* Appends the join of the UPDATE transition tables: n (new) with o (old) by order id. */
+static void
+append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
+{
+	appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n JOIN "
+						   ORDER_TRIGGER_OLD_TABLE " o ON ");
+	append_column(buf, "o", cfg->id_column);
+	appendStringInfoString(buf, " = ");
+	append_column(buf, "n", cfg->id_column);
+}
+
+/*
+ * The paid-orders statement: orders newly paid by this INSERT or UPDATE, each
+ * looked up in the accepted referrals of its customer (with the program),
+ * keeping the candidates that may qualify; referral._order_paid rechecks each
+ * under locks, in the order referral, order time, order id.
+ *
+ * The lookup is a correlated subquery on purpose: one index probe per order
+ * whatever the planner believes about the transition table (it has no
+ * statistics) or a young referral table, instead of a join order chosen from
+ * estimates, which can rescan the transition table once per referral.  It
+ * returns at most one row: a customer has at most one accepted referral per
+ * tenant (a unique index).  OFFSET 0 keeps it evaluated once per row.
+ *
+ * A pending referral's window is widened by recurring_window so that the
+ * later orders of a referee converted within the same statement still reach
+ * _order_paid.  NULL in the customer, amount, id or tenant keeps a row out.
+ */
+static char *
+order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf,
+						   "SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
+						   " FROM (SELECT q.referral_id, q.order_ref, q.amount, q.at"
+						   " FROM (SELECT x.order_ref, x.amount, x.at,"
+						   " (SELECT r.id FROM referral.referral r"
+						   " JOIN referral.program p ON p.id = r.program_id"
+						   " WHERE r.tenant = x.tenant AND r.referee = x.customer"
+						   " AND r.status <> 'rejected'"
+						   " AND x.amount >= p.min_order_amount"
+						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
+						   " AND ((r.status = 'pending' AND x.at >= r.created_at"
+						   " AND x.at <= r.created_at + p.attribution_window"
+						   " + COALESCE(p.recurring_window, '0'::pg_catalog.interval))"
+						   " OR (r.status = 'converted' AND p.recurring_window IS NOT NULL"
+						   " AND x.at >= r.converted_at AND x.at <= r.converted_at + p.recurring_window))"
+						   ") AS referral_id"
+						   " FROM (SELECT ");
+	append_text(&buf, "n", cfg->id_column);
+	appendStringInfoString(&buf, " AS order_ref, ");
+	append_text(&buf, "n", cfg->customer_column);
+	appendStringInfoString(&buf, " AS customer, ");
+	append_amount(&buf, cfg, "n");
+	appendStringInfoString(&buf, " AS amount, ");
+	append_at(&buf, cfg, "n");
+	appendStringInfoString(&buf, " AS at, ");
+	append_tenant(&buf, cfg, "n");
+	appendStringInfoString(&buf, " AS tenant");
+	if (event == ORDER_EVENT_UPDATE)
+		append_update_join(&buf, cfg);
+	else
+		appendStringInfoString(&buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n");
+	appendStringInfoString(&buf, " WHERE ");
+	append_column(&buf, "n", cfg->id_column);
+	appendStringInfoString(&buf, " IS NOT NULL AND ");
+	append_column(&buf, "n", cfg->customer_column);
+	appendStringInfoString(&buf, " IS NOT NULL AND ");
+	append_finite_amount(&buf, cfg, "n");
+	appendStringInfoString(&buf, " AND ");
+	append_status_in(&buf, cfg, "n", true);
+	if (event == ORDER_EVENT_UPDATE)
+	{
+		appendStringInfoString(&buf, " AND ");
+		append_status_in(&buf, cfg, "o", true);
+		appendStringInfoString(&buf, " IS NOT TRUE");
+	}
+	appendStringInfoString(&buf,
+						   ") x OFFSET 0) q"
+						   " WHERE q.referral_id IS NOT NULL"
+						   " ORDER BY q.referral_id, q.at, q.order_ref COLLATE pg_catalog.\"C\") c");
+	return buf.data;
+}
+
+/*
+ * Appends the reversal part: one referral._orders_reversed call per tenant
+ * with the distinct order ids, for orders deleted (every old row) or updated
+ * from a status not reversed to a reversed one.
+ */
+static void
+append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
+{
+	const char *alias = (event == ORDER_EVENT_DELETE) ? "o" : "n";
+	StringInfoData ref;
+
+	initStringInfo(&ref);
+	append_text(&ref, alias, cfg->id_column);
+
+	appendStringInfoString(buf,
+						   "SELECT referral._orders_reversed(g.tenant, $2, g.refs)"
+						   " FROM (SELECT ");
+	append_tenant(buf, cfg, alias);
+	appendStringInfo(buf, " AS tenant, pg_catalog.array_agg(DISTINCT %s ORDER BY %s) AS refs",
+					 ref.data, ref.data);
+	if (event == ORDER_EVENT_UPDATE)
+		append_update_join(buf, cfg);
+	else
+		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_OLD_TABLE " o");
+	appendStringInfoString(buf, " WHERE ");
+	append_column(buf, alias, cfg->id_column);
+	appendStringInfoString(buf, " IS NOT NULL AND ");
+	append_tenant(buf, cfg, alias);
+	appendStringInfoString(buf, " IS NOT NULL");
+	if (event == ORDER_EVENT_UPDATE)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_status_in(buf, cfg, "n", false);
+		appendStringInfoString(buf, " AND ");
+		append_status_in(buf, cfg, "o", false);
+		appendStringInfoString(buf, " IS NOT TRUE");
+	}
+	appendStringInfoString(buf, " GROUP BY 1 ORDER BY 1) g");
+	pfree(ref.data);
+}
+
+/*
+ * Appends the amount-change part (UPDATE): one referral._order_amount_changed
+ * call per order paid before and after whose amount changed to a number and
+ * that was attributed to a referral (referral.attributed_order: only those
+ * have revenue and rewards to change; the check, one primary key probe per
+ * row, keeps a bulk re-pricing of orders from calling it for every row).
+ */
+static void
+append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
+{
+	appendStringInfoString(buf,
+						   "SELECT referral._order_amount_changed(a.tenant, $2, a.order_ref, a.amount)"
+						   " FROM (SELECT ");
+	append_tenant(buf, cfg, "n");
+	appendStringInfoString(buf, " AS tenant, ");
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfoString(buf, " AS order_ref, ");
+	append_amount(buf, cfg, "n");
+	appendStringInfoString(buf, " AS amount");
+	append_update_join(buf, cfg);
+	appendStringInfoString(buf, " WHERE ");
+	append_finite_amount(buf, cfg, "n");
+	appendStringInfoString(buf, " AND ");
+	append_amount(buf, cfg, "o");
+	appendStringInfoString(buf, " IS DISTINCT FROM ");
+	append_amount(buf, cfg, "n");
+	if (cfg->status_column != NULL)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_status_in(buf, cfg, "n", true);
+		appendStringInfoString(buf, " AND ");
+		append_status_in(buf, cfg, "o", true);
+	}
+	appendStringInfoString(buf,
+						   " AND (SELECT true FROM referral.attributed_order w WHERE w.tenant = ");
+	append_tenant(buf, cfg, "n");
+	appendStringInfoString(buf, " AND w.order_source = $2 AND w.order_ref = ");
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfoString(buf, ") ORDER BY 1, 2) a");
+}
+
+/*
+ * The reversal statement: DELETE reverses every deleted order; UPDATE
+ * reverses orders newly in a reversed status and reports amount changes of
+ * orders paid before and after (the two parts run in this order, UNION ALL).
+ * NULL for an event that has none (UPDATE with neither).
+ */
+static char *
+order_sql_reversed(const OrderTriggerConfig *cfg, OrderEvent event)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (event == ORDER_EVENT_DELETE)
+		append_reversed(&buf, cfg, event);
+	else if (event == ORDER_EVENT_UPDATE)
+	{
+		if (cfg->status_column != NULL)
+		{
+			append_reversed(&buf, cfg, event);
+			appendStringInfoString(&buf, " UNION ALL ");
+		}
+		append_amount_changed(&buf, cfg);
+	}
+	else
+		return NULL;
+	return buf.data;
+}
+
+/*
+ * Appends to the plan key what the plan depends on besides its text: the
+ * position, type, typmod and collation of every column it reads from the
+ * transition tables (they have the row type of the trigger's table, which may
+ * differ between tables with the same column names, and change with ALTER
+ * TABLE).  A column that no longer exists is an error naming it.
+ */
+static void
+append_column_signature(StringInfo key, Relation rel, const char *source,
+						const char *column)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			attnum;
+	Form_pg_attribute att;
+
+	if (column == NULL)
+	{
+		appendStringInfoString(key, "-;");
+		return;
+	}
+	attnum = SPI_fnumber(tupdesc, column);
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" tracked by referral does not exist",
+						column, RelationGetRelationName(rel)),
+				 errdetail("The referral order trigger of %s reads this column.", source),
+				 errhint("Call referral.untrack_orders() and referral.track_orders() again with the table's current column names.")));
+	att = TupleDescAttr(tupdesc, attnum - 1);
+	appendStringInfo(key, "%d:%u:%d:%u;", attnum, att->atttypid, att->atttypmod,
+					 att->attcollation);
+}
+
+/*
+ * The plan key of a statement: its kind, a size class of the transition
+ * tables (the planner's row estimate for them is fixed when the statement is
+ * first prepared, so one plan for a single-row insert and another for a bulk
+ * load), the column signature and the SQL text.
+ */
+static char *
+order_plan_key(OrderStatement stmt, int64 nrows, Relation rel,
+			   const OrderTriggerConfig *cfg, const char *sql)
+{
+	StringInfoData key;
+	int			size_class = nrows < 100 ? 0 : (nrows < 10000 ? 1 : 2);
+
+	initStringInfo(&key);
+	appendStringInfo(&key, "%c%d|%d|", (char) stmt, size_class,
+					 RelationGetDescr(rel)->natts);
+	append_column_signature(&key, rel, cfg->source, cfg->customer_column);
+	append_column_signature(&key, rel, cfg->source, cfg->amount_column);
+	append_column_signature(&key, rel, cfg->source, cfg->id_column);
+	append_column_signature(&key, rel, cfg->source, cfg->status_column);
+	append_column_signature(&key, rel, cfg->source, cfg->ordered_at_column);
+	append_column_signature(&key, rel, cfg->source, cfg->tenant_column);
+	appendStringInfo(&key, "|%s", sql);
+	return key.data;
+}
+
+/* Runs one statement with the firing's parameters. */
+static void
+order_run(OrderStatement stmt, const char *sql, int64 nrows, Relation rel,
+		  const OrderTriggerConfig *cfg, Datum *values, const char *nulls)
+{
+	char	   *key = order_plan_key(stmt, nrows, rel, cfg, sql);
+	SPIPlanPtr	plan = order_plan_get(key, sql);
+	int			rc;
+
+	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "referral order trigger: SPI_execute_plan returned %s",
+			 SPI_result_code_string(rc));
+	pfree(key);
+}
+
+/* An optional column argument: NULL for "". */
+static const char *
+order_optional(const char *arg)
+{
+	return (arg[0] == '\0') ? NULL : arg;
+}
+
+/* Reads and checks the trigger's arguments. */
+static void
+order_config(Trigger *trigger, OrderTriggerConfig *cfg)
+{
+	char	  **args = trigger->tgargs;
+
+	if (trigger->tgnargs != ORDER_TRIGGER_NARGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("referral order trigger \"%s\" takes %d arguments, got %d",
+						trigger->tgname, ORDER_TRIGGER_NARGS, trigger->tgnargs),
+				 errhint("Install the trigger with referral.track_orders().")));
+	cfg->tenant = args[0];
+	cfg->source = args[1];
+	cfg->customer_column = args[2];
+	cfg->amount_column = args[3];
+	cfg->id_column = args[4];
+	cfg->status_column = order_optional(args[5]);
+	cfg->paid_statuses = args[6];
+	cfg->reversed_statuses = args[7];
+	cfg->ordered_at_column = order_optional(args[8]);
+	cfg->tenant_column = order_optional(args[9]);
+
+	if (cfg->customer_column[0] == '\0' || cfg->amount_column[0] == '\0' ||
+		cfg->id_column[0] == '\0' ||
+		(cfg->tenant[0] == '\0') == (cfg->tenant_column == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("referral order trigger \"%s\" has invalid arguments",
+						trigger->tgname),
+				 errdetail("The customer, amount and id columns must be named, and exactly one of a tenant and a tenant column."),
+				 errhint("Install the trigger with referral.track_orders().")));
+}
+
+/* Checks that a transition table the event needs is there under the expected name. */
+static void
+order_check_transition(Trigger *trigger, Tuplestorestate *table,
+					   const char *name, const char *expected)
+{
+	if (table == NULL || name == NULL || strcmp(name, expected) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("referral order trigger \"%s\" needs the transition table %s",
+						trigger->tgname, expected),
+				 errhint("Install the trigger with referral.track_orders().")));
+}
+
+/* Attributes the orders of one INSERT, UPDATE or DELETE statement to referrals. */
+PG_FUNCTION_INFO_V1(referral_order_trigger);
+Datum
+referral_order_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata;
+	Trigger    *trigger;
+	OrderTriggerConfig cfg;
+	OrderEvent	event;
+	int64		nrows;
+	char	   *sql_reversed;
+	char	   *sql_paid;
+	Datum		values[ORDER_NPARAMS];
+	char		nulls[ORDER_NPARAMS];
+	int			rc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("referral order trigger was not called by the trigger manager")));
+	trigdata = (TriggerData *) fcinfo->context;
+	trigger = trigdata->tg_trigger;
+
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("referral order trigger \"%s\" must be fired AFTER ... FOR EACH STATEMENT",
+						trigger->tgname),
+				 errhint("Install the trigger with referral.track_orders().")));
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		event = ORDER_EVENT_INSERT;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		event = ORDER_EVENT_UPDATE;
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		event = ORDER_EVENT_DELETE;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("referral order trigger \"%s\" must be fired for INSERT, UPDATE or DELETE",
+						trigger->tgname),
+				 errhint("Install the trigger with referral.track_orders().")));
+
+	order_config(trigger, &cfg);
+
+	if (event != ORDER_EVENT_DELETE)
+		order_check_transition(trigger, trigdata->tg_newtable,
+							   trigger->tgnewtable, ORDER_TRIGGER_NEW_TABLE);
+	if (event != ORDER_EVENT_INSERT)
+		order_check_transition(trigger, trigdata->tg_oldtable,
+							   trigger->tgoldtable, ORDER_TRIGGER_OLD_TABLE);
+
+	/* A statement that touched no row has nothing to attribute. */
+	nrows = tuplestore_tuple_count(event == ORDER_EVENT_DELETE ?
+								   trigdata->tg_oldtable : trigdata->tg_newtable);
+	if (nrows == 0)
+		return PointerGetDatum(NULL);
+
+	/* Without a status column, an UPDATE newly pays nothing. */
+	sql_reversed = order_sql_reversed(&cfg, event);
+	sql_paid = (event == ORDER_EVENT_INSERT ||
+				(event == ORDER_EVENT_UPDATE && cfg.status_column != NULL)) ?
+		order_sql_paid(&cfg, event) : NULL;
+
+	values[0] = CStringGetTextDatum(cfg.tenant);
+	nulls[0] = ' ';
+	values[1] = CStringGetTextDatum(cfg.source);
+	nulls[1] = ' ';
+	if (cfg.status_column != NULL)
+	{
+		values[2] = OidInputFunctionCall(F_ARRAY_IN, (char *) cfg.paid_statuses,
+										 TEXTOID, -1);
+		values[3] = OidInputFunctionCall(F_ARRAY_IN, (char *) cfg.reversed_statuses,
+										 TEXTOID, -1);
+		nulls[2] = nulls[3] = ' ';
+	}
+	else
+	{
+		values[2] = values[3] = (Datum) 0;
+		nulls[2] = nulls[3] = 'n';
+	}
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
+			 SPI_result_code_string(rc));
+	if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
+			 SPI_result_code_string(rc));
+
+	if (sql_reversed != NULL)
+		order_run(ORDER_STMT_REVERSED, sql_reversed, nrows, trigdata->tg_relation,
+				  &cfg, values, nulls);
+	if (sql_paid != NULL)
+		order_run(ORDER_STMT_PAID, sql_paid, nrows, trigdata->tg_relation,
+				  &cfg, values, nulls);
+
+	if ((rc = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
+			 SPI_result_code_string(rc));
+
+	return PointerGetDatum(NULL);
+}

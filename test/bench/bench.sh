@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# make bench: attribution against a bare insert, in one throwaway cluster
+# (synchronous_commit = off: the figures measure CPU, not fsync).  Each workload runs
+# ROUNDS times against its baseline in the same run; medians and ratios are printed.
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$PWD
+
+if [ -z "${REFERRAL_IN_CLUSTER:-}" ]; then
+	exec pg_virtualenv -t -o synchronous_commit=off -o shared_buffers=1GB -o max_wal_size=8GB \
+		-o checkpoint_timeout=30min env REFERRAL_IN_CLUSTER=1 bash "$here/bench.sh" "$@"
+fi
+
+ROUNDS=${ROUNDS:-3}
+q() { psql -qAtX -v ON_ERROR_STOP=1 -d referral_bench -c "$1"; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+report() {	# workload, figure, baseline, unit, target
+	printf '%-44s %12s %12s %7s×   target %s\n' "$1" "$2 $4" "$3 $4" "$(ratio "$2" "$3")" "$5"
+}
+
+echo "== seeding (100k customers, 10.9% referred, a 1M-node tree) ..."
+psql -qX -c 'CREATE DATABASE referral_bench' postgres
+psql -qX -v ON_ERROR_STOP=1 -d referral_bench -f setup.sql >/dev/null
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(psql -AtXc 'SHOW server_version' postgres)"
+printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
+
+bulk=() bulk_base=() copy=() copy_base=() refund=() refund_base=()
+for r in $(seq "$ROUNDS"); do
+	q "SELECT bench.reset()"; q "CHECKPOINT"
+	bulk_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	bulk+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	refund_base+=("$(q "SELECT bench.ms('UPDATE bench.orders_plain SET status = ''refunded'' WHERE id % 10 = 0')")")
+	refund+=("$(q "SELECT bench.ms('UPDATE bench.orders_tracked SET status = ''refunded'' WHERE id % 10 = 0')")")
+	q "SELECT bench.reset()"; q "CHECKPOINT"
+	copy_base+=("$(q "SELECT bench.ms('COPY bench.orders_plain (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
+	copy+=("$(q "SELECT bench.ms('COPY bench.orders_tracked (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
+done
+conversions=$(q "SELECT count(*) FROM referral.referral WHERE status = 'converted'")
+rewards=$(q "SELECT count(*) FROM referral.reward")
+report "bulk INSERT ... SELECT, 1M orders" "$(printf '%s\n' "${bulk[@]}" | median)" "$(printf '%s\n' "${bulk_base[@]}" | median)" ms "<= 1.15"
+report "COPY, 1M orders" "$(printf '%s\n' "${copy[@]}" | median)" "$(printf '%s\n' "${copy_base[@]}" | median)" ms "<= 1.15"
+report "refunds of 100k orders (UPDATE status)" "$(printf '%s\n' "${refund[@]}" | median)" "$(printf '%s\n' "${refund_base[@]}" | median)" ms "<= 1.3"
+echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
+
+# Single-row orders: pgbench, prepared, 2 clients, 10 s each.
+q "SELECT bench.reset()"
+tps() {
+	printf '\\set c random(1, 100000)\nINSERT INTO bench.%s (customer_id, total) VALUES (:c, 25);\n' "$1" > "/tmp/referral_bench_$1.sql"
+	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "/tmp/referral_bench_$1.sql" referral_bench 2>/dev/null \
+		| awk '/^tps/ {print $3; exit}'
+}
+oltp=() oltp_base=()
+for r in $(seq "$ROUNDS"); do
+	oltp_base+=("$(tps orders_plain)")
+	oltp+=("$(tps orders_tracked)")
+done
+report "single-row orders, pgbench -M prepared -c 2" "$(printf '%s\n' "${oltp[@]}" | median)" "$(printf '%s\n' "${oltp_base[@]}" | median)" tps ">= 0.90"
+
+# referral_code parse + print against text's own I/O round trip.
+codes=() texts=()
+for r in $(seq "$ROUNDS"); do
+	texts+=("$(q "SELECT bench.ms('SELECT count(x::cstring::text) FROM (SELECT ''K'' || lpad(i::text, 7, ''0'') AS x FROM generate_series(1, 10000000) i) s')")")
+	codes+=("$(q "SELECT bench.ms('SELECT count(x::referral.referral_code::text) FROM (SELECT ''K'' || lpad(i::text, 7, ''0'') AS x FROM generate_series(1, 10000000) i) s')")")
+done
+report "referral_code parse + print, 10M values" "$(printf '%s\n' "${codes[@]}" | median)" "$(printf '%s\n' "${texts[@]}" | median)" ms "<= 1.1"
+
+# issue_code against inserting plain rows (100k customers a round).
+q "CREATE TABLE bench.plain_codes (customer text PRIMARY KEY, code text)"
+issue=() issue_base=()
+for r in $(seq "$ROUNDS"); do
+	q "TRUNCATE bench.plain_codes"
+	issue_base+=("$(q "SELECT bench.ms('INSERT INTO bench.plain_codes SELECT ''r$r-'' || i, md5(i::text) FROM generate_series(1, 100000) i')")")
+	issue+=("$(q "SELECT bench.ms('SELECT count(referral.issue_code((SELECT id FROM referral.program WHERE name = ''Bench''), ''r$r-'' || i)) FROM generate_series(1, 100000) i')")")
+done
+report "issue_code, 100k customers" "$(printf '%s\n' "${issue[@]}" | median)" "$(printf '%s\n' "${issue_base[@]}" | median)" ms "<= 1.5"
+
+# Chains: referral's materialised path against a recursive CTE over parent pointers.
+up=() up_base=() down=() down_base=()
+for r in $(seq "$ROUNDS"); do
+	up_base+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (WITH RECURSIVE u AS (SELECT parent, 1 AS level FROM bench.tree WHERE id = 2000050 UNION ALL SELECT t.parent, u.level + 1 FROM u JOIN bench.tree t ON t.id = u.parent WHERE u.parent IS NOT NULL) SELECT * FROM u WHERE parent IS NOT NULL) s')")")
+	up+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL referral.upline(''t2000050'', ''bench-tree'') s')")")
+	down_base+=("$(q "SELECT bench.ms('WITH RECURSIVE d AS (SELECT id, 0 AS level FROM bench.tree WHERE id = 1 UNION ALL SELECT t.id, d.level + 1 FROM d JOIN bench.tree t ON t.parent = d.id) SELECT count(*) FROM d')")")
+	down+=("$(q "SELECT bench.ms('SELECT count(*) FROM referral.downline(''t1'', ''bench-tree'')')")")
+done
+report "upline at depth 50 (x1000)" "$(printf '%s\n' "${up[@]}" | median)" "$(printf '%s\n' "${up_base[@]}" | median)" ms "<= 0.10"
+report "downline of a 1M-node tree" "$(printf '%s\n' "${down[@]}" | median)" "$(printf '%s\n' "${down_base[@]}" | median)" ms "<= 0.10"
+
+# Analyst views on the last round's data.
+q "SELECT bench.reset()"
+q "INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i"
+q "ANALYZE"
+for v in program_stats referrer_stats leaderboard; do
+	if [ -n "$(q "SELECT to_regclass('referral.$v')")" ]; then
+		ms=$(for r in $(seq "$ROUNDS"); do q "SELECT bench.ms('SELECT count(*) FROM (SELECT * FROM referral.$v) s')"; done | median)
+		printf '%-44s %15s %15s %8s   target < 1000 ms\n' "SELECT * FROM referral.$v" "$ms ms" "-" "-"
+	fi
+done

@@ -1,0 +1,82 @@
+-- make bench: seeded, reproducible data.  100k customers (bigint keys 1..100000),
+-- 1000 code holders (1..1000), of which 900 (101..1000) were referred by 1..100, and
+-- 10000 referred customers (1001..11000): 10.9% referred, chains two deep.
+-- Program: referee $5, referrer 10% (cap $50), from 5 conversions 15%, level 2 2%.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS referral;
+CREATE SCHEMA bench;
+
+SELECT referral.create_program('Bench', starts_at => '2020-01-01', max_depth => 2) AS program \gset
+SELECT referral.add_reward(:program, 'referee', fixed => 5);
+SELECT referral.add_reward(:program, 'referrer', percent => 10, cap => 50);
+SELECT referral.add_reward(:program, 'referrer', percent => 15, cap => 50, min_conversions => 5);
+SELECT referral.add_reward(:program, 'referrer', percent => 2, level => 2);
+
+SELECT count(referral.issue_code(:program, i::text)) AS codes FROM generate_series(1, 1000) i;
+SELECT count(*) FILTER (WHERE r.status = 'pending') AS referred
+  FROM generate_series(101, 11000) i
+ CROSS JOIN LATERAL referral.redeem(
+	(SELECT c.code FROM referral.code c WHERE c.customer = (CASE WHEN i <= 1000 THEN 1 + i % 100 ELSE 1 + i % 1000 END)::text),
+	i::text) r;
+
+-- The tracked orders table and its untracked twin (same shape, own sequence).
+CREATE TABLE bench.orders_tracked (
+	id			bigserial PRIMARY KEY,
+	customer_id	bigint NOT NULL,
+	total		numeric(12, 2) NOT NULL,
+	status		text NOT NULL DEFAULT 'paid',
+	placed_at	timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE bench.orders_plain (
+	id			bigserial PRIMARY KEY,
+	customer_id	bigint NOT NULL,
+	total		numeric(12, 2) NOT NULL,
+	status		text NOT NULL DEFAULT 'paid',
+	placed_at	timestamptz NOT NULL DEFAULT now()
+);
+SELECT referral.track_orders('bench.orders_tracked', 'customer_id', 'total', status_column => 'status');
+
+-- Milliseconds taken by one statement.
+CREATE FUNCTION bench.ms(statement text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+BEGIN
+	EXECUTE statement;
+	RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+END
+$$;
+
+-- Back to the seeded state: no orders, every referral pending, no rewards.
+CREATE FUNCTION bench.reset() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	TRUNCATE bench.orders_tracked, bench.orders_plain RESTART IDENTITY;
+	TRUNCATE referral.reward, referral.attributed_order;
+	DELETE FROM referral.event WHERE kind NOT IN ('referral_created', 'referral_rejected');
+	UPDATE referral.referral
+	   SET status = 'pending', converted_at = NULL, converting_source = NULL,
+	       converting_order = NULL, reverted_at = NULL
+	 WHERE status = 'converted';
+END
+$$;
+
+-- The chain benchmark: a 1M-node binary tree (node i's parent is i / 2) as parent
+-- pointers (the recursive-CTE baseline) and as referral's materialised paths, plus a
+-- 51-node chain for the depth-50 upline.
+CREATE TABLE bench.tree (id bigint PRIMARY KEY, parent bigint);
+INSERT INTO bench.tree SELECT i, NULLIF(i / 2, 0) FROM generate_series(1, 1000000) i;
+INSERT INTO bench.tree SELECT 2000000 + i, CASE WHEN i > 0 THEN 2000000 + i - 1 END FROM generate_series(0, 50) i;
+CREATE INDEX ON bench.tree (parent);
+INSERT INTO referral.member (tenant, customer, id, path)
+SELECT 'bench-tree', 't' || i, 1000000000000 + i,
+       ARRAY(SELECT 1000000000000 + (i >> k) FROM generate_series(floor(log(2, i))::int, 0, -1) k)
+  FROM generate_series(1, 1000000) i;
+INSERT INTO referral.member (tenant, customer, id, path)
+SELECT 'bench-tree', 't' || (2000000 + i), 1000000000000 + 2000000 + i,
+       ARRAY(SELECT 1000000000000 + 2000000 + k FROM generate_series(0, i) k)
+  FROM generate_series(0, 50) i;
+
+-- The orders of one round, also as a file for COPY.
+COPY (SELECT 1 + (i * 7919) % 100000 AS customer_id, 10 + (i % 200) AS total
+        FROM generate_series(1, 1000000) i) TO '/tmp/referral_bench_orders.csv' (FORMAT csv);
+VACUUM ANALYZE;
