@@ -34,7 +34,7 @@ endif
 sql/referral--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-.PHONY: deps test demo bench unit
+.PHONY: deps test demo bench unit soak
 
 # Install what a fresh Debian 12 machine lacks (needs root and apt).
 deps:
@@ -61,3 +61,9 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory install
 	@bash test/bench/bench.sh
+
+# A mixed concurrent workload, then audit() and the ledger's sums must balance.
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install
+	@bash test/soak/soak.sh

@@ -271,7 +271,12 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
  *
  * A pending referral's window is widened by recurring_window so that the
  * later orders of a referee converted within the same statement still reach
- * _order_paid.  NULL in the customer, amount, id or tenant keeps a row out.
+ * _order_paid.  Without recurring_window only a referral's first candidate
+ * can earn anything, so only that one is passed on: a bulk load of many orders
+ * per referee calls _order_paid once per referral, not once per order.
+ * Orders attributed before are left out (they never earn twice), so the first
+ * candidate is one that can convert.  NULL in the customer, amount, id or
+ * tenant keeps a row out.
  */
 static char *
 order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
@@ -281,12 +286,17 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf,
 						   "SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
-						   " FROM (SELECT q.referral_id, q.order_ref, q.amount, q.at"
+						   " FROM (SELECT q.referral_id, q.order_ref, q.amount, q.at,"
+						   " pg_catalog.row_number() OVER (PARTITION BY q.referral_id"
+						   " ORDER BY q.at, q.order_ref COLLATE pg_catalog.\"C\") AS nth"
 						   " FROM (SELECT x.order_ref, x.amount, x.at,"
 						   " (SELECT r.id FROM referral.referral r"
 						   " JOIN referral.program p ON p.id = r.program_id"
 						   " WHERE r.tenant = x.tenant AND r.referee = x.customer"
 						   " AND r.status <> 'rejected'"
+						   " AND NOT EXISTS (SELECT 1 FROM referral.attributed_order a"
+						   " WHERE a.tenant = x.tenant AND a.order_source = $2"
+						   " AND a.order_ref = x.order_ref)"
 						   " AND x.amount >= p.min_order_amount"
 						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
 						   " AND ((r.status = 'pending' AND x.at >= r.created_at"
@@ -326,15 +336,20 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 	}
 	appendStringInfoString(&buf,
 						   ") x OFFSET 0) q"
-						   " WHERE q.referral_id IS NOT NULL"
-						   " ORDER BY q.referral_id, q.at, q.order_ref COLLATE pg_catalog.\"C\") c");
+						   " WHERE q.referral_id IS NOT NULL) c"
+						   " WHERE c.nth = 1 OR EXISTS (SELECT 1 FROM referral.referral r"
+						   " JOIN referral.program p ON p.id = r.program_id"
+						   " WHERE r.id = c.referral_id AND p.recurring_window IS NOT NULL)"
+						   " ORDER BY c.referral_id, c.nth");
 	return buf.data;
 }
 
 /*
  * Appends the reversal part: one referral._orders_reversed call per tenant
  * with the distinct order ids, for orders deleted (every old row) or updated
- * from a status not reversed to a reversed one.
+ * from a status not reversed to a reversed one, among those attributed to a
+ * referral (one primary key probe per row: a bulk refund passes on only the
+ * orders that earned something).
  */
 static void
 append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
@@ -368,6 +383,11 @@ append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 		append_status_in(buf, cfg, "o", false);
 		appendStringInfoString(buf, " IS NOT TRUE");
 	}
+	/* Only attributed orders have rewards or conversions to reverse. */
+	appendStringInfoString(buf,
+						   " AND EXISTS (SELECT 1 FROM referral.attributed_order a WHERE a.tenant = ");
+	append_tenant(buf, cfg, alias);
+	appendStringInfo(buf, " AND a.order_source = $2 AND a.order_ref = %s)", ref.data);
 	appendStringInfoString(buf, " GROUP BY 1 ORDER BY 1) g");
 	pfree(ref.data);
 }

@@ -143,6 +143,32 @@ END
 $$;
 COMMENT ON FUNCTION referral._require(boolean, text, text) IS 'internal: raise invalid_parameter_value (22023) with a message unless the condition holds';
 
+-- Whether an amount is a finite number (numeric also holds NaN and +-Infinity,
+-- which compare as greater than every number and would pass a ">= 0" check).
+CREATE FUNCTION referral._finite(amount numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT amount IS NULL OR (amount <> 'NaN'::numeric AND amount < 'Infinity'::numeric AND amount > '-Infinity'::numeric)
+$$;
+COMMENT ON FUNCTION referral._finite(numeric) IS 'internal: NULL or a finite number (not NaN, not infinite)';
+
+-- Raises 22023 naming the argument unless each given amount is a finite number.
+CREATE FUNCTION referral._require_finite(names text[], amounts numeric[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	FOR i IN 1 .. cardinality(names) LOOP
+		PERFORM referral._require(referral._finite(amounts[i]),
+			format('%s must be a finite number (got %s)', names[i], amounts[i]));
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._require_finite(text[], numeric[]) IS 'internal: raise 22023 naming the first amount that is NaN or infinite';
+
 CREATE FUNCTION referral.create_program(
 	name text,
 	tenant text DEFAULT 'default',
@@ -166,6 +192,8 @@ DECLARE
 BEGIN
 	PERFORM referral._require(NULLIF(btrim(name), '') IS NOT NULL, 'program name must not be empty');
 	PERFORM referral._require(NULLIF(btrim(tenant), '') IS NOT NULL, 'tenant must not be empty');
+	PERFORM referral._require_finite(ARRAY['min_order_amount', 'budget', 'referrer_cap'],
+		ARRAY[min_order_amount, budget, referrer_cap]);
 	PERFORM referral._require(starts_at IS NOT NULL AND isfinite(starts_at), 'starts_at must be a finite time');
 	PERFORM referral._require(ends_at IS NULL OR ends_at > starts_at,
 		format('program ends (%s) before it starts (%s)', ends_at, starts_at),
@@ -229,6 +257,7 @@ DECLARE
 	p referral.program := referral._program(program);
 	new_id bigint;
 BEGIN
+	PERFORM referral._require_finite(ARRAY['percent', 'fixed', 'cap'], ARRAY[percent, fixed, cap]);
 	PERFORM referral._require(beneficiary IN ('referrer', 'referee'),
 		format('beneficiary must be ''referrer'' or ''referee'' (got %L)', beneficiary));
 	PERFORM referral._require(percent BETWEEN 0 AND 100,
@@ -289,6 +318,7 @@ DECLARE
 	p referral.program := referral._program(program);
 	new_id bigint;
 BEGIN
+	PERFORM referral._require_finite(ARRAY['amount'], ARRAY[amount]);
 	PERFORM referral._require(conversions > 0,
 		format('conversions must be positive (got %s)', COALESCE(conversions::text, 'NULL')));
 	PERFORM referral._require(amount > 0,

@@ -173,6 +173,8 @@ DECLARE
 	new_id bigint;
 BEGIN
 	PERFORM referral._require(at IS NOT NULL AND isfinite(at), 'click time must be a finite time');
+	PERFORM referral._require(channel IS NULL OR char_length(channel) <= 100,
+		format('channel is too long (%s characters, at most 100)', char_length(channel)));
 	INSERT INTO referral.click AS k (tenant, program_id, code, channel, ip_hash, user_agent, at)
 	VALUES (c.tenant, c.program_id, c.code, NULLIF(record_click.channel, ''),
 	        referral._hash('ip', host(record_click.ip)),

@@ -23,7 +23,9 @@ SELECT pg_catalog.pg_extension_config_dump('referral.tracked_table', '');
 
 -- Whether the customer has any order, whatever its status, in a tracked table of the
 -- tenant.  A key that is not a valid value of a table's customer column has no
--- orders there.
+-- orders there; nor has one that is not the column value's own text form ('0042'
+-- for 42), since the order triggers match customers by that text form.  The key is
+-- cast to the column's type so that an index on the column serves the lookup.
 CREATE FUNCTION referral._has_orders(tenant text, customer text)
 RETURNS boolean
 LANGUAGE plpgsql STABLE
@@ -46,12 +48,12 @@ BEGIN
 	LOOP
 		BEGIN
 			IF t.tenant_column IS NULL THEN
-				EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s)',
-				               t.qualified, t.customer_column, t.customer_type)
+				EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s) AND $1::%s::text = $1',
+				               t.qualified, t.customer_column, t.customer_type, t.customer_type)
 				   INTO found_one USING customer;
 			ELSE
-				EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s AND %I::text = $2)',
-				               t.qualified, t.customer_column, t.customer_type, t.tenant_column)
+				EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s AND %I::text = $2) AND $1::%s::text = $1',
+				               t.qualified, t.customer_column, t.customer_type, t.tenant_column, t.customer_type)
 				   INTO found_one USING customer, tenant;
 			END IF;
 		EXCEPTION WHEN data_exception THEN

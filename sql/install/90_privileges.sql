@@ -63,13 +63,27 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v regclass;
+	f regprocedure;
 BEGIN
 	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
 	FOR v IN SELECT c.oid::regclass FROM pg_class c
 	          WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
 	          ORDER BY c.relname
 	LOOP
-		EXECUTE format('GRANT SELECT ON %s TO %I', v, role::text);
+		EXECUTE format('GRANT SELECT ON %s TO %s', v, role);
+	END LOOP;
+	-- A view's reader needs EXECUTE on the extension's functions that the view calls
+	-- (variant_stats: two_proportion_p_value).
+	FOR f IN SELECT DISTINCT d.refobjid::regprocedure
+	           FROM pg_depend d
+	           JOIN pg_rewrite w ON w.oid = d.objid
+	           JOIN pg_class c ON c.oid = w.ev_class
+	           JOIN pg_proc p ON p.oid = d.refobjid
+	          WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
+	            AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+	            AND p.pronamespace = 'referral'::regnamespace
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
 	END LOOP;
 END
 $$;

@@ -27,12 +27,12 @@ printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
 bulk=() bulk_base=() copy=() copy_base=() refund=() refund_base=()
 for r in $(seq "$ROUNDS"); do
-	q "SELECT bench.reset()"; q "CHECKPOINT"
-	bulk_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
-	bulk+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
+	bulk_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	bulk+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	refund_base+=("$(q "SELECT bench.ms('UPDATE bench.orders_plain SET status = ''refunded'' WHERE id % 10 = 0')")")
 	refund+=("$(q "SELECT bench.ms('UPDATE bench.orders_tracked SET status = ''refunded'' WHERE id % 10 = 0')")")
-	q "SELECT bench.reset()"; q "CHECKPOINT"
+	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	copy_base+=("$(q "SELECT bench.ms('COPY bench.orders_plain (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
 	copy+=("$(q "SELECT bench.ms('COPY bench.orders_tracked (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
 done
@@ -44,7 +44,7 @@ report "refunds of 100k orders (UPDATE status)" "$(printf '%s\n' "${refund[@]}" 
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
 
 # Single-row orders: pgbench, prepared, 2 clients, 10 s each.
-q "SELECT bench.reset()"
+q "SELECT bench.reset()" >/dev/null
 tps() {
 	printf '\\set c random(1, 100000)\nINSERT INTO bench.%s (customer_id, total) VALUES (:c, 25);\n' "$1" > "/tmp/referral_bench_$1.sql"
 	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "/tmp/referral_bench_$1.sql" referral_bench 2>/dev/null \
@@ -87,8 +87,8 @@ report "upline at depth 50 (x1000)" "$(printf '%s\n' "${up[@]}" | median)" "$(pr
 report "downline of a 1M-node tree" "$(printf '%s\n' "${down[@]}" | median)" "$(printf '%s\n' "${down_base[@]}" | median)" ms "<= 0.10"
 
 # Analyst views on the last round's data.
-q "SELECT bench.reset()"
-q "INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i"
+q "SELECT bench.reset()" >/dev/null
+q "INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i"
 q "ANALYZE"
 for v in program_stats referrer_stats leaderboard; do
 	if [ -n "$(q "SELECT to_regclass('referral.$v')")" ]; then

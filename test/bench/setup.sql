@@ -77,6 +77,6 @@ SELECT 'bench-tree', 't' || (2000000 + i), 1000000000000 + 2000000 + i,
   FROM generate_series(0, 50) i;
 
 -- The orders of one round, also as a file for COPY.
-COPY (SELECT 1 + (i * 7919) % 100000 AS customer_id, 10 + (i % 200) AS total
+COPY (SELECT 1 + (i::bigint * 7919) % 100000 AS customer_id, 10 + (i % 200) AS total
         FROM generate_series(1, 1000000) i) TO '/tmp/referral_bench_orders.csv' (FORMAT csv);
 VACUUM ANALYZE;
