@@ -2,13 +2,15 @@
 # (apt packages, a throwaway cluster); see README.md.
 
 EXTENSION    = referral
-EXTVERSION   = 0.1
+EXTVERSION   = 0.2
 MODULE_big   = referral
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from sql/install/*.sql, in file-name order,
-# so that each concern keeps its own file.
+# The current install script is assembled from sql/install/*.sql, in file-name
+# order, so that each concern keeps its own file.  Released versions keep their
+# install script as released, and every release adds an upgrade script.
 DATA_built   = sql/referral--$(EXTVERSION).sql
+DATA         = sql/referral--0.1.sql sql/referral--0.1--0.2.sql
 EXTRA_CLEAN  = sql/referral--$(EXTVERSION).sql
 
 # pg_regress: every sql/NAME.sql except the install script is a test.

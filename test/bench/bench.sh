@@ -78,8 +78,8 @@ report "issue_code, 100k customers" "$(printf '%s\n' "${issue[@]}" | median)" "$
 # Chains: referral's materialised path against a recursive CTE over parent pointers.
 up=() up_base=() down=() down_base=()
 for r in $(seq "$ROUNDS"); do
-	up_base+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (WITH RECURSIVE u AS (SELECT parent, 1 AS level FROM bench.tree WHERE id = 2000050 UNION ALL SELECT t.parent, u.level + 1 FROM u JOIN bench.tree t ON t.id = u.parent WHERE u.parent IS NOT NULL) SELECT * FROM u WHERE parent IS NOT NULL) s')")")
-	up+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL referral.upline(''t2000050'', ''bench-tree'') s')")")
+	up_base+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (WITH RECURSIVE u AS (SELECT parent, 1 AS level FROM bench.tree WHERE id = 2000050 + (g - g) UNION ALL SELECT t.parent, u.level + 1 FROM u JOIN bench.tree t ON t.id = u.parent WHERE u.parent IS NOT NULL) SELECT * FROM u WHERE parent IS NOT NULL) s')")")
+	up+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL referral.upline(''t'' || (2000050 + (g - g)), ''bench-tree'') s')")")
 	down_base+=("$(q "SELECT bench.ms('WITH RECURSIVE d AS (SELECT id, 0 AS level FROM bench.tree WHERE id = 1 UNION ALL SELECT t.id, d.level + 1 FROM d JOIN bench.tree t ON t.parent = d.id) SELECT count(*) FROM d')")")
 	down+=("$(q "SELECT bench.ms('SELECT count(*) FROM referral.downline(''t1'', ''bench-tree'')')")")
 done

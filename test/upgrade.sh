@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The upgrade path: every released version, updated step by step to the current one,
+# must have exactly the catalog of a fresh install (test/signature.sql), and the
+# pgTAP suites must pass on the updated database.  Runs inside test/run.sh's cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" referral.control)
+oldest=0.1
+psql -qX -v ON_ERROR_STOP=1 -d postgres \
+	-c 'DROP DATABASE IF EXISTS referral_fresh' -c 'DROP DATABASE IF EXISTS referral_updated' \
+	-c 'CREATE DATABASE referral_fresh' -c 'CREATE DATABASE referral_updated'
+psql -qX -v ON_ERROR_STOP=1 -d referral_fresh -c 'CREATE EXTENSION referral'
+psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c "CREATE EXTENSION referral VERSION '$oldest'" \
+	-c "ALTER EXTENSION referral UPDATE TO '$current'"
+
+echo "== update paths"
+psql -qAtX -d referral_updated -c "SELECT source || ' -> ' || target || ': ' || path FROM pg_extension_update_paths('referral') WHERE path IS NOT NULL ORDER BY 1"
+reachable=$(psql -qAtX -d referral_updated -c "SELECT count(*) FROM pg_extension_update_paths('referral') WHERE source = '$oldest' AND target = '$current' AND path IS NOT NULL")
+[ "$reachable" = 1 ] || { echo "upgrade: no update path from $oldest to $current" >&2; exit 1; }
+
+fresh=$(mktemp) updated=$(mktemp)
+trap 'rm -f "$fresh" "$updated"' EXIT
+psql -qX -v ON_ERROR_STOP=1 -d referral_fresh -f test/signature.sql > "$fresh"
+psql -qX -v ON_ERROR_STOP=1 -d referral_updated -f test/signature.sql > "$updated"
+echo "== catalog of $oldest updated to $current against a fresh $current ($(wc -l < "$fresh") objects)"
+if ! diff -u --label "fresh $current" --label "$oldest updated to $current" "$fresh" "$updated"; then
+	echo "upgrade: sql/referral--$oldest--$current.sql does not reproduce sql/install/*.sql" >&2
+	exit 1
+fi
+
+echo "== pgTAP suites on the updated database"
+psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c 'CREATE EXTENSION pgtap'
+pg_prove -d referral_updated --failures test/pgtap/*.sql
