@@ -36,7 +36,7 @@ endif
 sql/referral--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-.PHONY: deps test demo bench unit soak
+.PHONY: deps test demo bench unit soak fuzz
 
 # Install what a fresh Debian 12 machine lacks (needs root and apt).
 deps:
@@ -52,6 +52,10 @@ test: deps
 # Plain-C unit tests of the server-independent core (src/*_core.c).
 unit:
 	@bash test/unit/run.sh
+
+# libFuzzer harnesses of the C core (test/fuzz/fuzz_*.c), FUZZ_SECONDS (default 300) each.
+fuzz:
+	@bash test/fuzz/run.sh $${FUZZ_SECONDS:-300}
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -1,3 +1,339 @@
 \echo Use "ALTER EXTENSION referral UPDATE TO '0.2'" to load this file. \quit
 -- referral 0.1 -> 0.2.  Every change to sql/install/*.sql after 0.1 is repeated
 -- here; test/upgrade.sh proves that 0.1 updated to 0.2 equals a fresh 0.2.
+
+-- Currency decimals and reward amounts are computed in C (src/reward_calc.c).
+CREATE OR REPLACE FUNCTION referral.currency_decimals(currency text)
+RETURNS int
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'referral_currency_decimals';
+COMMENT ON FUNCTION referral.currency_decimals(text) IS 'decimals of the currency''s minor unit (ISO 4217): 0 for JPY, 3 for KWD, 2 for most';
+
+CREATE OR REPLACE FUNCTION referral.reward_amount(order_amount numeric, percent numeric, fixed numeric, cap numeric, currency text)
+RETURNS numeric
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'referral_reward_amount';
+COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, text)
+	IS 'fixed + percent/100 x order amount, cut to cap, rounded half up to the currency''s minor unit';
+
+
+-- The rule and conversion look-ups lose their SET clause (they run on every conversion).
+CREATE OR REPLACE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
+RETURNS referral.reward_rule
+LANGUAGE sql STABLE
+AS $$
+	SELECT r.*
+	  FROM referral.reward_rule r
+	 WHERE r.program_id = _pick_rule.program
+	   AND r.beneficiary = _pick_rule.beneficiary
+	   AND r.level = _pick_rule.level
+	   AND r.min_conversions <= _pick_rule.conversions
+	   AND r.variant IS NOT DISTINCT FROM (
+	       CASE WHEN _pick_rule.variant IS NOT NULL AND EXISTS (
+	                 SELECT 1 FROM referral.reward_rule v
+	                  WHERE v.program_id = _pick_rule.program AND v.beneficiary = _pick_rule.beneficiary
+	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
+	            THEN _pick_rule.variant END)
+	 ORDER BY r.min_conversions DESC
+	 LIMIT 1
+$$;
+COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
+
+CREATE OR REPLACE FUNCTION referral._conversions(tenant text, program bigint, customer text)
+RETURNS bigint
+LANGUAGE sql STABLE
+AS $$
+	SELECT pg_catalog.count(*) FROM referral.referral r
+	 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
+	   AND r.program_id = _conversions.program AND r.status = 'converted'
+$$;
+COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program';
+
+
+-- _order_paid reads the referrer's chain from the member path directly.
+CREATE OR REPLACE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r referral.referral;
+	p referral.program;
+	converting boolean;
+	rule referral.reward_rule;
+	upline text[];
+	beneficiary text;
+	lvl int;
+	reached bigint;
+	ms referral.milestone;
+	milestone_reward bigint;
+BEGIN
+	SELECT * INTO r FROM referral.referral x WHERE x.id = _order_paid.referral_id FOR UPDATE;
+	IF NOT FOUND OR r.status = 'rejected' OR amount IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT * INTO STRICT p FROM referral.program x WHERE x.id = r.program_id;
+	IF amount < p.min_order_amount OR at < p.starts_at OR at >= p.ends_at THEN
+		RETURN;
+	END IF;
+	IF EXISTS (SELECT 1 FROM referral.attributed_order o
+	            WHERE o.tenant = r.tenant AND o.order_source = source AND o.order_ref = _order_paid.order_ref) THEN
+		RETURN;		-- this order was attributed before
+	END IF;
+
+	IF r.status = 'pending' THEN
+		IF at < r.created_at OR at > r.created_at + p.attribution_window THEN
+			RETURN;
+		END IF;
+		converting := true;
+	ELSIF p.recurring_window IS NOT NULL
+	      AND at >= r.converted_at AND at <= r.converted_at + p.recurring_window THEN
+		converting := false;
+	ELSE
+		RETURN;
+	END IF;
+
+	-- Serialise the referrer's conversions (tiers, milestones), then the program's
+	-- budget and caps.
+	PERFORM 1 FROM referral.code c
+	 WHERE c.tenant = r.tenant AND c.program_id = p.id AND c.customer = r.referrer FOR UPDATE;
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
+	END IF;
+
+	INSERT INTO referral.attributed_order
+		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
+
+	-- The referrer's chain, level 1 = the referrer, read before anything changes.
+	SELECT ARRAY[r.referrer] || COALESCE(array_agg(m.customer ORDER BY a.pos DESC), '{}')
+	  INTO upline
+	  FROM referral.member s
+	 CROSS JOIN LATERAL unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
+	  JOIN referral.member m ON m.id = a.node
+	 WHERE s.tenant = r.tenant AND s.customer = r.referrer
+	   AND cardinality(s.path) - a.pos < p.max_depth;
+
+	IF converting THEN
+		-- Referee reward: tier by the referee's own conversions as a referrer.
+		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
+		                            referral._conversions(r.tenant, p.id, r.referee));
+		IF rule.id IS NOT NULL THEN
+			PERFORM referral._create_reward(p, r.id, r.referee, 1, 'referee', rule.reward_type,
+				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
+				rule.id, NULL, source, _order_paid.order_ref);
+		END IF;
+	END IF;
+
+	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
+	-- conversions in the program so far (not counting this conversion).
+	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
+		beneficiary := upline[lvl];
+		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
+		                            referral._conversions(r.tenant, p.id, beneficiary));
+		IF rule.id IS NOT NULL THEN
+			PERFORM referral._create_reward(p, r.id, beneficiary, lvl, 'referrer', rule.reward_type,
+				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
+				rule.id, NULL, source, _order_paid.order_ref);
+		END IF;
+	END LOOP;
+
+	IF NOT converting THEN
+		RETURN;
+	END IF;
+
+	UPDATE referral.referral x
+	   SET status = 'converted', converted_at = at,
+	       converting_source = source, converting_order = _order_paid.order_ref
+	 WHERE x.id = r.id;
+	PERFORM referral._emit(r.tenant, 'referral_converted',
+		jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
+		                   'converted_at', at));
+
+	-- Milestones now reached and not held (a reversed one is paid again).
+	reached := referral._conversions(r.tenant, p.id, r.referrer);
+	FOR ms IN
+		SELECT * FROM referral.milestone m
+		 WHERE m.program_id = p.id AND m.conversions <= reached
+		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
+		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
+		                      AND w.milestone_id = m.id AND w.status <> 'reversed')
+		 ORDER BY m.conversions
+	LOOP
+		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
+			round(ms.amount, referral.currency_decimals(p.currency)), NULL, ms.id, NULL, NULL);
+		IF milestone_reward IS NOT NULL THEN
+			PERFORM referral._emit(r.tenant, 'milestone_reached',
+				jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+				                   'milestone_id', ms.id, 'conversions', ms.conversions,
+				                   'reward_id', milestone_reward));
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
+	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
+
+
+-- downline refuses a negative max_depth (22023) instead of returning nothing.
+CREATE OR REPLACE FUNCTION referral.downline(customer text, tenant text DEFAULT 'default', max_depth int DEFAULT NULL)
+RETURNS TABLE (level int, customer text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT referral._require(downline.max_depth IS NULL OR downline.max_depth >= 0,
+		format('max_depth must not be negative (got %s)', downline.max_depth));
+	SELECT (cardinality(d.path) - cardinality(s.path))::int, d.customer
+	  FROM referral.member s
+	  JOIN referral.member d
+	    ON d.path > s.path
+	   AND d.path < s.path || 9223372036854775807::bigint
+	 WHERE s.tenant = downline.tenant AND s.customer = downline.customer
+	   AND (downline.max_depth IS NULL OR cardinality(d.path) - cardinality(s.path) <= downline.max_depth)
+	 ORDER BY d.path
+$$;
+COMMENT ON FUNCTION referral.downline(text, text, int)
+	IS 'everyone referred by this customer, directly (level 1) or through others, optionally down to max_depth levels; in tree order (each member followed by its own downline)';
+
+-- reward.clawback_of loses its self-referencing foreign key (pg_dump warned of circular
+-- foreign keys at every dump); audit() reports a clawback without its paid reward instead.
+ALTER TABLE referral.reward DROP CONSTRAINT reward_clawback_of_fkey;
+CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
+RETURNS TABLE (problem text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	t record;
+	paid_test text;
+	tenant_test text;
+BEGIN
+	IF program IS NOT NULL THEN
+		PERFORM referral._program(program);
+	END IF;
+
+	-- Within the ledger.
+	RETURN QUERY
+	SELECT 'conversion_without_order',
+	       format('referral %s is converted but its converting order %s (%s) is not an attributed, unreversed order',
+	              r.id, r.converting_order, r.converting_source)
+	  FROM referral.referral r
+	 WHERE r.status = 'converted' AND (audit.program IS NULL OR r.program_id = audit.program)
+	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+	                    WHERE o.tenant = r.tenant AND o.order_source = r.converting_source
+	                      AND o.order_ref = r.converting_order AND o.referral_id = r.id
+	                      AND o.converting AND o.reversed_at IS NULL)
+	 ORDER BY r.id;
+
+	RETURN QUERY
+	SELECT 'reward_not_reversed',
+	       format('reward %s (%s %s for order %s) is %s although the order was reversed',
+	              w.id, w.kind, w.amount, w.order_ref, w.status)
+	  FROM referral.reward w
+	  JOIN referral.attributed_order o
+	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
+	 WHERE w.kind IN ('referee', 'referrer') AND o.reversed_at IS NOT NULL
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND (w.status IN ('pending', 'approved')
+	        OR (w.status = 'paid' AND NOT EXISTS (SELECT 1 FROM referral.reward c WHERE c.clawback_of = w.id)))
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'clawback_without_reward',
+	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s for %s',
+	              c.id, c.amount, c.clawback_of, c.beneficiary, -c.amount)
+	  FROM referral.reward c
+	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
+	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
+	   AND (w.id IS NULL OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary OR w.amount <> -c.amount)
+	 ORDER BY c.id;
+
+	RETURN QUERY
+	SELECT 'reward_above_rule',
+	       format('reward %s pays %s, more than rule %s gives for order %s of %s (%s)',
+	              w.id, w.amount, w.rule_id, w.order_ref, o.amount,
+	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
+	  FROM referral.reward w
+	  JOIN referral.reward_rule rr ON rr.id = w.rule_id
+	  JOIN referral.attributed_order o
+	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
+	 WHERE w.kind IN ('referee', 'referrer') AND w.status <> 'reversed'
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND w.amount > referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency)
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'budget_exceeded',
+	       format('program %s has created %s of rewards, over its budget of %s', p.id, s.total, p.budget)
+	  FROM referral.program p
+	  JOIN (SELECT w.program_id, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.program_id) s ON s.program_id = p.id
+	 WHERE p.budget IS NOT NULL AND s.total > p.budget
+	   AND (audit.program IS NULL OR p.id = audit.program)
+	 ORDER BY p.id;
+
+	RETURN QUERY
+	SELECT 'referrer_cap_exceeded',
+	       format('%s has earned %s in program %s, over its referrer_cap of %s', s.beneficiary, s.total, p.id, p.referrer_cap)
+	  FROM referral.program p
+	  JOIN (SELECT w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.program_id, w.beneficiary) s ON s.program_id = p.id
+	 WHERE p.referrer_cap IS NOT NULL AND s.total > p.referrer_cap
+	   AND (audit.program IS NULL OR p.id = audit.program)
+	 ORDER BY p.id, s.beneficiary;
+
+	-- Against the orders of every table still tracked.
+	FOR t IN
+		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
+		  FROM referral.tracked_table tt
+		  JOIN pg_class c ON c.oid = tt.relid
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 ORDER BY tt.relid
+	LOOP
+		paid_test := CASE WHEN t.status_column IS NULL THEN 'true'
+		                  ELSE format('(x.%I::text = ANY (%L::text[]))', t.status_column, t.paid_statuses) END;
+		tenant_test := CASE WHEN t.tenant_column IS NULL THEN format('%L', t.tenant)
+		                    ELSE format('x.%I::text', t.tenant_column) END;
+
+		-- An attributed, unreversed order that is no longer there or no longer paid.
+		RETURN QUERY EXECUTE format(
+			'SELECT %L, format(%L, o.order_ref, o.order_source, o.referral_id, CASE WHEN x.%I IS NULL THEN %L ELSE %L END)
+			   FROM referral.attributed_order o
+			   LEFT JOIN %s x ON x.%I::text = o.order_ref AND %s = o.tenant
+			  WHERE o.order_source = $1 AND o.reversed_at IS NULL
+			    AND ($2::bigint IS NULL OR o.program_id = $2)
+			    AND (x.%I IS NULL OR NOT %s)
+			  ORDER BY o.order_ref',
+			'order_not_paid', 'order %s of %s (referral %s) earned rewards but is %s',
+			t.id_column, 'deleted', 'not paid',
+			t.qualified, t.id_column, tenant_test, t.id_column, paid_test)
+		USING t.source, program;
+
+		-- A pending referral whose referee has a qualifying paid order in the window,
+		-- placed after the referral last went back to pending: a missed conversion.
+		IF t.ordered_at_column IS NOT NULL THEN
+			RETURN QUERY EXECUTE format(
+				'SELECT %L, format(%L, r.id, x.%I::text)
+				   FROM referral.referral r
+				   JOIN referral.program p ON p.id = r.program_id
+				   JOIN %s x ON x.%I::text = r.referee AND %s = r.tenant
+				  WHERE r.status = ''pending'' AND ($1::bigint IS NULL OR r.program_id = $1)
+				    AND %s AND x.%I::numeric >= p.min_order_amount
+				    AND x.%I::timestamptz >= GREATEST(r.created_at, p.starts_at, r.reverted_at)
+				    AND x.%I::timestamptz <= r.created_at + p.attribution_window
+				    AND (p.ends_at IS NULL OR x.%I::timestamptz < p.ends_at)
+				    AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+				                     WHERE o.tenant = r.tenant AND o.order_source = $2 AND o.order_ref = x.%I::text)
+				  ORDER BY r.id',
+				'missed_conversion', 'referral %s is pending although order %s qualifies',
+				t.id_column, t.qualified, t.customer_column, tenant_test, paid_test, t.amount_column,
+				t.ordered_at_column, t.ordered_at_column, t.ordered_at_column, t.id_column)
+			USING program, t.source;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.audit(bigint)
+	IS 'recompute from tracked orders and referrals what the ledger should hold; one row per difference, none when consistent';

@@ -33,6 +33,7 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -148,7 +149,14 @@ order_plan_get(const char *key, const char *sql)
 	if (entry != NULL)
 		return entry->plan;
 
-	plan = SPI_prepare(sql, ORDER_NPARAMS, argtypes);
+	/*
+	 * A generic plan: the parameters (tenant, source, status lists) never
+	 * change what the best plan is, and re-planning at every firing (the plan
+	 * cache's first five custom plans, and forever after when it judges the
+	 * generic plan no cheaper) would cost a single-row insert more than the
+	 * insert itself.
+	 */
+	plan = SPI_prepare_cursor(sql, ORDER_NPARAMS, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "referral order trigger: SPI_prepare failed: %s",
 			 SPI_result_code_string(SPI_result));

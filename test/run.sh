@@ -31,6 +31,14 @@ fi
 echo "== upgrade path (test/upgrade.sh)"
 bash test/upgrade.sh || status=1
 
+# ---- pg_dump / pg_restore round trip (test/dump_restore.sh) ----
+echo "== pg_dump / pg_restore round trip (test/dump_restore.sh)"
+bash test/dump_restore.sh || status=1
+
+# ---- short fuzz run of the C core (test/fuzz/run.sh; `make fuzz` runs longer) ----
+echo "== fuzzing the C core, 10 s per harness (test/fuzz/run.sh)"
+bash test/fuzz/run.sh 10 || status=1
+
 if [ $status -ne 0 ]; then
 	echo "referral: TESTS FAILED" >&2
 else

@@ -35,20 +35,12 @@ COMMENT ON TABLE referral.program IS 'referral programs: active period, windows,
 SELECT pg_catalog.pg_extension_config_dump('referral.program', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.program_id_seq', '');
 
--- Decimals of a currency's minor unit (ISO 4217): rewards are rounded to these.
+-- Decimals of a currency's minor unit (ISO 4217): rewards are rounded to these
+-- (src/reward_core.c holds the table).
 CREATE FUNCTION referral.currency_decimals(currency text)
 RETURNS int
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE
-		WHEN currency IN ('BIF', 'CLP', 'DJF', 'GNF', 'ISK', 'JPY', 'KMF', 'KRW', 'PYG', 'RWF',
-		                  'UGX', 'UYI', 'VND', 'VUV', 'XAF', 'XOF', 'XPF') THEN 0
-		WHEN currency IN ('BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND') THEN 3
-		WHEN currency IN ('CLF', 'UYW') THEN 4
-		ELSE 2
-	END
-$$;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'referral_currency_decimals';
 COMMENT ON FUNCTION referral.currency_decimals(text) IS 'decimals of the currency''s minor unit (ISO 4217): 0 for JPY, 3 for KWD, 2 for most';
 
 CREATE SEQUENCE referral.reward_rule_id_seq;

@@ -111,6 +111,8 @@ RETURNS TABLE (level int, customer text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+	SELECT referral._require(downline.max_depth IS NULL OR downline.max_depth >= 0,
+		format('max_depth must not be negative (got %s)', downline.max_depth));
 	SELECT (cardinality(d.path) - cardinality(s.path))::int, d.customer
 	  FROM referral.member s
 	  JOIN referral.member d

@@ -20,7 +20,7 @@ CREATE TABLE referral.reward (
 	status			text NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'reversed')),
 	rule_id			bigint,
 	milestone_id	bigint,
-	clawback_of		bigint REFERENCES referral.reward (id),
+	clawback_of		bigint,			-- the paid reward it offsets (checked by audit())
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	approved_at		timestamptz,
 	paid_at			timestamptz,
@@ -44,6 +44,9 @@ CREATE INDEX reward_beneficiary ON referral.reward (tenant, beneficiary, program
 CREATE INDEX reward_program ON referral.reward (program_id, status);
 CREATE INDEX reward_referral ON referral.reward (referral_id);
 CREATE INDEX reward_pending_created ON referral.reward (created_at) WHERE status = 'pending';
+-- clawback_of has no foreign key: a table referencing itself makes every pg_dump of
+-- the database warn of circular foreign keys (config tables are dumped data-only).
+-- Only the extension writes this table; audit() reports a clawback without its reward.
 COMMENT ON TABLE referral.reward IS 'the reward ledger: one row per reward (referee, referrer by level, milestone) and per clawback of a paid reward';
 SELECT pg_catalog.pg_extension_config_dump('referral.reward', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.reward_id_seq', '');
@@ -94,16 +97,12 @@ $$;
 COMMENT ON FUNCTION referral._emit_rewards(text, bigint[]) IS 'internal: one event (and NOTIFY) per reward';
 
 -- A reward's amount: fixed + percent/100 x order amount, cut to cap, rounded half up
--- to the currency's minor unit.  numeric throughout: exact to the cent.
+-- to the currency's minor unit, in numeric throughout: exact to the cent
+-- (src/reward_calc.c).
 CREATE FUNCTION referral.reward_amount(order_amount numeric, percent numeric, fixed numeric, cap numeric, currency text)
 RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT round(CASE WHEN cap IS NOT NULL AND v > cap THEN cap ELSE v END,
-	             referral.currency_decimals(currency))
-	  FROM (SELECT COALESCE(fixed, 0) + COALESCE(percent, 0) * order_amount / 100 AS v) s
-$$;
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'referral_reward_amount';
 COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, text)
 	IS 'fixed + percent/100 x order amount, cut to cap, rounded half up to the currency''s minor unit';
 
@@ -113,7 +112,6 @@ COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, t
 CREATE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
 RETURNS referral.reward_rule
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT r.*
 	  FROM referral.reward_rule r
@@ -133,12 +131,15 @@ $$;
 COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
 
 -- How many referrals `customer` has converted as a referrer in the program.
+-- (_pick_rule and _conversions are internal, called only from functions that set
+-- search_path, and run on the hot path of every conversion: they do without a SET
+-- clause of their own, whose cost would be paid at every call, and name
+-- everything qualified.)
 CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text)
 RETURNS bigint
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT count(*) FROM referral.referral r
+	SELECT pg_catalog.count(*) FROM referral.referral r
 	 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
 	   AND r.program_id = _conversions.program AND r.status = 'converted'
 $$;

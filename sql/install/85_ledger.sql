@@ -117,6 +117,16 @@ BEGIN
 	 ORDER BY w.id;
 
 	RETURN QUERY
+	SELECT 'clawback_without_reward',
+	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s for %s',
+	              c.id, c.amount, c.clawback_of, c.beneficiary, -c.amount)
+	  FROM referral.reward c
+	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
+	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
+	   AND (w.id IS NULL OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary OR w.amount <> -c.amount)
+	 ORDER BY c.id;
+
+	RETURN QUERY
 	SELECT 'reward_above_rule',
 	       format('reward %s pays %s, more than rule %s gives for order %s of %s (%s)',
 	              w.id, w.amount, w.rule_id, w.order_ref, o.amount,
