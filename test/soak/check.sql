@@ -8,10 +8,6 @@ CREATE TEMP TABLE problems (problem text, detail text);
 INSERT INTO problems SELECT * FROM referral.audit();
 -- Balances the audit does not look at.
 INSERT INTO problems
-SELECT 'clawback_mismatch', format('clawback %s offsets %s of reward %s (%s, %s)', c.id, c.amount, w.id, w.amount, w.status)
-  FROM referral.reward c JOIN referral.reward w ON w.id = c.clawback_of
- WHERE c.kind = 'clawback' AND (c.amount <> -w.amount OR w.status <> 'paid');
-INSERT INTO problems
 SELECT 'converted_count', format('referral %s converted but %s converting orders stand', r.id, count(o.*))
   FROM referral.referral r LEFT JOIN referral.attributed_order o
     ON o.referral_id = r.id AND o.converting AND o.reversed_at IS NULL
