@@ -172,8 +172,8 @@ FROM pg_operator o
 WHERE oprleft = 'referral.referral_code'::regtype AND obj_description(o.oid, 'pg_operator') IS NULL;
 SELECT obj_description('referral.referral_code'::regtype, 'pg_type') IS NOT NULL AS type_has_comment;
 
--- Privileges: type I/O, operators, support functions and is_generated for
--- PUBLIC; the internal generated-code functions not.
+-- Privileges: type I/O, operators and support functions for PUBLIC; is_generated
+-- and the internal generated-code functions not.
 SELECT p.oid::regprocedure AS function, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
 FROM pg_proc p
 WHERE pronamespace = 'referral'::regnamespace

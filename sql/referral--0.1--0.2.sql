@@ -86,9 +86,15 @@ BEGIN
 			RETURN;
 		END IF;
 		converting := true;
-	ELSIF p.recurring_window IS NOT NULL
-	      AND at >= r.converted_at AND at <= r.converted_at + p.recurring_window THEN
+	ELSIF at >= r.converted_at THEN
 		converting := false;
+		IF p.recurring_window IS NULL OR at > r.converted_at + p.recurring_window THEN
+			-- A later qualifying order that earns nothing: revenue of the referral.
+			INSERT INTO referral.attributed_order
+				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);
+			RETURN;
+		END IF;
 	ELSE
 		RETURN;
 	END IF;
@@ -158,7 +164,8 @@ BEGIN
 		 WHERE m.program_id = p.id AND m.conversions <= reached
 		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
 		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
-		                      AND w.milestone_id = m.id AND w.status <> 'reversed')
+		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
+		                      AND w.reversed_at IS NULL)
 		 ORDER BY m.conversions
 	LOOP
 		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
@@ -337,3 +344,125 @@ END
 $$;
 COMMENT ON FUNCTION referral.audit(bigint)
 	IS 'recompute from tracked orders and referrals what the ledger should hold; one row per difference, none when consistent';
+
+-- Every later qualifying order of a converted referee is revenue (attributed_order),
+-- also without recurring_window.
+COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
+CREATE OR REPLACE FUNCTION referral._orders_revenue(referral_id bigint, source text, order_refs text[],
+                                         amounts numeric[], ats timestamptz[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO referral.attributed_order
+		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+	SELECT r.tenant, _orders_revenue.source, o.ref, p.id, r.id, o.amount, o.at, false
+	  FROM referral.referral r
+	  JOIN referral.program p ON p.id = r.program_id
+	 CROSS JOIN LATERAL unnest(order_refs, amounts, ats) AS o(ref, amount, at)
+	 WHERE r.id = _orders_revenue.referral_id AND r.status = 'converted'
+	   AND o.at >= r.converted_at AND o.amount >= p.min_order_amount
+	   AND o.at >= p.starts_at AND (p.ends_at IS NULL OR o.at < p.ends_at)
+	   AND (p.recurring_window IS NULL OR o.at > r.converted_at + p.recurring_window)
+	 ORDER BY o.ref
+	ON CONFLICT DO NOTHING
+$$;
+COMMENT ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], timestamptz[])
+	IS 'internal: later qualifying orders of a converted referee that earn no reward: revenue only';
+REVOKE EXECUTE ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], timestamptz[]) FROM PUBLIC;
+
+-- A paid milestone that is clawed back can be paid again: reversed_at marks a paid
+-- reward whose clawback exists, and the milestone index leaves such rewards out.
+CREATE OR REPLACE FUNCTION referral._reverse_rewards(reward_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	reversed bigint[];
+	clawbacks bigint[];
+BEGIN
+	WITH locked AS (
+		SELECT w.id, w.status FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+		 ORDER BY w.id FOR UPDATE
+	), upd AS (
+		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
+		  FROM locked l
+		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
+		RETURNING w.id
+	)
+	SELECT array_agg(upd.id) INTO reversed FROM upd;
+
+	WITH claw AS (
+		INSERT INTO referral.reward AS c
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
+		SELECT w.tenant, w.program_id, w.beneficiary, w.referral_id, w.order_source, w.order_ref,
+		       w.level, 'clawback', w.reward_type, -w.amount, w.currency, 'approved', now(),
+		       w.rule_id, NULL, w.id
+		  FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.status = 'paid' AND w.kind <> 'clawback'
+		 ORDER BY w.id
+		ON CONFLICT (clawback_of) WHERE kind = 'clawback' DO NOTHING
+		RETURNING c.id
+	)
+	SELECT array_agg(claw.id) INTO clawbacks FROM claw;
+	-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
+	UPDATE referral.reward w SET reversed_at = now()
+	 WHERE w.id IN (SELECT c.clawback_of FROM referral.reward c WHERE c.id = ANY (clawbacks));
+
+	IF reversed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_reversed', reversed);
+	END IF;
+	IF clawbacks IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', clawbacks);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
+UPDATE referral.reward w SET reversed_at = c.created_at
+  FROM referral.reward c
+ WHERE c.kind = 'clawback' AND c.clawback_of = w.id AND w.reversed_at IS NULL;
+DROP INDEX referral.reward_once_per_milestone;
+CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
+	(program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
+
+-- PUBLIC keeps only the type's own functions; grant_analyst grants the analysts'
+-- views, not the internal ones.
+REVOKE EXECUTE ON FUNCTION referral.is_generated(referral.referral_code), referral.normalize_email(text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION referral.grant_analyst(role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v regclass;
+	f regprocedure;
+BEGIN
+	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
+	-- The analysts' views; the internal ones (named _...) stay private.
+	FOR v IN SELECT c.oid::regclass FROM pg_class c
+	          WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+	            AND c.relname !~ '^_'
+	          ORDER BY c.relname
+	LOOP
+		EXECUTE format('GRANT SELECT ON %s TO %s', v, role);
+	END LOOP;
+	-- A view's reader needs EXECUTE on the extension's functions that the view calls
+	-- (variant_stats: two_proportion_p_value).
+	FOR f IN SELECT DISTINCT d.refobjid::regprocedure
+	           FROM pg_depend d
+	           JOIN pg_rewrite w ON w.oid = d.objid
+	           JOIN pg_class c ON c.oid = w.ev_class
+	           JOIN pg_proc p ON p.oid = d.refobjid
+	          WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
+	            AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+	            AND p.pronamespace = 'referral'::regnamespace
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.grant_analyst(regrole)
+	IS 'grant a role SELECT on the analyst views of schema referral';

@@ -277,14 +277,16 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
  * returns at most one row: a customer has at most one accepted referral per
  * tenant (a unique index).  OFFSET 0 keeps it evaluated once per row.
  *
- * A pending referral's window is widened by recurring_window so that the
- * later orders of a referee converted within the same statement still reach
- * _order_paid.  Without recurring_window only a referral's first candidate
- * can earn anything, so only that one is passed on: a bulk load of many orders
- * per referee calls _order_paid once per referral, not once per order.
- * Orders attributed before are left out (they never earn twice), so the first
- * candidate is one that can convert.  NULL in the customer, amount, id or
- * tenant keeps a row out.
+ * Every qualifying order of a referee from the referral's start on is a
+ * candidate: the first may convert it, and the later ones are revenue (and,
+ * with recurring_window, earn referrer rewards), also when the referral
+ * converts within the same statement.  With recurring_window every candidate
+ * goes to _order_paid.  Without it only a referral's first candidate can earn
+ * anything: it goes to _order_paid and the rest, in one array per referral, to
+ * _orders_revenue after it, so a bulk load of many orders per referee makes
+ * two calls per referral, not one per order.  Orders attributed before are
+ * left out (they never count twice), so the first candidate is one that can
+ * convert.  NULL in the customer, amount, id or tenant keeps a row out.
  */
 static char *
 order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
@@ -293,10 +295,12 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf,
-						   "SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
-						   " FROM (SELECT q.referral_id, q.order_ref, q.amount, q.at,"
+						   "WITH c AS MATERIALIZED (SELECT q.referral_id, q.order_ref, q.amount, q.at,"
 						   " pg_catalog.row_number() OVER (PARTITION BY q.referral_id"
-						   " ORDER BY q.at, q.order_ref COLLATE pg_catalog.\"C\") AS nth"
+						   " ORDER BY q.at, q.order_ref COLLATE pg_catalog.\"C\") AS nth,"
+						   " (SELECT p.recurring_window IS NOT NULL FROM referral.referral r"
+						   " JOIN referral.program p ON p.id = r.program_id"
+						   " WHERE r.id = q.referral_id) AS recurring"
 						   " FROM (SELECT x.order_ref, x.amount, x.at,"
 						   " (SELECT r.id FROM referral.referral r"
 						   " JOIN referral.program p ON p.id = r.program_id"
@@ -307,11 +311,8 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 						   " AND a.order_ref = x.order_ref)"
 						   " AND x.amount >= p.min_order_amount"
 						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
-						   " AND ((r.status = 'pending' AND x.at >= r.created_at"
-						   " AND x.at <= r.created_at + p.attribution_window"
-						   " + COALESCE(p.recurring_window, '0'::pg_catalog.interval))"
-						   " OR (r.status = 'converted' AND p.recurring_window IS NOT NULL"
-						   " AND x.at >= r.converted_at AND x.at <= r.converted_at + p.recurring_window))"
+						   " AND ((r.status = 'pending' AND x.at >= r.created_at)"
+						   " OR (r.status = 'converted' AND x.at >= r.converted_at))"
 						   ") AS referral_id"
 						   " FROM (SELECT ");
 	append_text(&buf, "n", cfg->id_column);
@@ -344,11 +345,21 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 	}
 	appendStringInfoString(&buf,
 						   ") x OFFSET 0) q"
-						   " WHERE q.referral_id IS NOT NULL) c"
-						   " WHERE c.nth = 1 OR EXISTS (SELECT 1 FROM referral.referral r"
-						   " JOIN referral.program p ON p.id = r.program_id"
-						   " WHERE r.id = c.referral_id AND p.recurring_window IS NOT NULL)"
-						   " ORDER BY c.referral_id, c.nth");
+						   " WHERE q.referral_id IS NOT NULL)"
+						   " SELECT CASE WHEN e.first"
+						   " THEN referral._order_paid(e.referral_id, $2, e.order_ref, e.amount, e.at)"
+						   " ELSE referral._orders_revenue(e.referral_id, $2, e.refs, e.amounts, e.ats) END"
+						   " FROM (SELECT true AS first, c.referral_id, c.nth, c.order_ref, c.amount, c.at,"
+						   " NULL::pg_catalog.text[] AS refs, NULL::pg_catalog.numeric[] AS amounts,"
+						   " NULL::pg_catalog.timestamptz[] AS ats"
+						   " FROM c WHERE c.nth = 1 OR c.recurring"
+						   " UNION ALL"
+						   " SELECT false, c.referral_id, pg_catalog.max(c.nth), NULL, NULL, NULL,"
+						   " pg_catalog.array_agg(c.order_ref ORDER BY c.nth),"
+						   " pg_catalog.array_agg(c.amount ORDER BY c.nth),"
+						   " pg_catalog.array_agg(c.at ORDER BY c.nth)"
+						   " FROM c WHERE c.nth > 1 AND NOT c.recurring GROUP BY c.referral_id) e"
+						   " ORDER BY e.referral_id, e.nth");
 	return buf.data;
 }
 

@@ -37,8 +37,10 @@ CREATE TABLE referral.reward (
 ALTER SEQUENCE referral.reward_id_seq OWNED BY referral.reward.id;
 CREATE UNIQUE INDEX reward_once_per_order ON referral.reward
 	(tenant, order_source, order_ref, beneficiary, level, kind) WHERE kind IN ('referee', 'referrer');
+-- A milestone held: not reversed and, if paid, not clawed back (reversed_at is set on
+-- a paid reward when its clawback is created), so a reversed one can be paid again.
 CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
-	(program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed';
+	(program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
 CREATE UNIQUE INDEX reward_one_clawback ON referral.reward (clawback_of) WHERE kind = 'clawback';
 CREATE INDEX reward_beneficiary ON referral.reward (tenant, beneficiary, program_id);
 CREATE INDEX reward_program ON referral.reward (program_id, status);
@@ -51,9 +53,10 @@ COMMENT ON TABLE referral.reward IS 'the reward ledger: one row per reward (refe
 SELECT pg_catalog.pg_extension_config_dump('referral.reward', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.reward_id_seq', '');
 
--- Orders attributed to a referral: the converting order and, with recurring_window,
--- the later ones that earned referrer rewards.  revenue in the views is the sum of
--- those not reversed; an order is attributed at most once.
+-- Orders attributed to a referral: the converting order and every later qualifying
+-- order of the referee (with recurring_window, those in it earned referrer rewards).
+-- revenue in the views is the sum of those not reversed; an order is attributed at
+-- most once.
 CREATE TABLE referral.attributed_order (
 	tenant			text NOT NULL,
 	order_source	text NOT NULL,
@@ -69,7 +72,7 @@ CREATE TABLE referral.attributed_order (
 );
 CREATE INDEX attributed_order_program ON referral.attributed_order (program_id, ordered_at);
 CREATE INDEX attributed_order_referral ON referral.attributed_order (referral_id);
-COMMENT ON TABLE referral.attributed_order IS 'orders attributed to a referral (converting or recurring), with their amount; reversed_at set when refunded, cancelled or deleted';
+COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
 SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
 
 -- Appends one event per reward id (payload: the reward's figures) and notifies.

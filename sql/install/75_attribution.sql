@@ -6,8 +6,8 @@
 
 -- A paid order of a referee that may qualify: converts a pending referral (referee
 -- reward, referrer rewards by level, milestones) or, within recurring_window after
--- the conversion, pays referrer rewards again.  An order that already has rewards
--- is never attributed twice.
+-- the conversion, pays referrer rewards again; any other qualifying order of a
+-- converted referee is recorded as revenue only.  An order is attributed at most once.
 CREATE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -43,9 +43,15 @@ BEGIN
 			RETURN;
 		END IF;
 		converting := true;
-	ELSIF p.recurring_window IS NOT NULL
-	      AND at >= r.converted_at AND at <= r.converted_at + p.recurring_window THEN
+	ELSIF at >= r.converted_at THEN
 		converting := false;
+		IF p.recurring_window IS NULL OR at > r.converted_at + p.recurring_window THEN
+			-- A later qualifying order that earns nothing: revenue of the referral.
+			INSERT INTO referral.attributed_order
+				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);
+			RETURN;
+		END IF;
 	ELSE
 		RETURN;
 	END IF;
@@ -115,7 +121,8 @@ BEGIN
 		 WHERE m.program_id = p.id AND m.conversions <= reached
 		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
 		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
-		                      AND w.milestone_id = m.id AND w.status <> 'reversed')
+		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
+		                      AND w.reversed_at IS NULL)
 		 ORDER BY m.conversions
 	LOOP
 		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
@@ -132,8 +139,35 @@ $$;
 COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
 	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
 
+-- Later qualifying orders of referees converted by now, a referral's orders of one
+-- statement at a time (the order trigger passes each referral's first order to
+-- _order_paid, the rest here when no recurring_window can make them earn): revenue
+-- only, no rewards.  Orders attributed before stay as they are.
+CREATE FUNCTION referral._orders_revenue(referral_id bigint, source text, order_refs text[],
+                                         amounts numeric[], ats timestamptz[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO referral.attributed_order
+		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+	SELECT r.tenant, _orders_revenue.source, o.ref, p.id, r.id, o.amount, o.at, false
+	  FROM referral.referral r
+	  JOIN referral.program p ON p.id = r.program_id
+	 CROSS JOIN LATERAL unnest(order_refs, amounts, ats) AS o(ref, amount, at)
+	 WHERE r.id = _orders_revenue.referral_id AND r.status = 'converted'
+	   AND o.at >= r.converted_at AND o.amount >= p.min_order_amount
+	   AND o.at >= p.starts_at AND (p.ends_at IS NULL OR o.at < p.ends_at)
+	   AND (p.recurring_window IS NULL OR o.at > r.converted_at + p.recurring_window)
+	 ORDER BY o.ref
+	ON CONFLICT DO NOTHING
+$$;
+COMMENT ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], timestamptz[])
+	IS 'internal: later qualifying orders of a converted referee that earn no reward: revenue only';
+
 -- Reverses rewards: pending and approved ones become reversed; paid ones get a
--- clawback (negative, approved) so that the next payout nets it.
+-- clawback (negative, approved) so that the next payout nets it, and their
+-- reversed_at.
 CREATE FUNCTION referral._reverse_rewards(reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -169,6 +203,9 @@ BEGIN
 		RETURNING c.id
 	)
 	SELECT array_agg(claw.id) INTO clawbacks FROM claw;
+	-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
+	UPDATE referral.reward w SET reversed_at = now()
+	 WHERE w.id IN (SELECT c.clawback_of FROM referral.reward c WHERE c.id = ANY (clawbacks));
 
 	IF reversed IS NOT NULL THEN
 		PERFORM referral._emit_rewards('reward_reversed', reversed);

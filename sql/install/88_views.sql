@@ -7,14 +7,13 @@
 --   counts rejected redeem attempts (rows), separately.
 -- - conversions: referrals converted now (a reversed converting order returns its
 --   referral to pending, and it no longer counts).
--- - revenue: the amounts of the orders attributed to referrals and not reversed,
---   read from the ledger (referral.attributed_order: each converting order and,
---   with recurring_window, each later order that paid referrer rewards, with its
---   amount as last seen by the order trigger), not by scanning the shop's orders
---   tables: fast, independent of the tables' privileges, and unchanged when a table
---   is untracked.  Paid orders that did not qualify (below min_order_amount,
---   outside the windows or the active period, later orders without
---   recurring_window) are not revenue.  A referrer's revenue is that of their own
+-- - revenue: the amounts of the qualifying orders of referred customers, not
+--   reversed, read from the ledger (referral.attributed_order: each converting order
+--   and every later qualifying order of its referee, with its amount as last seen by
+--   the order trigger), not by scanning the shop's orders tables: fast, independent
+--   of the tables' privileges, and unchanged when a table is untracked.  Paid orders
+--   that did not qualify (below min_order_amount, outside the active period, before
+--   the conversion) are not revenue.  A referrer's revenue is that of their own
 --   (level 1) referrals.
 -- - reward_cost: rewards not reversed, of every kind and level, clawbacks (negative)
 --   included; a program's or a variant's by the reward's referral.

@@ -1,5 +1,5 @@
 -- Privileges.  PUBLIC keeps only what the referral_code type needs to be used as a
--- type (I/O, operators, support functions, is_generated); everything else is granted
+-- type (I/O, operators, support functions); everything else is granted
 -- by referral.grant_app() and referral.grant_analyst().
 
 REVOKE ALL ON ALL TABLES IN SCHEMA referral FROM PUBLIC;
@@ -27,8 +27,7 @@ BEGIN
 		                             WHERE f.opfnamespace = 'referral'::regnamespace
 		                  UNION ALL SELECT c.castfunc FROM pg_cast c
 		                             WHERE c.castsource = 'referral.referral_code'::regtype
-		                                OR c.casttarget = 'referral.referral_code'::regtype)
-		        OR p.proname IN ('is_generated', 'normalize_email'))
+		                                OR c.casttarget = 'referral.referral_code'::regtype))
 	LOOP
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
 	END LOOP;
@@ -66,8 +65,10 @@ DECLARE
 	f regprocedure;
 BEGIN
 	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
+	-- The analysts' views; the internal ones (named _...) stay private.
 	FOR v IN SELECT c.oid::regclass FROM pg_class c
 	          WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+	            AND c.relname !~ '^_'
 	          ORDER BY c.relname
 	LOOP
 		EXECUTE format('GRANT SELECT ON %s TO %s', v, role);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway cluster with a small sample shop, one referral program,
-# and what the extension made of it, printed as psql tables.
+# `make demo`: a throwaway cluster with a small sample shop (shop.sql: codes, links,
+# sign-ups and chains), then 90 days of a seeded shop and the analysts' views
+# (analytics.sql), printed as psql tables.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -9,3 +10,4 @@ if [ -z "${REFERRAL_IN_CLUSTER:-}" ]; then
 fi
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE DATABASE referral_demo' postgres
 psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f shop.sql
+psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f analytics.sql

@@ -2,7 +2,7 @@
 -- levels, milestones, windows, minimum amount, reversal, clawback, budget and cap,
 -- approval and payout.  Every figure is worked out by hand in the comments.
 BEGIN;
-SELECT plan(29);
+SELECT plan(32);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.shop_orders (
@@ -77,6 +77,8 @@ SELECT results_eq($$SELECT * FROM pg_temp.rewards_of(4)$$,
 -- A second order of a converted referee: no recurring_window, no reward.
 INSERT INTO public.shop_orders (id, customer_id, total, placed_at) VALUES (5, 5, 80, '2026-02-08');
 SELECT is_empty($$SELECT * FROM pg_temp.rewards_of(5)$$, 'no reward for a later order without recurring_window');
+SELECT results_eq($$SELECT converting, amount FROM referral.attributed_order WHERE order_ref = '5'$$,
+	$$VALUES (false, 80.00::numeric)$$, 'but it is revenue of the referral');
 -- Below the minimum amount: nothing, still pending.
 INSERT INTO public.shop_orders (id, customer_id, total, placed_at) VALUES (6, 6, 9.99, '2026-02-09');
 SELECT is_empty($$SELECT * FROM pg_temp.rewards_of(6)$$, 'an order under min_order_amount earns nothing');
@@ -148,6 +150,29 @@ UPDATE public.shop_orders SET status = 'cancelled' WHERE id = 101;
 INSERT INTO public.shop_orders (id, customer_id, total, placed_at) VALUES (104, 104, 50, '2026-02-03');
 SELECT results_eq($$SELECT order_ref, amount FROM referral.reward WHERE program_id = (SELECT p FROM b) AND status <> 'reversed' ORDER BY order_ref$$,
 	$$VALUES ('102'::text, 10::numeric), ('104', 20)$$, 'a reversal frees budget');
+
+-- Milestone: $10 at 1 conversion, paid out, then clawed back by a refund; reaching 1
+-- conversion again pays it again.  One bulk INSERT of three orders of one referee:
+-- the first converts, the other two are revenue.
+CREATE TEMP TABLE m AS SELECT referral.create_program('Milestones', starts_at => '2026-01-01', hold_period => '0') AS p;
+SELECT referral.add_milestone((SELECT p FROM m), 1, 10);
+SELECT (SELECT status FROM referral.redeem(referral.issue_code((SELECT p FROM m), '200'), x::text, at => '2026-02-01'))
+  FROM generate_series(201, 202) x;
+INSERT INTO public.shop_orders (id, customer_id, total, placed_at)
+	VALUES (201, 201, 40, '2026-02-02'), (202, 201, 25, '2026-02-03'), (203, 201, 15, '2026-02-04');
+SELECT results_eq($$SELECT order_ref, converting, amount FROM referral.attributed_order
+                     WHERE program_id = (SELECT p FROM m) ORDER BY order_ref$$,
+	$$VALUES ('201'::text, true, 40.00::numeric), ('202', false, 25.00), ('203', false, 15.00)$$,
+	'one statement: the first order converts, the later ones are revenue');
+SELECT referral.approve_due(now() + '1 second');
+SELECT referral.mark_paid(ARRAY(SELECT id FROM referral.reward WHERE program_id = (SELECT p FROM m)), 'payout-m');
+UPDATE public.shop_orders SET status = 'refunded' WHERE id = 201;
+INSERT INTO public.shop_orders (id, customer_id, total, placed_at) VALUES (204, 202, 30, '2026-02-05');
+SELECT results_eq($$SELECT kind, amount, status, reversed_at IS NOT NULL FROM referral.reward
+                     WHERE program_id = (SELECT p FROM m) ORDER BY id$$,
+	$$VALUES ('milestone'::text, 10.00::numeric, 'paid'::text, true), ('clawback', -10.00, 'approved', false),
+	         ('milestone', 10.00, 'pending', false)$$,
+	'a paid milestone clawed back is paid again on reaching the count again');
 
 -- Events.
 SELECT is((SELECT count(*) FROM referral.event WHERE kind = 'reward_created'), (SELECT count(*) FROM referral.reward),

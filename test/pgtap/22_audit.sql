@@ -33,7 +33,8 @@ SET LOCAL session_replication_role = replica;
 DELETE FROM public.audit_orders WHERE id = 1;
 SET LOCAL session_replication_role = origin;
 SELECT results_eq($$SELECT problem, detail FROM referral.audit()$$,
-	$$VALUES ('order_not_paid'::text, 'order 1 of public.audit_orders (referral 1) earned rewards but is deleted'::text)$$,
+	$$VALUES ('order_not_paid'::text, format('order 1 of public.audit_orders (referral %s) earned rewards but is deleted',
+	                                         (SELECT id FROM referral.referral WHERE referee = 'bo')))$$,
 	'a deleted order that still holds rewards');
 SET LOCAL session_replication_role = replica;
 INSERT INTO public.audit_orders VALUES (1, 'bo', 80, 'paid', '2026-02-02');
@@ -44,7 +45,8 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO public.audit_orders VALUES (3, 'di', 50, 'paid', '2026-02-04');
 SET LOCAL session_replication_role = origin;
 SELECT results_eq($$SELECT problem, detail FROM referral.audit()$$,
-	$$VALUES ('missed_conversion'::text, 'referral 3 is pending although order 3 qualifies'::text)$$,
+	$$VALUES ('missed_conversion'::text, format('referral %s is pending although order 3 qualifies',
+	                                            (SELECT id FROM referral.referral WHERE referee = 'di')))$$,
 	'a missed conversion');
 SET LOCAL session_replication_role = replica;
 DELETE FROM public.audit_orders WHERE id = 3;
@@ -76,7 +78,8 @@ SET LOCAL session_replication_role = origin;
 -- A clawback whose paid reward does not exist.
 INSERT INTO referral.reward (tenant, program_id, beneficiary, referral_id, level, kind, reward_type,
                              amount, currency, status, approved_at, clawback_of)
-SELECT 'default', (SELECT p FROM t), 'ann', 1, 1, 'clawback', 'credit', -8, 'USD', 'approved', now(), 999999;
+SELECT 'default', (SELECT p FROM t), 'ann', (SELECT id FROM referral.referral WHERE referee = 'bo'), 1,
+       'clawback', 'credit', -8, 'USD', 'approved', now(), 999999;
 SELECT results_eq($$SELECT problem FROM referral.audit()$$,
 	$$VALUES ('clawback_without_reward'::text)$$, 'a clawback of no paid reward');
 DELETE FROM referral.reward WHERE clawback_of = 999999;
