@@ -6,7 +6,7 @@
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 \pset border 2
-SELECT setseed(0.42);
+SELECT setseed(0.42) AS seeded \gset
 
 \echo
 \echo '================================================================================'
@@ -36,7 +36,7 @@ CREATE TABLE shop.orders (
 	placed_at	timestamptz NOT NULL
 );
 SELECT referral.track_orders('shop.orders', customer_column => 'customer_id', amount_column => 'total',
-                             status_column => 'status', ordered_at_column => 'placed_at');
+                             status_column => 'status', ordered_at_column => 'placed_at') AS tracked \gset
 
 -- Customers 1..400 hold codes (with their e-mail and device as fingerprints); 301..400
 -- were themselves referred, so chains are two deep.  Clicks on the links.
@@ -59,8 +59,9 @@ SELECT count(r.*) FROM (SELECT * FROM signup ORDER BY at OFFSET 0) s, LATERAL re
 	(SELECT c.code FROM referral.code c WHERE c.program_id = :autumn AND c.customer = s.referrer::text),
 	s.customer::text, email => 'c' || s.customer || '@example.com', at => s.at) r \gset
 
--- The fraud ring: seven friends of customer 77 in one hour from one IP, four on one
--- emulator; one first tried customer 77's own phone (rejected as self_referral).
+-- The fraud ring: seven friends of customer 77 try within an hour from one IP, four
+-- on one emulator (the daily limit stops two); one more first tried customer 77's
+-- own phone (rejected as self_referral).
 SELECT count(*) FROM generate_series(2401, 2407) i, LATERAL referral.redeem(
 	(SELECT c.code FROM referral.code c WHERE c.program_id = :autumn AND c.customer = '77'),
 	i::text, ip => '203.0.113.66', device => CASE WHEN i <= 2404 THEN 'emulator-x' ELSE 'dev-' || i END,
@@ -72,31 +73,36 @@ SELECT count(*) FROM referral.redeem(
 	(SELECT c.code FROM referral.code c WHERE c.program_id = :autumn AND c.customer = '77'),
 	'2408', device => 'dev-2408', at => '2026-11-21 10:05') \gset
 
--- Orders in one bulk INSERT (the triggers attribute them a statement at a time):
--- friends of "double" referrers buy more often (65% against 45%), some buy again;
--- and 1500 orders of customers nobody referred.
-INSERT INTO shop.orders (customer_id, total, placed_at)
+-- The orders: friends of "double" referrers buy more often (up to two orders, each
+-- 45% likely against 30%), and 1500 orders of customers nobody referred.  They
+-- arrive in two bulk INSERTs (the triggers attribute them a statement at a time):
+-- up to 2026-11-15, then the last two weeks, whose rewards are still on hold.
+CREATE TEMP TABLE new_orders AS
 SELECT o.customer, o.total, o.placed_at FROM (
 	SELECT r.referee::bigint AS customer, round((20 + random() * 180)::numeric, 2) AS total,
-	       LEAST(r.created_at + random() * interval '20 days', '2026-11-30 23:00'::timestamptz) AS placed_at,
-	       random() < CASE r.variant WHEN 'double' THEN 0.65 ELSE 0.45 END AS buys
+	       r.created_at + random() * interval '20 days' AS placed_at,
+	       random() < CASE r.variant WHEN 'double' THEN 0.45 ELSE 0.30 END AS buys
 	  FROM referral.referral r, generate_series(1, 2) n
 	 WHERE r.program_id = :autumn AND r.status = 'pending'
 	UNION ALL
 	SELECT 2500 + (random() * 500)::int, round((15 + random() * 150)::numeric, 2),
 	       '2026-09-01'::timestamptz + random() * interval '90 days', true
 	  FROM generate_series(1, 1500)
-) o WHERE o.buys ORDER BY o.placed_at;
+) o WHERE o.buys AND o.placed_at < '2026-12-01';
+INSERT INTO shop.orders (customer_id, total, placed_at)
+SELECT customer, total, placed_at FROM new_orders WHERE placed_at < '2026-11-16' ORDER BY placed_at;
 
 -- Operations: approve what is past its hold (as if 15 days from now), pay out the
--- approved rewards of the ten biggest earners; then 4% of the orders are refunded,
--- which reverses unpaid rewards and claws back paid ones.
+-- approved rewards of the ten biggest earners; then the last two weeks' orders, and
+-- 4% of all orders are refunded, which reverses unpaid rewards and claws back paid ones.
 SELECT referral.approve_due(now() + interval '15 days') AS approved \gset
 SELECT referral.mark_paid(ARRAY(
 	SELECT w.id FROM referral.reward w
 	 WHERE w.status = 'approved' AND w.beneficiary IN (
 	       SELECT beneficiary FROM referral.reward WHERE program_id = :autumn
 	        GROUP BY 1 ORDER BY sum(amount) DESC, 1 LIMIT 10)), 'payout-2026-12') AS paid \gset
+INSERT INTO shop.orders (customer_id, total, placed_at)
+SELECT customer, total, placed_at FROM new_orders WHERE placed_at >= '2026-11-16' ORDER BY placed_at;
 UPDATE shop.orders SET status = 'refunded' WHERE random() < 0.04;
 
 \echo
@@ -115,7 +121,7 @@ SELECT rank, customer, conversions, revenue, rewards
 \echo '== variant_stats: does "double" convert better than "control"?  p_value is the'
 \echo '   two-sided two-proportion z-test against the first variant (small: a real difference).'
 SELECT variant, referrers, referrals, conversions, round(conversion_rate::numeric, 3) AS conversion_rate,
-       revenue, reward_cost, round(p_value::numeric, 6) AS p_value
+       revenue, reward_cost, p_value
   FROM referral.variant_stats WHERE program_id = :autumn ORDER BY variant;
 
 \echo
@@ -125,9 +131,11 @@ SELECT day, clicks, referrals, conversions, revenue, repeat('#', conversions::in
  WHERE program_id = :autumn AND day BETWEEN '2026-11-17' AND '2026-11-30' ORDER BY day;
 
 \echo
-\echo '== suspicious_referrals: accepted referrals worth a look, and why.'
+\echo '== suspicious_referrals: accepted referrals worth a look, by signal; then the ring''s rows.'
+SELECT signal, count(*) AS referrals, count(DISTINCT referrer) AS referrers
+  FROM referral.suspicious_referrals WHERE program_id = :autumn GROUP BY signal ORDER BY signal;
 SELECT referral_id, referrer, referee, signal, detail
-  FROM referral.suspicious_referrals WHERE program_id = :autumn ORDER BY signal, referral_id;
+  FROM referral.suspicious_referrals WHERE program_id = :autumn AND referrer = '77' ORDER BY signal, referral_id;
 
 \echo
 \echo '== reward_balance: the five biggest earners; paid is gross, a clawback of a refunded'
