@@ -16,173 +16,6 @@ AS 'MODULE_PATHNAME', 'referral_reward_amount';
 COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, text)
 	IS 'fixed + percent/100 x order amount, cut to cap, rounded half up to the currency''s minor unit';
 
-
--- The rule and conversion look-ups lose their SET clause (they run on every conversion).
-CREATE OR REPLACE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
-RETURNS referral.reward_rule
-LANGUAGE sql STABLE
-AS $$
-	SELECT r.*
-	  FROM referral.reward_rule r
-	 WHERE r.program_id = _pick_rule.program
-	   AND r.beneficiary = _pick_rule.beneficiary
-	   AND r.level = _pick_rule.level
-	   AND r.min_conversions <= _pick_rule.conversions
-	   AND r.variant IS NOT DISTINCT FROM (
-	       CASE WHEN _pick_rule.variant IS NOT NULL AND EXISTS (
-	                 SELECT 1 FROM referral.reward_rule v
-	                  WHERE v.program_id = _pick_rule.program AND v.beneficiary = _pick_rule.beneficiary
-	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
-	            THEN _pick_rule.variant END)
-	 ORDER BY r.min_conversions DESC
-	 LIMIT 1
-$$;
-COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
-
-CREATE OR REPLACE FUNCTION referral._conversions(tenant text, program bigint, customer text)
-RETURNS bigint
-LANGUAGE sql STABLE
-AS $$
-	SELECT pg_catalog.count(*) FROM referral.referral r
-	 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
-	   AND r.program_id = _conversions.program AND r.status = 'converted'
-$$;
-COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program';
-
-
--- _order_paid reads the referrer's chain from the member path directly.
-CREATE OR REPLACE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r referral.referral;
-	p referral.program;
-	converting boolean;
-	rule referral.reward_rule;
-	upline text[];
-	beneficiary text;
-	lvl int;
-	reached bigint;
-	ms referral.milestone;
-	milestone_reward bigint;
-BEGIN
-	SELECT * INTO r FROM referral.referral x WHERE x.id = _order_paid.referral_id FOR UPDATE;
-	IF NOT FOUND OR r.status = 'rejected' OR amount IS NULL THEN
-		RETURN;
-	END IF;
-	SELECT * INTO STRICT p FROM referral.program x WHERE x.id = r.program_id;
-	IF amount < p.min_order_amount OR at < p.starts_at OR at >= p.ends_at THEN
-		RETURN;
-	END IF;
-	IF EXISTS (SELECT 1 FROM referral.attributed_order o
-	            WHERE o.tenant = r.tenant AND o.order_source = source AND o.order_ref = _order_paid.order_ref) THEN
-		RETURN;		-- this order was attributed before
-	END IF;
-
-	IF r.status = 'pending' THEN
-		IF at < r.created_at OR at > r.created_at + p.attribution_window THEN
-			RETURN;
-		END IF;
-		converting := true;
-	ELSIF at >= r.converted_at THEN
-		converting := false;
-		IF p.recurring_window IS NULL OR at > r.converted_at + p.recurring_window THEN
-			-- A later qualifying order that earns nothing: revenue of the referral.
-			INSERT INTO referral.attributed_order
-				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
-			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);
-			RETURN;
-		END IF;
-	ELSE
-		RETURN;
-	END IF;
-
-	-- Serialise the referrer's conversions (tiers, milestones), then the program's
-	-- budget and caps.
-	PERFORM 1 FROM referral.code c
-	 WHERE c.tenant = r.tenant AND c.program_id = p.id AND c.customer = r.referrer FOR UPDATE;
-	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
-		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
-	END IF;
-
-	INSERT INTO referral.attributed_order
-		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
-	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
-
-	-- The referrer's chain, level 1 = the referrer, read before anything changes.
-	SELECT ARRAY[r.referrer] || COALESCE(array_agg(m.customer ORDER BY a.pos DESC), '{}')
-	  INTO upline
-	  FROM referral.member s
-	 CROSS JOIN LATERAL unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
-	  JOIN referral.member m ON m.id = a.node
-	 WHERE s.tenant = r.tenant AND s.customer = r.referrer
-	   AND cardinality(s.path) - a.pos < p.max_depth;
-
-	IF converting THEN
-		-- Referee reward: tier by the referee's own conversions as a referrer.
-		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
-		                            referral._conversions(r.tenant, p.id, r.referee));
-		IF rule.id IS NOT NULL THEN
-			PERFORM referral._create_reward(p, r.id, r.referee, 1, 'referee', rule.reward_type,
-				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
-				rule.id, NULL, source, _order_paid.order_ref);
-		END IF;
-	END IF;
-
-	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
-	-- conversions in the program so far (not counting this conversion).
-	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
-		beneficiary := upline[lvl];
-		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
-		                            referral._conversions(r.tenant, p.id, beneficiary));
-		IF rule.id IS NOT NULL THEN
-			PERFORM referral._create_reward(p, r.id, beneficiary, lvl, 'referrer', rule.reward_type,
-				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
-				rule.id, NULL, source, _order_paid.order_ref);
-		END IF;
-	END LOOP;
-
-	IF NOT converting THEN
-		RETURN;
-	END IF;
-
-	UPDATE referral.referral x
-	   SET status = 'converted', converted_at = at,
-	       converting_source = source, converting_order = _order_paid.order_ref
-	 WHERE x.id = r.id;
-	PERFORM referral._emit(r.tenant, 'referral_converted',
-		jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
-		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
-		                   'converted_at', at));
-
-	-- Milestones now reached and not held (a reversed one is paid again).
-	reached := referral._conversions(r.tenant, p.id, r.referrer);
-	FOR ms IN
-		SELECT * FROM referral.milestone m
-		 WHERE m.program_id = p.id AND m.conversions <= reached
-		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
-		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
-		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
-		                      AND w.reversed_at IS NULL)
-		 ORDER BY m.conversions
-	LOOP
-		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
-			round(ms.amount, referral.currency_decimals(p.currency)), NULL, ms.id, NULL, NULL);
-		IF milestone_reward IS NOT NULL THEN
-			PERFORM referral._emit(r.tenant, 'milestone_reached',
-				jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
-				                   'milestone_id', ms.id, 'conversions', ms.conversions,
-				                   'reward_id', milestone_reward));
-		END IF;
-	END LOOP;
-END
-$$;
-COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
-	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
-
-
 -- downline refuses a negative max_depth (22023) instead of returning nothing.
 CREATE OR REPLACE FUNCTION referral.downline(customer text, tenant text DEFAULT 'default', max_depth int DEFAULT NULL)
 RETURNS TABLE (level int, customer text)
@@ -373,54 +206,6 @@ REVOKE EXECUTE ON FUNCTION referral._orders_revenue(bigint, text, text[], numeri
 
 -- A paid milestone that is clawed back can be paid again: reversed_at marks a paid
 -- reward whose clawback exists, and the milestone index leaves such rewards out.
-CREATE OR REPLACE FUNCTION referral._reverse_rewards(reward_ids bigint[])
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	reversed bigint[];
-	clawbacks bigint[];
-BEGIN
-	WITH locked AS (
-		SELECT w.id, w.status FROM referral.reward w
-		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
-		 ORDER BY w.id FOR UPDATE
-	), upd AS (
-		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
-		  FROM locked l
-		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
-		RETURNING w.id
-	)
-	SELECT array_agg(upd.id) INTO reversed FROM upd;
-
-	WITH claw AS (
-		INSERT INTO referral.reward AS c
-			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
-			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
-		SELECT w.tenant, w.program_id, w.beneficiary, w.referral_id, w.order_source, w.order_ref,
-		       w.level, 'clawback', w.reward_type, -w.amount, w.currency, 'approved', now(),
-		       w.rule_id, NULL, w.id
-		  FROM referral.reward w
-		 WHERE w.id = ANY (reward_ids) AND w.status = 'paid' AND w.kind <> 'clawback'
-		 ORDER BY w.id
-		ON CONFLICT (clawback_of) WHERE kind = 'clawback' DO NOTHING
-		RETURNING c.id
-	)
-	SELECT array_agg(claw.id) INTO clawbacks FROM claw;
-	-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
-	UPDATE referral.reward w SET reversed_at = now()
-	 WHERE w.id IN (SELECT c.clawback_of FROM referral.reward c WHERE c.id = ANY (clawbacks));
-
-	IF reversed IS NOT NULL THEN
-		PERFORM referral._emit_rewards('reward_reversed', reversed);
-	END IF;
-	IF clawbacks IS NOT NULL THEN
-		PERFORM referral._emit_rewards('reward_created', clawbacks);
-	END IF;
-END
-$$;
-COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
 UPDATE referral.reward w SET reversed_at = c.created_at
   FROM referral.reward c
  WHERE c.kind = 'clawback' AND c.clawback_of = w.id AND w.reversed_at IS NULL;
@@ -466,3 +251,386 @@ END
 $$;
 COMMENT ON FUNCTION referral.grant_analyst(regrole)
 	IS 'grant a role SELECT on the analyst views of schema referral';
+
+-- The conversion and refund paths: PL/pgSQL helpers (plans kept for the session)
+-- without a SET clause of their own (their callers pin search_path).
+CREATE OR REPLACE FUNCTION referral._emit(tenant text, kind text, payload jsonb)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	new_id bigint;
+BEGIN
+	INSERT INTO referral.event AS e (tenant, kind, payload)
+	VALUES (_emit.tenant, _emit.kind, _emit.payload)
+	RETURNING e.id INTO new_id;
+	PERFORM pg_notify('referral_event',
+		json_build_object('id', new_id, 'kind', kind, 'tenant', tenant)::text);
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION referral._emit(text, text, jsonb) IS 'internal: append to referral.event and NOTIFY referral_event';
+CREATE OR REPLACE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	notified bigint;
+BEGIN
+	WITH e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT w.tenant, _emit_rewards.kind,
+		       jsonb_build_object('reward_id', w.id, 'program_id', w.program_id,
+		                          'referral_id', w.referral_id, 'beneficiary', w.beneficiary,
+		                          'kind', w.kind, 'level', w.level, 'amount', w.amount,
+		                          'currency', w.currency, 'status', w.status,
+		                          'order_ref', w.order_ref, 'payout_ref', w.payout_ref)
+		  FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids)
+		 ORDER BY w.id
+		RETURNING e.id, e.kind, e.tenant
+	)
+	SELECT count(pg_notify('referral_event', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
+	  INTO notified FROM e;
+END
+$$;
+COMMENT ON FUNCTION referral._emit_rewards(text, bigint[]) IS 'internal: one event (and NOTIFY) per reward';
+CREATE OR REPLACE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
+RETURNS referral.reward_rule
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+	rule referral.reward_rule;
+BEGIN
+	SELECT r.* INTO rule
+	  FROM referral.reward_rule r
+	 WHERE r.program_id = _pick_rule.program
+	   AND r.beneficiary = _pick_rule.beneficiary
+	   AND r.level = _pick_rule.level
+	   AND r.min_conversions <= _pick_rule.conversions
+	   AND r.variant IS NOT DISTINCT FROM (
+	       CASE WHEN _pick_rule.variant IS NOT NULL AND EXISTS (
+	                 SELECT 1 FROM referral.reward_rule v
+	                  WHERE v.program_id = _pick_rule.program AND v.beneficiary = _pick_rule.beneficiary
+	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
+	            THEN _pick_rule.variant END)
+	 ORDER BY r.min_conversions DESC
+	 LIMIT 1;
+	RETURN rule;
+END
+$$;
+COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
+CREATE OR REPLACE FUNCTION referral._conversions(tenant text, program bigint, customer text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	RETURN (SELECT pg_catalog.count(*) FROM referral.referral r
+	         WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
+	           AND r.program_id = _conversions.program AND r.status = 'converted');
+END
+$$;
+COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program';
+CREATE OR REPLACE FUNCTION referral._create_reward(
+	p referral.program, referral_id bigint, beneficiary text, level int, kind text,
+	reward_type text, amount numeric, rule_id bigint, milestone_id bigint,
+	order_source text, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	left_over numeric;
+	new_id bigint;
+BEGIN
+	IF p.budget IS NOT NULL THEN
+		SELECT p.budget - COALESCE(sum(w.amount), 0) INTO left_over
+		  FROM referral.reward w WHERE w.program_id = p.id AND w.status <> 'reversed';
+		amount := LEAST(amount, left_over);
+	END IF;
+	IF p.referrer_cap IS NOT NULL THEN
+		SELECT p.referrer_cap - COALESCE(sum(w.amount), 0) INTO left_over
+		  FROM referral.reward w
+		 WHERE w.tenant = p.tenant AND w.beneficiary = _create_reward.beneficiary
+		   AND w.program_id = p.id AND w.status <> 'reversed';
+		amount := LEAST(amount, left_over);
+	END IF;
+	IF amount IS NULL OR amount <= 0 THEN
+		RETURN NULL;
+	END IF;
+
+	INSERT INTO referral.reward AS w
+		(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+		 reward_type, amount, currency, status, rule_id, milestone_id)
+	VALUES
+		(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
+		 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
+		 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
+		 _create_reward.rule_id, _create_reward.milestone_id)
+	ON CONFLICT DO NOTHING
+	RETURNING w.id INTO new_id;
+	IF new_id IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', ARRAY[new_id]);
+	END IF;
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION referral._create_reward(referral.program, bigint, text, int, text, text, numeric, bigint, bigint, text, text)
+	IS 'internal: insert one reward, cut to the budget and referrer_cap left, exactly once';
+CREATE OR REPLACE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	r referral.referral;
+	p referral.program;
+	converting boolean;
+	rule referral.reward_rule;
+	upline text[];
+	beneficiary text;
+	lvl int;
+	reached bigint;
+	ms referral.milestone;
+	milestone_reward bigint;
+BEGIN
+	SELECT * INTO r FROM referral.referral x WHERE x.id = _order_paid.referral_id FOR UPDATE;
+	IF NOT FOUND OR r.status = 'rejected' OR amount IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT * INTO STRICT p FROM referral.program x WHERE x.id = r.program_id;
+	IF amount < p.min_order_amount OR at < p.starts_at OR at >= p.ends_at THEN
+		RETURN;
+	END IF;
+	IF EXISTS (SELECT 1 FROM referral.attributed_order o
+	            WHERE o.tenant = r.tenant AND o.order_source = source AND o.order_ref = _order_paid.order_ref) THEN
+		RETURN;		-- this order was attributed before
+	END IF;
+
+	IF r.status = 'pending' THEN
+		IF at < r.created_at OR at > r.created_at + p.attribution_window THEN
+			RETURN;
+		END IF;
+		converting := true;
+	ELSIF at >= r.converted_at THEN
+		converting := false;
+		IF p.recurring_window IS NULL OR at > r.converted_at + p.recurring_window THEN
+			-- A later qualifying order that earns nothing: revenue of the referral.
+			INSERT INTO referral.attributed_order
+				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);
+			RETURN;
+		END IF;
+	ELSE
+		RETURN;
+	END IF;
+
+	-- Serialise the referrer's conversions (tiers, milestones), then the program's
+	-- budget and caps.
+	PERFORM 1 FROM referral.code c
+	 WHERE c.tenant = r.tenant AND c.program_id = p.id AND c.customer = r.referrer FOR UPDATE;
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
+	END IF;
+
+	INSERT INTO referral.attributed_order
+		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
+
+	-- The referrer's chain, level 1 = the referrer, read before anything changes.
+	SELECT ARRAY[r.referrer] || COALESCE(array_agg(m.customer ORDER BY a.pos DESC), '{}')
+	  INTO upline
+	  FROM referral.member s
+	 CROSS JOIN LATERAL unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
+	  JOIN referral.member m ON m.id = a.node
+	 WHERE s.tenant = r.tenant AND s.customer = r.referrer
+	   AND cardinality(s.path) - a.pos < p.max_depth;
+
+	IF converting THEN
+		-- Referee reward: tier by the referee's own conversions as a referrer.
+		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
+		                            referral._conversions(r.tenant, p.id, r.referee));
+		IF rule.id IS NOT NULL THEN
+			PERFORM referral._create_reward(p, r.id, r.referee, 1, 'referee', rule.reward_type,
+				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
+				rule.id, NULL, source, _order_paid.order_ref);
+		END IF;
+	END IF;
+
+	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
+	-- conversions in the program so far (not counting this conversion).
+	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
+		beneficiary := upline[lvl];
+		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
+		                            referral._conversions(r.tenant, p.id, beneficiary));
+		IF rule.id IS NOT NULL THEN
+			PERFORM referral._create_reward(p, r.id, beneficiary, lvl, 'referrer', rule.reward_type,
+				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
+				rule.id, NULL, source, _order_paid.order_ref);
+		END IF;
+	END LOOP;
+
+	IF NOT converting THEN
+		RETURN;
+	END IF;
+
+	UPDATE referral.referral x
+	   SET status = 'converted', converted_at = at,
+	       converting_source = source, converting_order = _order_paid.order_ref
+	 WHERE x.id = r.id;
+	PERFORM referral._emit(r.tenant, 'referral_converted',
+		jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
+		                   'converted_at', at));
+
+	-- Milestones now reached and not held (a reversed one is paid again).
+	reached := referral._conversions(r.tenant, p.id, r.referrer);
+	FOR ms IN
+		SELECT * FROM referral.milestone m
+		 WHERE m.program_id = p.id AND m.conversions <= reached
+		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
+		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
+		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
+		                      AND w.reversed_at IS NULL)
+		 ORDER BY m.conversions
+	LOOP
+		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
+			round(ms.amount, referral.currency_decimals(p.currency)), NULL, ms.id, NULL, NULL);
+		IF milestone_reward IS NOT NULL THEN
+			PERFORM referral._emit(r.tenant, 'milestone_reached',
+				jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+				                   'milestone_id', ms.id, 'conversions', ms.conversions,
+				                   'reward_id', milestone_reward));
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
+	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
+CREATE OR REPLACE FUNCTION referral._orders_reversed(tenant text, source text, order_refs text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	r referral.referral;
+	reverted bigint[] := '{}';
+	to_reverse bigint[];
+BEGIN
+	-- Referrals first (the lock order), then their rewards.
+	FOR r IN
+		SELECT * FROM referral.referral x
+		 WHERE x.tenant = _orders_reversed.tenant AND x.converting_source = source
+		   AND x.converting_order = ANY (order_refs)
+		 ORDER BY x.id FOR UPDATE
+	LOOP
+		UPDATE referral.referral x
+		   SET status = 'pending', converted_at = NULL, converting_source = NULL,
+		       converting_order = NULL, reverted_at = now()
+		 WHERE x.id = r.id;
+		PERFORM referral._emit(r.tenant, 'referral_reverted',
+			jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
+			                   'referee', r.referee, 'order_ref', r.converting_order));
+		reverted := reverted || r.id;
+	END LOOP;
+
+	UPDATE referral.attributed_order o SET reversed_at = now()
+	 WHERE o.tenant = _orders_reversed.tenant AND o.order_source = source
+	   AND o.order_ref = ANY (order_refs) AND o.reversed_at IS NULL;
+
+	SELECT array_agg(w.id ORDER BY w.id) INTO to_reverse
+	  FROM referral.reward w
+	 WHERE (w.tenant = _orders_reversed.tenant AND w.order_source = source
+	        AND w.order_ref = ANY (order_refs) AND w.kind IN ('referee', 'referrer'))
+	    OR (w.referral_id = ANY (reverted) AND w.kind = 'milestone');
+	IF to_reverse IS NOT NULL THEN
+		PERFORM referral._reverse_rewards(to_reverse);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_reversed(text, text, text[])
+	IS 'internal: orders refunded, cancelled or deleted: reverse their rewards and conversions';
+CREATE OR REPLACE FUNCTION referral._reverse_rewards(reward_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	reversed bigint[];
+	clawbacks bigint[];
+BEGIN
+	WITH locked AS (
+		SELECT w.id, w.status FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+		 ORDER BY w.id FOR UPDATE
+	), upd AS (
+		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
+		  FROM locked l
+		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
+		RETURNING w.id
+	)
+	SELECT array_agg(upd.id) INTO reversed FROM upd;
+
+	WITH claw AS (
+		INSERT INTO referral.reward AS c
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
+		SELECT w.tenant, w.program_id, w.beneficiary, w.referral_id, w.order_source, w.order_ref,
+		       w.level, 'clawback', w.reward_type, -w.amount, w.currency, 'approved', now(),
+		       w.rule_id, NULL, w.id
+		  FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.status = 'paid' AND w.kind <> 'clawback'
+		 ORDER BY w.id
+		ON CONFLICT (clawback_of) WHERE kind = 'clawback' DO NOTHING
+		RETURNING c.id
+	)
+	SELECT array_agg(claw.id) INTO clawbacks FROM claw;
+	-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
+	UPDATE referral.reward w SET reversed_at = now()
+	 WHERE w.id IN (SELECT c.clawback_of FROM referral.reward c WHERE c.id = ANY (clawbacks));
+
+	IF reversed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_reversed', reversed);
+	END IF;
+	IF clawbacks IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', clawbacks);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
+CREATE OR REPLACE FUNCTION referral._order_amount_changed(tenant text, source text, order_ref text, amount numeric)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	changed bigint[];
+	vanished bigint[];
+BEGIN
+	UPDATE referral.attributed_order o SET amount = _order_amount_changed.amount
+	 WHERE o.tenant = _order_amount_changed.tenant AND o.order_source = source
+	   AND o.order_ref = _order_amount_changed.order_ref AND o.reversed_at IS NULL;
+	WITH recomputed AS (
+		SELECT w.id, w.amount AS old_amount,
+		       referral.reward_amount(_order_amount_changed.amount, r.percent, r.fixed, r.cap, w.currency) AS new_amount
+		  FROM referral.reward w
+		  JOIN referral.reward_rule r ON r.id = w.rule_id
+		 WHERE w.tenant = _order_amount_changed.tenant AND w.order_source = source
+		   AND w.order_ref = _order_amount_changed.order_ref AND w.kind IN ('referee', 'referrer')
+		   AND w.status IN ('pending', 'approved')
+		 ORDER BY w.id
+		   FOR UPDATE OF w
+	), upd AS (
+		UPDATE referral.reward w SET amount = c.new_amount
+		  FROM recomputed c
+		 WHERE w.id = c.id AND c.new_amount > 0 AND c.new_amount < c.old_amount
+		RETURNING w.id
+	)
+	SELECT (SELECT array_agg(upd.id) FROM upd),
+	       (SELECT array_agg(c.id) FROM recomputed c WHERE c.new_amount <= 0)
+	  INTO changed, vanished;
+	IF changed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_changed', changed);
+	END IF;
+	IF vanished IS NOT NULL THEN
+		PERFORM referral._reverse_rewards(vanished);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
+	IS 'internal: a paid order''s amount went down: lower its unpaid rewards';

@@ -19,7 +19,6 @@ SELECT pg_catalog.pg_extension_config_dump('referral.event_id_seq', '');
 CREATE FUNCTION referral._emit(tenant text, kind text, payload jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	new_id bigint;

@@ -78,9 +78,11 @@ SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
 -- Appends one event per reward id (payload: the reward's figures) and notifies.
 CREATE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
 RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+	notified bigint;
+BEGIN
 	WITH e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
 		SELECT w.tenant, _emit_rewards.kind,
@@ -95,7 +97,8 @@ AS $$
 		RETURNING e.id, e.kind, e.tenant
 	)
 	SELECT count(pg_notify('referral_event', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
-	  FROM e;
+	  INTO notified FROM e;
+END
 $$;
 COMMENT ON FUNCTION referral._emit_rewards(text, bigint[]) IS 'internal: one event (and NOTIFY) per reward';
 
@@ -114,9 +117,12 @@ COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, t
 -- ones), the tier with the greatest min_conversions not above `conversions`.
 CREATE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
 RETURNS referral.reward_rule
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-	SELECT r.*
+DECLARE
+	rule referral.reward_rule;
+BEGIN
+	SELECT r.* INTO rule
 	  FROM referral.reward_rule r
 	 WHERE r.program_id = _pick_rule.program
 	   AND r.beneficiary = _pick_rule.beneficiary
@@ -129,22 +135,22 @@ AS $$
 	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
 	            THEN _pick_rule.variant END)
 	 ORDER BY r.min_conversions DESC
-	 LIMIT 1
+	 LIMIT 1;
+	RETURN rule;
+END
 $$;
 COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
 
 -- How many referrals `customer` has converted as a referrer in the program.
--- (_pick_rule and _conversions are internal, called only from functions that set
--- search_path, and run on the hot path of every conversion: they do without a SET
--- clause of their own, whose cost would be paid at every call, and name
--- everything qualified.)
 CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text)
 RETURNS bigint
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-	SELECT pg_catalog.count(*) FROM referral.referral r
-	 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
-	   AND r.program_id = _conversions.program AND r.status = 'converted'
+BEGIN
+	RETURN (SELECT pg_catalog.count(*) FROM referral.referral r
+	         WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
+	           AND r.program_id = _conversions.program AND r.status = 'converted');
+END
 $$;
 COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program';
 
@@ -158,7 +164,6 @@ CREATE FUNCTION referral._create_reward(
 	order_source text, order_ref text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	left_over numeric;

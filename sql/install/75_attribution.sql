@@ -3,6 +3,14 @@
 -- statement; each function re-checks under row locks, taken in one order everywhere:
 -- the referral, then the referrer's code, then the program (when a budget or cap
 -- applies), then rewards.
+--
+-- These internal functions (and the helpers they call: _create_reward, _emit,
+-- _emit_rewards, _pick_rule, _conversions) run for every conversion and refund, so
+-- they are PL/pgSQL (whose statement plans are kept for the session, where a SQL
+-- function called from PL/pgSQL is planned again at every call) and carry no SET
+-- clause (whose GUC save and restore would be paid at every call): their callers,
+-- the order trigger and the API functions, pin search_path, and they name
+-- everything qualified.
 
 -- A paid order of a referee that may qualify: converts a pending referral (referee
 -- reward, referrer rewards by level, milestones) or, within recurring_window after
@@ -11,7 +19,6 @@
 CREATE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	r referral.referral;
@@ -171,7 +178,6 @@ COMMENT ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], ti
 CREATE FUNCTION referral._reverse_rewards(reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	reversed bigint[];
@@ -223,7 +229,6 @@ COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse re
 CREATE FUNCTION referral._orders_reversed(tenant text, source text, order_refs text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	r referral.referral;
@@ -271,7 +276,6 @@ COMMENT ON FUNCTION referral._orders_reversed(text, text, text[])
 CREATE FUNCTION referral._order_amount_changed(tenant text, source text, order_ref text, amount numeric)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	changed bigint[];
