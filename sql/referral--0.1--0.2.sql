@@ -273,6 +273,7 @@ COMMENT ON FUNCTION referral._emit(text, text, jsonb) IS 'internal: append to re
 CREATE OR REPLACE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	notified bigint;
@@ -368,8 +369,17 @@ BEGIN
 		 _create_reward.rule_id, _create_reward.milestone_id)
 	ON CONFLICT DO NOTHING
 	RETURNING w.id INTO new_id;
+	-- The event from the values at hand (the payload of _emit_rewards): looking the
+	-- new row up again would run a plan made while the table was small, a
+	-- sequential scan, once per reward of a bulk load.
 	IF new_id IS NOT NULL THEN
-		PERFORM referral._emit_rewards('reward_created', ARRAY[new_id]);
+		PERFORM referral._emit(p.tenant, 'reward_created',
+			jsonb_build_object('reward_id', new_id, 'program_id', p.id,
+			                   'referral_id', _create_reward.referral_id,
+			                   'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
+			                   'level', _create_reward.level, 'amount', amount,
+			                   'currency', p.currency, 'status', 'pending',
+			                   'order_ref', _create_reward.order_ref, 'payout_ref', NULL));
 	END IF;
 	RETURN new_id;
 END
@@ -487,7 +497,7 @@ BEGIN
 		SELECT * FROM referral.milestone m
 		 WHERE m.program_id = p.id AND m.conversions <= reached
 		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
-		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
+		                    WHERE w.tenant = r.tenant AND w.program_id = p.id AND w.beneficiary = r.referrer
 		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
 		                      AND w.reversed_at IS NULL)
 		 ORDER BY m.conversions
@@ -508,6 +518,7 @@ COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestampt
 CREATE OR REPLACE FUNCTION referral._orders_reversed(tenant text, source text, order_refs text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	r referral.referral;
@@ -550,6 +561,7 @@ COMMENT ON FUNCTION referral._orders_reversed(text, text, text[])
 CREATE OR REPLACE FUNCTION referral._reverse_rewards(reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	reversed bigint[];

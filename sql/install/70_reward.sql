@@ -79,6 +79,7 @@ SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
 CREATE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	notified bigint;
@@ -195,8 +196,17 @@ BEGIN
 		 _create_reward.rule_id, _create_reward.milestone_id)
 	ON CONFLICT DO NOTHING
 	RETURNING w.id INTO new_id;
+	-- The event from the values at hand (the payload of _emit_rewards): looking the
+	-- new row up again would run a plan made while the table was small, a
+	-- sequential scan, once per reward of a bulk load.
 	IF new_id IS NOT NULL THEN
-		PERFORM referral._emit_rewards('reward_created', ARRAY[new_id]);
+		PERFORM referral._emit(p.tenant, 'reward_created',
+			jsonb_build_object('reward_id', new_id, 'program_id', p.id,
+			                   'referral_id', _create_reward.referral_id,
+			                   'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
+			                   'level', _create_reward.level, 'amount', amount,
+			                   'currency', p.currency, 'status', 'pending',
+			                   'order_ref', _create_reward.order_ref, 'payout_ref', NULL));
 	END IF;
 	RETURN new_id;
 END

@@ -7,10 +7,13 @@
 -- These internal functions (and the helpers they call: _create_reward, _emit,
 -- _emit_rewards, _pick_rule, _conversions) run for every conversion and refund, so
 -- they are PL/pgSQL (whose statement plans are kept for the session, where a SQL
--- function called from PL/pgSQL is planned again at every call) and carry no SET
--- clause (whose GUC save and restore would be paid at every call): their callers,
--- the order trigger and the API functions, pin search_path, and they name
--- everything qualified.
+-- function called from PL/pgSQL is planned again at every call) and do not set
+-- search_path (whose save and restore would be paid at every call): their callers,
+-- the order trigger and the API functions, pin it, and they name everything
+-- qualified.  The ones that take a whole statement's orders or rewards as arrays
+-- (_orders_reversed, _reverse_rewards, _emit_rewards) run once per statement and
+-- force custom plans: a plan kept from when the tables were small would scan them
+-- sequentially for every statement after.
 
 -- A paid order of a referee that may qualify: converts a pending referral (referee
 -- reward, referrer rewards by level, milestones) or, within recurring_window after
@@ -127,7 +130,7 @@ BEGIN
 		SELECT * FROM referral.milestone m
 		 WHERE m.program_id = p.id AND m.conversions <= reached
 		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
-		                    WHERE w.program_id = p.id AND w.beneficiary = r.referrer
+		                    WHERE w.tenant = r.tenant AND w.program_id = p.id AND w.beneficiary = r.referrer
 		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
 		                      AND w.reversed_at IS NULL)
 		 ORDER BY m.conversions
@@ -178,6 +181,7 @@ COMMENT ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], ti
 CREATE FUNCTION referral._reverse_rewards(reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	reversed bigint[];
@@ -229,6 +233,7 @@ COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse re
 CREATE FUNCTION referral._orders_reversed(tenant text, source text, order_refs text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	r referral.referral;
