@@ -36,12 +36,14 @@
 #include "nodes/parsenodes.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
+#include "order_candidates.h"
 #include "order_trigger.h"
 
 /* Number of SPI parameters of every statement: tenant, source, paid, reversed. */
@@ -480,6 +482,22 @@ order_sql_reversed(const OrderTriggerConfig *cfg, OrderEvent event)
 	return buf.data;
 }
 
+/* The attribute number of a column the trigger reads; an error naming it if it is gone. */
+static AttrNumber
+order_column(Relation rel, const char *source, const char *column)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), column);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" tracked by referral does not exist",
+						column, RelationGetRelationName(rel)),
+				 errdetail("The referral order trigger of %s reads this column.", source),
+				 errhint("Call referral.untrack_orders() and referral.track_orders() again with the table's current column names.")));
+	return (AttrNumber) attnum;
+}
+
 /*
  * Appends to the plan key what the plan depends on besides its text: the
  * position, type, typmod and collation of every column it reads from the
@@ -491,7 +509,6 @@ static void
 append_column_signature(StringInfo key, Relation rel, const char *source,
 						const char *column)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			attnum;
 	Form_pg_attribute att;
 
@@ -500,15 +517,8 @@ append_column_signature(StringInfo key, Relation rel, const char *source,
 		appendStringInfoString(key, "-;");
 		return;
 	}
-	attnum = SPI_fnumber(tupdesc, column);
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of table \"%s\" tracked by referral does not exist",
-						column, RelationGetRelationName(rel)),
-				 errdetail("The referral order trigger of %s reads this column.", source),
-				 errhint("Call referral.untrack_orders() and referral.track_orders() again with the table's current column names.")));
-	att = TupleDescAttr(tupdesc, attnum - 1);
+	attnum = order_column(rel, source, column);
+	att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
 	appendStringInfo(key, "%d:%u:%d:%u;", attnum, att->atttypid, att->atttypmod,
 					 att->attcollation);
 }
@@ -609,6 +619,49 @@ order_check_transition(Trigger *trigger, Tuplestorestate *table,
 				 errhint("Install the trigger with referral.track_orders().")));
 }
 
+/*
+ * The inserted orders whose customer holds an accepted referral, with their
+ * number in *count; NULL (all orders are passed on) when a key column's type
+ * cannot be probed by its text form.
+ */
+static Tuplestorestate *
+order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
+						const OrderTriggerConfig *cfg, int64 *count)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	customer_att = order_column(rel, cfg->source, cfg->customer_column);
+	AttrNumber	tenant_att = 0;
+
+	if (cfg->tenant_column != NULL)
+		tenant_att = order_column(rel, cfg->source, cfg->tenant_column);
+	if (!order_candidates_supported_type(TupleDescAttr(desc, customer_att - 1)->atttypid) ||
+		(tenant_att != 0 &&
+		 !order_candidates_supported_type(TupleDescAttr(desc, tenant_att - 1)->atttypid)))
+		return NULL;
+	return order_candidates(get_func_namespace(fcinfo->flinfo->fn_oid), rel,
+							trigdata->tg_newtable, customer_att, cfg->tenant,
+							tenant_att, count);
+}
+
+/* Makes `orders` (rows of rel) the new transition table the SQL reads. */
+static void
+order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count)
+{
+	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
+	int			rc;
+
+	enr->md.name = ORDER_TRIGGER_NEW_TABLE;
+	enr->md.reliddesc = RelationGetRelid(rel);
+	enr->md.tupdesc = NULL;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = (double) count;
+	enr->reldata = orders;
+	if ((rc = SPI_register_relation(enr)) != SPI_OK_REL_REGISTER)
+		elog(ERROR, "referral order trigger: SPI_register_relation failed: %s",
+			 SPI_result_code_string(rc));
+}
+
 /* Attributes the orders of one INSERT, UPDATE or DELETE statement to referrals. */
 PG_FUNCTION_INFO_V1(referral_order_trigger);
 Datum
@@ -621,6 +674,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	int64		nrows;
 	char	   *sql_reversed;
 	char	   *sql_paid;
+	Tuplestorestate *candidates = NULL;
 	Datum		values[ORDER_NPARAMS];
 	char		nulls[ORDER_NPARAMS];
 	int			rc;
@@ -668,6 +722,20 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	if (nrows == 0)
 		return PointerGetDatum(NULL);
 
+	/*
+	 * An INSERT passes on only the orders of referred customers (see
+	 * order_candidates.c); when there are none, there is nothing to do.
+	 */
+	if (event == ORDER_EVENT_INSERT)
+	{
+		candidates = order_insert_candidates(fcinfo, trigdata, &cfg, &nrows);
+		if (candidates != NULL && nrows == 0)
+		{
+			tuplestore_end(candidates);
+			return PointerGetDatum(NULL);
+		}
+	}
+
 	/* Without a status column, an UPDATE newly pays nothing. */
 	sql_reversed = order_sql_reversed(&cfg, event);
 	sql_paid = (event == ORDER_EVENT_INSERT ||
@@ -695,7 +763,9 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
 			 SPI_result_code_string(rc));
-	if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
+	if (candidates != NULL)
+		order_register_new_table(trigdata->tg_relation, candidates, nrows);
+	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
 			 SPI_result_code_string(rc));
 
@@ -709,6 +779,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	if ((rc = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
 			 SPI_result_code_string(rc));
+	if (candidates != NULL)
+		tuplestore_end(candidates);
 
 	return PointerGetDatum(NULL);
 }

@@ -1,0 +1,31 @@
+/*
+ * order_candidates.h
+ *		Picks, from the orders a statement inserted, those whose customer holds
+ *		an accepted referral: the only ones the order trigger's SQL needs to see.
+ *		See order_candidates.c.
+ */
+#ifndef REFERRAL_ORDER_CANDIDATES_H
+#define REFERRAL_ORDER_CANDIDATES_H
+
+#include "postgres.h"
+
+#include "utils/relcache.h"
+#include "utils/tuplestore.h"
+
+/*
+ * Whether a column of this type can be probed by its text form: the types whose
+ * output function gives what a ::text cast gives (integers, uuid, text, varchar).
+ */
+extern bool order_candidates_supported_type(Oid typid);
+
+/*
+ * A new tuplestore with the rows of `orders` (a transition table of `rel`) whose
+ * customer (customer_att, as text) holds an accepted referral in its tenant (the
+ * fixed `tenant`, or tenant_att as text when tenant_att is not 0); the number of
+ * rows in *count.  `schema` is the extension's schema.
+ */
+extern Tuplestorestate *order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
+										 AttrNumber customer_att, const char *tenant,
+										 AttrNumber tenant_att, int64 *count);
+
+#endif							/* REFERRAL_ORDER_CANDIDATES_H */
