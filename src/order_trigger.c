@@ -269,26 +269,33 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
 /*
  * The paid-orders statement: orders newly paid by this INSERT or UPDATE, each
  * looked up in the accepted referrals of its customer (with the program),
- * keeping the candidates that may qualify; referral._order_paid rechecks each
- * under locks, in the order referral, order time, order id.
+ * keeping the candidates that may qualify, in the order referral, order time,
+ * order id.
  *
- * The lookup is a correlated subquery on purpose: one index probe per order
- * whatever the planner believes about the transition table (it has no
- * statistics) or a young referral table, instead of a join order chosen from
- * estimates, which can rescan the transition table once per referral.  It
- * returns at most one row: a customer has at most one accepted referral per
- * tenant (a unique index).  OFFSET 0 keeps it evaluated once per row.
+ * The lookup is a LATERAL subquery kept from being pulled up (OFFSET 0) on
+ * purpose: one index probe per order whatever the planner believes about the
+ * transition table (it has no statistics) or a young referral table, instead
+ * of a join order chosen from estimates, which can rescan the transition table
+ * once per referral.  It returns at most one row: a customer has at most one
+ * accepted referral per tenant (a unique index).
  *
  * Every qualifying order of a referee from the referral's start on is a
  * candidate: the first may convert it, and the later ones are revenue (and,
  * with recurring_window, earn referrer rewards), also when the referral
- * converts within the same statement.  With recurring_window every candidate
- * goes to _order_paid.  Without it only a referral's first candidate can earn
- * anything: it goes to _order_paid and the rest, in one array per referral, to
- * _orders_revenue after it, so a bulk load of many orders per referee makes
- * two calls per referral, not one per order.  Orders attributed before are
- * left out (they never count twice), so the first candidate is one that can
- * convert.  NULL in the customer, amount, id or tenant keeps a row out.
+ * converts within the same statement.  Three ways, by the referral's state
+ * when the statement started:
+ * - converted, without recurring_window: the orders can only be revenue; the
+ *   data-modifying CTE records them, without a function call per order (the
+ *   common case: later orders of customers referred long ago);
+ * - with recurring_window: every candidate goes to referral._order_paid, which
+ *   rechecks it under locks;
+ * - pending: the first candidate goes to _order_paid (it may convert the
+ *   referral) and the rest, in one array per referral, to _orders_revenue
+ *   after it, so a bulk load of many orders per referee makes two calls per
+ *   referral, not one per order.
+ * Orders attributed before are left out (they never count twice), so a
+ * referral's first candidate is one that can convert.  NULL in the customer,
+ * amount, id or tenant keeps a row out.
  */
 static char *
 order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
@@ -297,25 +304,10 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf,
-						   "WITH c AS MATERIALIZED (SELECT q.referral_id, q.order_ref, q.amount, q.at,"
-						   " pg_catalog.row_number() OVER (PARTITION BY q.referral_id"
-						   " ORDER BY q.at, q.order_ref COLLATE pg_catalog.\"C\") AS nth,"
-						   " (SELECT p.recurring_window IS NOT NULL FROM referral.referral r"
-						   " JOIN referral.program p ON p.id = r.program_id"
-						   " WHERE r.id = q.referral_id) AS recurring"
-						   " FROM (SELECT x.order_ref, x.amount, x.at,"
-						   " (SELECT r.id FROM referral.referral r"
-						   " JOIN referral.program p ON p.id = r.program_id"
-						   " WHERE r.tenant = x.tenant AND r.referee = x.customer"
-						   " AND r.status <> 'rejected'"
-						   " AND NOT EXISTS (SELECT 1 FROM referral.attributed_order a"
-						   " WHERE a.tenant = x.tenant AND a.order_source = $2"
-						   " AND a.order_ref = x.order_ref)"
-						   " AND x.amount >= p.min_order_amount"
-						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
-						   " AND ((r.status = 'pending' AND x.at >= r.created_at)"
-						   " OR (r.status = 'converted' AND x.at >= r.converted_at))"
-						   ") AS referral_id"
+						   "WITH c AS MATERIALIZED (SELECT x.tenant, x.order_ref, x.amount, x.at,"
+						   " k.referral_id, k.program_id, k.converted, k.recurring,"
+						   " pg_catalog.row_number() OVER (PARTITION BY k.referral_id"
+						   " ORDER BY x.at, x.order_ref COLLATE pg_catalog.\"C\") AS nth"
 						   " FROM (SELECT ");
 	append_text(&buf, "n", cfg->id_column);
 	appendStringInfoString(&buf, " AS order_ref, ");
@@ -346,21 +338,40 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 		appendStringInfoString(&buf, " IS NOT TRUE");
 	}
 	appendStringInfoString(&buf,
-						   ") x OFFSET 0) q"
-						   " WHERE q.referral_id IS NOT NULL)"
+						   ") x CROSS JOIN LATERAL (SELECT r.id AS referral_id, r.program_id,"
+						   " r.status = 'converted' AS converted,"
+						   " p.recurring_window IS NOT NULL AS recurring"
+						   " FROM referral.referral r"
+						   " JOIN referral.program p ON p.id = r.program_id"
+						   " WHERE r.tenant = x.tenant AND r.referee = x.customer"
+						   " AND r.status <> 'rejected'"
+						   " AND NOT EXISTS (SELECT 1 FROM referral.attributed_order a"
+						   " WHERE a.tenant = x.tenant AND a.order_source = $2"
+						   " AND a.order_ref = x.order_ref)"
+						   " AND x.amount >= p.min_order_amount"
+						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
+						   " AND ((r.status = 'pending' AND x.at >= r.created_at)"
+						   " OR (r.status = 'converted' AND x.at >= r.converted_at))"
+						   " OFFSET 0) k),"
+						   " revenue AS (INSERT INTO referral.attributed_order"
+						   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
+						   " SELECT c.tenant, $2, c.order_ref, c.program_id, c.referral_id, c.amount, c.at, false"
+						   " FROM c WHERE c.converted AND NOT c.recurring"
+						   " ORDER BY c.order_ref ON CONFLICT DO NOTHING)"
 						   " SELECT CASE WHEN e.first"
 						   " THEN referral._order_paid(e.referral_id, $2, e.order_ref, e.amount, e.at)"
 						   " ELSE referral._orders_revenue(e.referral_id, $2, e.refs, e.amounts, e.ats) END"
 						   " FROM (SELECT true AS first, c.referral_id, c.nth, c.order_ref, c.amount, c.at,"
 						   " NULL::pg_catalog.text[] AS refs, NULL::pg_catalog.numeric[] AS amounts,"
 						   " NULL::pg_catalog.timestamptz[] AS ats"
-						   " FROM c WHERE c.nth = 1 OR c.recurring"
+						   " FROM c WHERE c.recurring OR (c.nth = 1 AND NOT c.converted)"
 						   " UNION ALL"
 						   " SELECT false, c.referral_id, pg_catalog.max(c.nth), NULL, NULL, NULL,"
 						   " pg_catalog.array_agg(c.order_ref ORDER BY c.nth),"
 						   " pg_catalog.array_agg(c.amount ORDER BY c.nth),"
 						   " pg_catalog.array_agg(c.at ORDER BY c.nth)"
-						   " FROM c WHERE c.nth > 1 AND NOT c.recurring GROUP BY c.referral_id) e"
+						   " FROM c WHERE c.nth > 1 AND NOT c.converted AND NOT c.recurring"
+						   " GROUP BY c.referral_id) e"
 						   " ORDER BY e.referral_id, e.nth");
 	return buf.data;
 }
