@@ -194,9 +194,10 @@ AS $$
 	  JOIN referral.program p ON p.id = r.program_id
 	 CROSS JOIN LATERAL unnest(order_refs, amounts, ats) AS o(ref, amount, at)
 	 WHERE r.id = _orders_revenue.referral_id AND r.status = 'converted'
-	   AND o.at >= r.converted_at AND o.amount >= p.min_order_amount
+	   AND o.at >= r.created_at AND o.amount >= p.min_order_amount
 	   AND o.at >= p.starts_at AND (p.ends_at IS NULL OR o.at < p.ends_at)
-	   AND (p.recurring_window IS NULL OR o.at > r.converted_at + p.recurring_window)
+	   AND (p.recurring_window IS NULL OR o.at < r.converted_at
+	        OR o.at > r.converted_at + p.recurring_window)
 	 ORDER BY o.ref
 	ON CONFLICT DO NOTHING
 $$;
@@ -216,6 +217,21 @@ CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
 -- PUBLIC keeps only the type's own functions; grant_analyst grants the analysts'
 -- views, not the internal ones.
 REVOKE EXECUTE ON FUNCTION referral.is_generated(referral.referral_code), referral.normalize_email(text) FROM PUBLIC;
+DO $$
+DECLARE
+	g record;
+BEGIN
+	-- Roles that 0.1's grant_analyst gave the internal views lose them.
+	FOR g IN
+		SELECT c.oid::regclass AS view, a.grantee::regrole AS role
+		  FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+		 WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind = 'v'
+		   AND c.relname LIKE '\_%' AND a.grantee <> c.relowner AND a.grantee <> 0
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', g.view, g.role);
+	END LOOP;
+END
+$$;
 CREATE OR REPLACE FUNCTION referral.grant_analyst(role regrole)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -420,10 +436,12 @@ BEGIN
 			RETURN;
 		END IF;
 		converting := true;
-	ELSIF at >= r.converted_at THEN
+	ELSIF at >= r.created_at THEN
 		converting := false;
-		IF p.recurring_window IS NULL OR at > r.converted_at + p.recurring_window THEN
-			-- A later qualifying order that earns nothing: revenue of the referral.
+		IF p.recurring_window IS NULL OR at < r.converted_at
+		   OR at > r.converted_at + p.recurring_window THEN
+			-- Another qualifying order that earns nothing: revenue of the referral
+			-- (also one timed before the conversion that arrived after it).
 			INSERT INTO referral.attributed_order
 				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
 			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);

@@ -21,7 +21,9 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "executor/executor.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -48,21 +50,39 @@ order_candidates_invalidate(Datum arg, Oid relid)
 	AcceptedIndex = InvalidOid;
 }
 
-/* Looks up (once) the referral table and its index of accepted referrals. */
+/*
+ * Looks up (once) the referral table and its index of accepted referrals.  The
+ * caller copies the OIDs: opening a relation processes invalidations, which
+ * may clear the cache.
+ */
 static void
-order_candidates_lookup(Oid schema)
+order_candidates_lookup(Oid schema, Oid *table, Oid *index)
 {
 	if (!InvalidationRegistered)
 	{
 		CacheRegisterRelcacheCallback(order_candidates_invalidate, (Datum) 0);
 		InvalidationRegistered = true;
 	}
-	if (OidIsValid(ReferralTable) && OidIsValid(AcceptedIndex))
-		return;
-	ReferralTable = get_relname_relid("referral", schema);
-	AcceptedIndex = get_relname_relid("referral_one_accepted_per_referee", schema);
 	if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex))
-		elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
+	{
+		ReferralTable = get_relname_relid("referral", schema);
+		AcceptedIndex = get_relname_relid("referral_one_accepted_per_referee", schema);
+		if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex))
+			elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
+	}
+	*table = ReferralTable;
+	*index = AcceptedIndex;
+}
+
+/*
+ * Whether the local referral table holds the referrals.  Under Citus it may be
+ * a distributed table whose rows live in shards elsewhere: then only the SQL,
+ * which Citus routes, can find them.
+ */
+bool
+order_candidates_usable(void)
+{
+	return !OidIsValid(get_extension_oid("citus", true));
 }
 
 bool
@@ -142,16 +162,20 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	TupleTableSlot *referral;
 	ScanKeyData keys[2];
 	int			reader;
+	Oid			table_oid;
+	Oid			index_oid;
 
-	order_candidates_lookup(schema);
+	order_candidates_lookup(schema, &table_oid, &index_oid);
 	key_column_init(&customer_col, rel, customer_att);
 	if (tenant_att != 0)
 		key_column_init(&tenant_col, rel, tenant_att);
 	else
 		fixed_tenant = cstring_to_text(tenant);
 
-	referrals = table_open(ReferralTable, AccessShareLock);
-	accepted = index_open(AcceptedIndex, AccessShareLock);
+	referrals = table_open(table_oid, AccessShareLock);
+	accepted = index_open(index_oid, AccessShareLock);
+	/* What the SQL after this pass would see: rows of this command too. */
+	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	scan = index_beginscan(referrals, accepted, snapshot, 2, 0);
 	referral = table_slot_create(referrals, NULL);

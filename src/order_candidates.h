@@ -18,6 +18,9 @@
  */
 extern bool order_candidates_supported_type(Oid typid);
 
+/* Whether the pass can run here (not under Citus, whose tables it cannot read). */
+extern bool order_candidates_usable(void);
+
 /*
  * A new tuplestore with the rows of `orders` (a transition table of `rel`) whose
  * customer (customer_att, as text) holds an accepted referral in its tenant (the

@@ -279,11 +279,13 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
  * once per referral.  It returns at most one row: a customer has at most one
  * accepted referral per tenant (a unique index).
  *
- * Every qualifying order of a referee from the referral's start on is a
- * candidate: the first may convert it, and the later ones are revenue (and,
- * with recurring_window, earn referrer rewards), also when the referral
- * converts within the same statement.  Three ways, by the referral's state
- * when the statement started:
+ * Every qualifying order of a referee from the referral's start (its redeem
+ * time) on is a candidate: the first may convert it, and the others are
+ * revenue (and, with recurring_window, earn referrer rewards), also when the
+ * referral converts within the same statement.  A pending referral whose
+ * earliest candidate is past its attribution window cannot convert: its
+ * orders go nowhere (no function call, no row lock).  The rest go three ways,
+ * by the referral's state when the statement started:
  * - converted, without recurring_window: the orders can only be revenue; the
  *   data-modifying CTE records them, without a function call per order (the
  *   common case: later orders of customers referred long ago);
@@ -305,9 +307,10 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf,
 						   "WITH c AS MATERIALIZED (SELECT x.tenant, x.order_ref, x.amount, x.at,"
-						   " k.referral_id, k.program_id, k.converted, k.recurring,"
+						   " k.referral_id, k.program_id, k.converted, k.recurring, k.convert_by,"
 						   " pg_catalog.row_number() OVER (PARTITION BY k.referral_id"
-						   " ORDER BY x.at, x.order_ref COLLATE pg_catalog.\"C\") AS nth"
+						   " ORDER BY x.at, x.order_ref COLLATE pg_catalog.\"C\") AS nth,"
+						   " pg_catalog.min(x.at) OVER (PARTITION BY k.referral_id) AS first_at"
 						   " FROM (SELECT ");
 	append_text(&buf, "n", cfg->id_column);
 	appendStringInfoString(&buf, " AS order_ref, ");
@@ -340,7 +343,9 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 	appendStringInfoString(&buf,
 						   ") x CROSS JOIN LATERAL (SELECT r.id AS referral_id, r.program_id,"
 						   " r.status = 'converted' AS converted,"
-						   " p.recurring_window IS NOT NULL AS recurring"
+						   " p.recurring_window IS NOT NULL AS recurring,"
+						   " CASE WHEN r.status = 'pending'"
+						   " THEN r.created_at + p.attribution_window END AS convert_by"
 						   " FROM referral.referral r"
 						   " JOIN referral.program p ON p.id = r.program_id"
 						   " WHERE r.tenant = x.tenant AND r.referee = x.customer"
@@ -350,8 +355,7 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 						   " AND a.order_ref = x.order_ref)"
 						   " AND x.amount >= p.min_order_amount"
 						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
-						   " AND ((r.status = 'pending' AND x.at >= r.created_at)"
-						   " OR (r.status = 'converted' AND x.at >= r.converted_at))"
+						   " AND x.at >= r.created_at"
 						   " OFFSET 0) k),"
 						   " revenue AS (INSERT INTO referral.attributed_order"
 						   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
@@ -364,13 +368,15 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event)
 						   " FROM (SELECT true AS first, c.referral_id, c.nth, c.order_ref, c.amount, c.at,"
 						   " NULL::pg_catalog.text[] AS refs, NULL::pg_catalog.numeric[] AS amounts,"
 						   " NULL::pg_catalog.timestamptz[] AS ats"
-						   " FROM c WHERE c.recurring OR (c.nth = 1 AND NOT c.converted)"
+						   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
+						   " AND (c.converted OR c.first_at <= c.convert_by)"
 						   " UNION ALL"
 						   " SELECT false, c.referral_id, pg_catalog.max(c.nth), NULL, NULL, NULL,"
 						   " pg_catalog.array_agg(c.order_ref ORDER BY c.nth),"
 						   " pg_catalog.array_agg(c.amount ORDER BY c.nth),"
 						   " pg_catalog.array_agg(c.at ORDER BY c.nth)"
 						   " FROM c WHERE c.nth > 1 AND NOT c.converted AND NOT c.recurring"
+						   " AND c.first_at <= c.convert_by"
 						   " GROUP BY c.referral_id) e"
 						   " ORDER BY e.referral_id, e.nth");
 	return buf.data;
@@ -633,7 +639,7 @@ order_check_transition(Trigger *trigger, Tuplestorestate *table,
 /*
  * The inserted orders whose customer holds an accepted referral, with their
  * number in *count; NULL (all orders are passed on) when a key column's type
- * cannot be probed by its text form.
+ * cannot be probed by its text form, or under Citus.
  */
 static Tuplestorestate *
 order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
@@ -644,6 +650,8 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	AttrNumber	customer_att = order_column(rel, cfg->source, cfg->customer_column);
 	AttrNumber	tenant_att = 0;
 
+	if (!order_candidates_usable())
+		return NULL;
 	if (cfg->tenant_column != NULL)
 		tenant_att = order_column(rel, cfg->source, cfg->tenant_column);
 	if (!order_candidates_supported_type(TupleDescAttr(desc, customer_att - 1)->atttypid) ||

@@ -53,10 +53,12 @@ BEGIN
 			RETURN;
 		END IF;
 		converting := true;
-	ELSIF at >= r.converted_at THEN
+	ELSIF at >= r.created_at THEN
 		converting := false;
-		IF p.recurring_window IS NULL OR at > r.converted_at + p.recurring_window THEN
-			-- A later qualifying order that earns nothing: revenue of the referral.
+		IF p.recurring_window IS NULL OR at < r.converted_at
+		   OR at > r.converted_at + p.recurring_window THEN
+			-- Another qualifying order that earns nothing: revenue of the referral
+			-- (also one timed before the conversion that arrived after it).
 			INSERT INTO referral.attributed_order
 				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
 			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);
@@ -149,7 +151,7 @@ $$;
 COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
 	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
 
--- Later qualifying orders of referees converted by now, a referral's orders of one
+-- Other qualifying orders of referees converted by now, a referral's orders of one
 -- statement at a time (the order trigger passes each referral's first order to
 -- _order_paid, the rest here when no recurring_window can make them earn): revenue
 -- only, no rewards.  Orders attributed before stay as they are.
@@ -166,9 +168,10 @@ AS $$
 	  JOIN referral.program p ON p.id = r.program_id
 	 CROSS JOIN LATERAL unnest(order_refs, amounts, ats) AS o(ref, amount, at)
 	 WHERE r.id = _orders_revenue.referral_id AND r.status = 'converted'
-	   AND o.at >= r.converted_at AND o.amount >= p.min_order_amount
+	   AND o.at >= r.created_at AND o.amount >= p.min_order_amount
 	   AND o.at >= p.starts_at AND (p.ends_at IS NULL OR o.at < p.ends_at)
-	   AND (p.recurring_window IS NULL OR o.at > r.converted_at + p.recurring_window)
+	   AND (p.recurring_window IS NULL OR o.at < r.converted_at
+	        OR o.at > r.converted_at + p.recurring_window)
 	 ORDER BY o.ref
 	ON CONFLICT DO NOTHING
 $$;

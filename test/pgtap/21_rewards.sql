@@ -2,7 +2,7 @@
 -- levels, milestones, windows, minimum amount, reversal, clawback, budget and cap,
 -- approval and payout.  Every figure is worked out by hand in the comments.
 BEGIN;
-SELECT plan(32);
+SELECT plan(33);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.shop_orders (
@@ -79,6 +79,11 @@ INSERT INTO public.shop_orders (id, customer_id, total, placed_at) VALUES (5, 5,
 SELECT is_empty($$SELECT * FROM pg_temp.rewards_of(5)$$, 'no reward for a later order without recurring_window');
 SELECT results_eq($$SELECT converting, amount FROM referral.attributed_order WHERE order_ref = '5'$$,
 	$$VALUES (false, 80.00::numeric)$$, 'but it is revenue of the referral');
+-- An order placed before the conversion (02-07) and paid after it: revenue too.
+INSERT INTO public.shop_orders (id, customer_id, total, status, placed_at) VALUES (10, 5, 70, 'new', '2026-02-05');
+UPDATE public.shop_orders SET status = 'paid' WHERE id = 10;
+SELECT results_eq($$SELECT converting, amount FROM referral.attributed_order WHERE order_ref = '10'$$,
+	$$VALUES (false, 70.00::numeric)$$, 'an order placed before the conversion and paid after it is revenue');
 -- Below the minimum amount: nothing, still pending.
 INSERT INTO public.shop_orders (id, customer_id, total, placed_at) VALUES (6, 6, 9.99, '2026-02-09');
 SELECT is_empty($$SELECT * FROM pg_temp.rewards_of(6)$$, 'an order under min_order_amount earns nothing');
