@@ -23,7 +23,7 @@ SELECT 'conversion_lost', format('order %s converted referral %s, which is %s', 
    AND (r.status <> 'converted' OR r.converting_order IS DISTINCT FROM o.order_ref);
 INSERT INTO problems
 SELECT 'milestone_twice', format('%s holds milestone %s %s times', w.beneficiary, w.milestone_id, count(*))
-  FROM referral.reward w WHERE w.kind = 'milestone' AND w.status <> 'reversed'
+  FROM referral.reward w WHERE w.kind = 'milestone' AND w.status <> 'reversed' AND w.reversed_at IS NULL
  GROUP BY w.beneficiary, w.milestone_id HAVING count(*) > 1;
 SELECT * FROM problems ORDER BY 1, 2;
 SELECT count(*) = 0 AS consistent FROM problems \gset
