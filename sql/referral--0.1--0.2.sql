@@ -664,3 +664,8 @@ END
 $$;
 COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
 	IS 'internal: a paid order''s amount went down: lower its unpaid rewards';
+
+-- attributed_order loses its foreign keys: a bulk load records a row for every order
+-- of a referee, and each key queued an after-row check, memory growing with the load.
+ALTER TABLE referral.attributed_order DROP CONSTRAINT attributed_order_program_id_fkey,
+	DROP CONSTRAINT attributed_order_referral_id_fkey;

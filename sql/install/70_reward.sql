@@ -61,8 +61,8 @@ CREATE TABLE referral.attributed_order (
 	tenant			text NOT NULL,
 	order_source	text NOT NULL,
 	order_ref		text NOT NULL,
-	program_id		bigint NOT NULL REFERENCES referral.program (id),
-	referral_id		bigint NOT NULL REFERENCES referral.referral (id),
+	program_id		bigint NOT NULL,	-- of the referral (no foreign keys: see below)
+	referral_id		bigint NOT NULL,
 	amount			numeric NOT NULL,
 	ordered_at		timestamptz NOT NULL,
 	converting		boolean NOT NULL,
@@ -70,6 +70,10 @@ CREATE TABLE referral.attributed_order (
 	reversed_at		timestamptz,
 	PRIMARY KEY (tenant, order_source, order_ref)
 );
+-- A bulk load records a row here for every order of a referee; a foreign key would
+-- queue two after-row checks per row, memory that grows with the statement.  Only the
+-- extension writes this table, from the referral row it has just read, and referrals
+-- are never deleted.
 CREATE INDEX attributed_order_program ON referral.attributed_order (program_id, ordered_at);
 CREATE INDEX attributed_order_referral ON referral.attributed_order (referral_id);
 COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
