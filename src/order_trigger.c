@@ -11,8 +11,13 @@
  *		  whose amount changed go to referral._order_amount_changed;
  *		- paid orders: orders inserted as, or updated to, a paid status are
  *		  looked up (one index probe each) in the accepted referrals of
- *		  their customers, and the candidates that may qualify go to
- *		  referral._order_paid, in a fixed order.
+ *		  their customers; later orders of referees converted before are
+ *		  recorded as revenue, and the candidates that may convert or earn go
+ *		  to referral._order_paid and _orders_revenue, in a fixed order.
+ *
+ *		For an INSERT, a first pass in C (order_candidates.c) keeps only the
+ *		orders of referred customers, and the SQL reads those instead of the
+ *		whole transition table; with none, no SQL runs.
  *
  *		Reversals run first so that an order that is paid in the same
  *		statement that refunds a referee's converting order can convert the
