@@ -15,8 +15,14 @@ ROUNDS=${ROUNDS:-3}
 q() { psql -qAtX -v ON_ERROR_STOP=1 -d referral_bench -c "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-report() {	# workload, figure, baseline, unit, target
-	printf '%-44s %12s %12s %7s×   target %s\n' "$1" "$2 $4" "$3 $4" "$(ratio "$2" "$3")" "$5"
+# workload, rounds of referral, rounds of the baseline (space-separated), unit, target:
+# the medians and their ratio, then every round, so that an outlier shows.
+report() {
+	local figure baseline
+	figure=$(printf '%s\n' $2 | median)
+	baseline=$(printf '%s\n' $3 | median)
+	printf '%-44s %12s %12s %7s×   target %s\n' "$1" "$figure $4" "$baseline $4" "$(ratio "$figure" "$baseline")" "$5"
+	printf '   rounds: %s against %s\n' "$2" "$3"
 }
 
 echo "== seeding (100k customers, 10.9% referred, a 1M-node tree) ..."
@@ -41,10 +47,10 @@ for r in $(seq "$ROUNDS"); do
 done
 conversions=$(q "SELECT count(*) FROM referral.referral WHERE status = 'converted'")
 rewards=$(q "SELECT count(*) FROM referral.reward")
-report "bulk INSERT ... SELECT, 1M orders (converts)" "$(printf '%s\n' "${bulk[@]}" | median)" "$(printf '%s\n' "${bulk_base[@]}" | median)" ms "<= 1.15"
-report "bulk INSERT, 1M orders, nothing to convert" "$(printf '%s\n' "${steady[@]}" | median)" "$(printf '%s\n' "${steady_base[@]}" | median)" ms "<= 1.15"
-report "COPY, 1M orders" "$(printf '%s\n' "${copy[@]}" | median)" "$(printf '%s\n' "${copy_base[@]}" | median)" ms "<= 1.15"
-report "refunds of 100k orders (UPDATE status)" "$(printf '%s\n' "${refund[@]}" | median)" "$(printf '%s\n' "${refund_base[@]}" | median)" ms "<= 1.3"
+report "bulk INSERT ... SELECT, 1M orders (converts)" "${bulk[*]}" "${bulk_base[*]}" ms "<= 1.15"
+report "bulk INSERT, 1M orders, nothing to convert" "${steady[*]}" "${steady_base[*]}" ms "<= 1.15"
+report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.15"
+report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
 
 # Single-row orders: pgbench, prepared, 2 clients, 10 s each.
@@ -59,7 +65,7 @@ for r in $(seq "$ROUNDS"); do
 	oltp_base+=("$(tps orders_plain)")
 	oltp+=("$(tps orders_tracked)")
 done
-report "single-row orders, pgbench -M prepared -c 2" "$(printf '%s\n' "${oltp[@]}" | median)" "$(printf '%s\n' "${oltp_base[@]}" | median)" tps ">= 0.90"
+report "single-row orders, pgbench -M prepared -c 2" "${oltp[*]}" "${oltp_base[*]}" tps ">= 0.90"
 
 # referral_code parse + print against text's own I/O round trip.
 codes=() texts=()
@@ -67,7 +73,7 @@ for r in $(seq "$ROUNDS"); do
 	texts+=("$(q "SELECT bench.ms('SELECT count(x::cstring::text) FROM (SELECT ''K'' || lpad(i::text, 7, ''0'') AS x FROM generate_series(1, 10000000) i) s')")")
 	codes+=("$(q "SELECT bench.ms('SELECT count(x::referral.referral_code::text) FROM (SELECT ''K'' || lpad(i::text, 7, ''0'') AS x FROM generate_series(1, 10000000) i) s')")")
 done
-report "referral_code parse + print, 10M values" "$(printf '%s\n' "${codes[@]}" | median)" "$(printf '%s\n' "${texts[@]}" | median)" ms "<= 1.1"
+report "referral_code parse + print, 10M values" "${codes[*]}" "${texts[*]}" ms "<= 1.1"
 
 # issue_code against inserting plain rows (100k customers a round).
 q "CREATE TABLE bench.plain_codes (customer text PRIMARY KEY, code text)"
@@ -77,7 +83,7 @@ for r in $(seq "$ROUNDS"); do
 	issue_base+=("$(q "SELECT bench.ms('INSERT INTO bench.plain_codes SELECT ''r$r-'' || i, md5(i::text) FROM generate_series(1, 100000) i')")")
 	issue+=("$(q "SELECT bench.ms('SELECT count(referral.issue_code((SELECT id FROM referral.program WHERE name = ''Bench''), ''r$r-'' || i)) FROM generate_series(1, 100000) i')")")
 done
-report "issue_code, 100k customers" "$(printf '%s\n' "${issue[@]}" | median)" "$(printf '%s\n' "${issue_base[@]}" | median)" ms "<= 1.5"
+report "issue_code, 100k customers" "${issue[*]}" "${issue_base[*]}" ms "<= 1.5"
 
 # Chains: referral's materialised path against a recursive CTE over parent pointers.
 up=() up_base=() down=() down_base=()
@@ -87,8 +93,8 @@ for r in $(seq "$ROUNDS"); do
 	down_base+=("$(q "SELECT bench.ms('WITH RECURSIVE d AS (SELECT id, 0 AS level FROM bench.tree WHERE id = 1 UNION ALL SELECT t.id, d.level + 1 FROM d JOIN bench.tree t ON t.parent = d.id) SELECT count(*) FROM d')")")
 	down+=("$(q "SELECT bench.ms('SELECT count(*) FROM referral.downline(''t1'', ''bench-tree'')')")")
 done
-report "upline at depth 50 (x1000)" "$(printf '%s\n' "${up[@]}" | median)" "$(printf '%s\n' "${up_base[@]}" | median)" ms "<= 0.10"
-report "downline of a 1M-node tree" "$(printf '%s\n' "${down[@]}" | median)" "$(printf '%s\n' "${down_base[@]}" | median)" ms "<= 0.10"
+report "upline at depth 50 (x1000)" "${up[*]}" "${up_base[*]}" ms "<= 0.10"
+report "downline of a 1M-node tree" "${down[*]}" "${down_base[*]}" ms "<= 0.10"
 
 # Memory: a fresh backend's peak RSS (VmHWM, which counts the shared buffers it
 # touched) and its private memory after the statement (RssAnon), after one bulk INSERT
