@@ -40,6 +40,7 @@
 /* The referral table and its index of accepted referrals, looked up once. */
 static Oid	ReferralTable = InvalidOid;
 static Oid	AcceptedIndex = InvalidOid;
+static AttrNumber StatusColumn = InvalidAttrNumber;
 static bool InvalidationRegistered = false;
 
 /* Forgets the cached OIDs when any relation changes (DROP/CREATE EXTENSION). */
@@ -48,6 +49,7 @@ order_candidates_invalidate(Datum arg, Oid relid)
 {
 	ReferralTable = InvalidOid;
 	AcceptedIndex = InvalidOid;
+	StatusColumn = InvalidAttrNumber;
 }
 
 /*
@@ -56,22 +58,27 @@ order_candidates_invalidate(Datum arg, Oid relid)
  * may clear the cache.
  */
 static void
-order_candidates_lookup(Oid schema, Oid *table, Oid *index)
+order_candidates_lookup(Oid schema, Oid *table, Oid *index, AttrNumber *status)
 {
 	if (!InvalidationRegistered)
 	{
 		CacheRegisterRelcacheCallback(order_candidates_invalidate, (Datum) 0);
 		InvalidationRegistered = true;
 	}
-	if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex))
+	if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex) ||
+		StatusColumn == InvalidAttrNumber)
 	{
 		ReferralTable = get_relname_relid("referral", schema);
 		AcceptedIndex = get_relname_relid("referral_one_accepted_per_referee", schema);
 		if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex))
 			elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
+		StatusColumn = get_attnum(ReferralTable, "status");
+		if (StatusColumn == InvalidAttrNumber)
+			elog(ERROR, "referral order trigger: column referral.referral.status is missing");
 	}
 	*table = ReferralTable;
 	*index = AcceptedIndex;
+	*status = StatusColumn;
 }
 
 /*
@@ -141,10 +148,20 @@ key_column_text(KeyColumn *col, TupleTableSlot *slot)
 	return cstring_to_text(OutputFunctionCall(&col->output, value));
 }
 
+/* Whether a referral's status (a text datum) is 'converted'. */
+static bool
+status_is_converted(Datum status)
+{
+	text	   *t = DatumGetTextPP(status);
+
+	return VARSIZE_ANY_EXHDR(t) == strlen("converted") &&
+		memcmp(VARDATA_ANY(t), "converted", strlen("converted")) == 0;
+}
+
 Tuplestorestate *
 order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 				 AttrNumber customer_att, const char *tenant,
-				 AttrNumber tenant_att, int64 *count)
+				 AttrNumber tenant_att, int64 *count, bool *all_converted)
 {
 	Tuplestorestate *candidates = tuplestore_begin_heap(false, false, work_mem);
 	MemoryContext per_order = AllocSetContextCreate(CurrentMemoryContext,
@@ -164,8 +181,9 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	int			reader;
 	Oid			table_oid;
 	Oid			index_oid;
+	AttrNumber	status_att;
 
-	order_candidates_lookup(schema, &table_oid, &index_oid);
+	order_candidates_lookup(schema, &table_oid, &index_oid, &status_att);
 	key_column_init(&customer_col, rel, customer_att);
 	if (tenant_att != 0)
 		key_column_init(&tenant_col, rel, tenant_att);
@@ -187,6 +205,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	tuplestore_rescan(orders);
 
 	*count = 0;
+	*all_converted = true;
 	while (tuplestore_gettupleslot(orders, true, false, order))
 	{
 		text	   *customer;
@@ -219,6 +238,11 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 
 		if (referred)
 		{
+			bool		isnull;
+			Datum		status = slot_getattr(referral, status_att, &isnull);
+
+			if (isnull || !status_is_converted(status))
+				*all_converted = false;
 			tuplestore_puttupleslot(candidates, order);
 			(*count)++;
 		}

@@ -25,10 +25,12 @@ extern bool order_candidates_usable(void);
  * A new tuplestore with the rows of `orders` (a transition table of `rel`) whose
  * customer (customer_att, as text) holds an accepted referral in its tenant (the
  * fixed `tenant`, or tenant_att as text when tenant_att is not 0); the number of
- * rows in *count.  `schema` is the extension's schema.
+ * rows in *count, and in *all_converted whether every one of those referrals was
+ * converted when probed.  `schema` is the extension's schema.
  */
 extern Tuplestorestate *order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 										 AttrNumber customer_att, const char *tenant,
-										 AttrNumber tenant_att, int64 *count);
+										 AttrNumber tenant_att, int64 *count,
+										 bool *all_converted);
 
 #endif							/* REFERRAL_ORDER_CANDIDATES_H */
