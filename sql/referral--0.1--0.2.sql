@@ -16,25 +16,64 @@ AS 'MODULE_PATHNAME', 'referral_reward_amount';
 COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, text)
 	IS 'fixed + percent/100 x order amount, cut to cap, rounded half up to the currency''s minor unit';
 
--- downline refuses a negative max_depth (22023) instead of returning nothing.
-CREATE OR REPLACE FUNCTION referral.downline(customer text, tenant text DEFAULT 'default', max_depth int DEFAULT NULL)
-RETURNS TABLE (level int, customer text)
-LANGUAGE sql STABLE SECURITY DEFINER
+-- Chains: member rows carry their ancestors' customers (nearest first), and upline and
+-- downline read them in C by direct index scans (src/chain_read.c).  downline refuses a
+-- negative max_depth (22023) instead of returning nothing.
+ALTER TABLE referral.member ADD COLUMN ancestors text[] NOT NULL DEFAULT '{}';
+UPDATE referral.member s
+   SET ancestors = ARRAY(SELECT m.customer
+                           FROM unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
+                           JOIN referral.member m ON m.id = a.node
+                          ORDER BY a.pos DESC)
+ WHERE cardinality(s.path) > 1;
+ALTER TABLE referral.member ALTER COLUMN ancestors DROP DEFAULT,
+	ADD CONSTRAINT member_ancestors_match_path
+		CHECK (pg_catalog.cardinality(ancestors) = pg_catalog.cardinality(path) - 1);
+COMMENT ON COLUMN referral.member.ancestors IS 'the customers above this one, nearest first: the upline without a lookup per level';
+CREATE OR REPLACE FUNCTION referral._member(tenant text, customer text)
+RETURNS referral.member
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT referral._require(downline.max_depth IS NULL OR downline.max_depth >= 0,
-		format('max_depth must not be negative (got %s)', downline.max_depth));
-	SELECT (cardinality(d.path) - cardinality(s.path))::int, d.customer
-	  FROM referral.member s
-	  JOIN referral.member d
-	    ON d.path > s.path
-	   AND d.path < s.path || 9223372036854775807::bigint
-	 WHERE s.tenant = downline.tenant AND s.customer = downline.customer
-	   AND (downline.max_depth IS NULL OR cardinality(d.path) - cardinality(s.path) <= downline.max_depth)
-	 ORDER BY d.path
+DECLARE
+	m referral.member;
+BEGIN
+	SELECT * INTO m FROM referral.member x WHERE x.tenant = _member.tenant AND x.customer = _member.customer;
+	IF NOT FOUND THEN
+		INSERT INTO referral.member (tenant, customer, id, path, ancestors)
+		SELECT _member.tenant, _member.customer, n.id, ARRAY[n.id], '{}'::text[]
+		  FROM (SELECT nextval('referral.member_id_seq') AS id) n
+		ON CONFLICT DO NOTHING;
+		SELECT * INTO STRICT m FROM referral.member x WHERE x.tenant = _member.tenant AND x.customer = _member.customer;
+	END IF;
+	RETURN m;
+END
 $$;
-COMMENT ON FUNCTION referral.downline(text, text, int)
-	IS 'everyone referred by this customer, directly (level 1) or through others, optionally down to max_depth levels; in tree order (each member followed by its own downline)';
+CREATE OR REPLACE FUNCTION referral._attach(parent referral.member, child referral.member)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF cardinality(child.path) <> 1 OR child.id = ANY (parent.path) THEN
+		RAISE EXCEPTION 'referral: cannot attach member % below member %', child.id, parent.id
+			USING ERRCODE = 'internal_error';
+	END IF;
+	UPDATE referral.member x
+	   SET path = parent.path || x.path,
+	       ancestors = x.ancestors || parent.customer || parent.ancestors
+	 WHERE x.path >= child.path
+	   AND x.path < child.path || 9223372036854775807::bigint;
+END
+$$;
+CREATE OR REPLACE FUNCTION referral.upline(customer text, tenant text DEFAULT 'default')
+RETURNS TABLE (level int, customer text)
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'referral_upline';
+CREATE OR REPLACE FUNCTION referral.downline(customer text, tenant text DEFAULT 'default', max_depth int DEFAULT NULL)
+RETURNS TABLE (level int, customer text)
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'referral_downline';
 
 -- reward.clawback_of loses its self-referencing foreign key (pg_dump warned of circular
 -- foreign keys at every dump); audit() reports a clawback without its paid reward instead.
@@ -464,13 +503,11 @@ BEGIN
 	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
 
 	-- The referrer's chain, level 1 = the referrer, read before anything changes.
-	SELECT ARRAY[r.referrer] || COALESCE(array_agg(m.customer ORDER BY a.pos DESC), '{}')
+	SELECT ARRAY[r.referrer] || COALESCE(s.ancestors[1:p.max_depth - 1], '{}')
 	  INTO upline
 	  FROM referral.member s
-	 CROSS JOIN LATERAL unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
-	  JOIN referral.member m ON m.id = a.node
-	 WHERE s.tenant = r.tenant AND s.customer = r.referrer
-	   AND cardinality(s.path) - a.pos < p.max_depth;
+	 WHERE s.tenant = r.tenant AND s.customer = r.referrer;
+	upline := COALESCE(upline, ARRAY[r.referrer]);
 
 	IF converting THEN
 		-- Referee reward: tier by the referee's own conversions as a referrer.

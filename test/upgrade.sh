@@ -29,6 +29,26 @@ if ! diff -u --label "fresh $current" --label "$oldest updated to $current" "$fr
 	exit 1
 fi
 
+# Data written by the oldest version must read the same after the update: a chain whose
+# subtree got a parent after it had grown (the update fills member.ancestors).
+echo "== chains written by $oldest, read after the update"
+psql -qX -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS referral_chains' -c 'CREATE DATABASE referral_chains'
+psql -qX -v ON_ERROR_STOP=1 -d referral_chains -c "CREATE EXTENSION referral VERSION '$oldest'" -f - >/dev/null <<'SQL'
+SELECT referral.create_program('P') AS p \gset
+SELECT count(*) FROM (VALUES ('root', 'a'), ('a', 'b'), ('e', 'f'), ('f', 'h'), ('b', 'e')) AS x(referrer, referee)
+ CROSS JOIN LATERAL referral.redeem(referral.issue_code(:p, x.referrer), x.referee);
+SQL
+psql -qX -v ON_ERROR_STOP=1 -d referral_chains -c "ALTER EXTENSION referral UPDATE TO '$current'"
+chains=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_chains \
+	-c "SELECT string_agg(level || ':' || customer, ' ') FROM referral.upline('h')" \
+	-c "SELECT string_agg(level || ':' || customer, ' ') FROM referral.downline('a')")
+expected=$'1:f 2:e 3:b 4:a 5:root\n1:b 2:e 3:f 4:h'
+if [ "$chains" != "$expected" ]; then
+	printf 'upgrade: chains after the update\n%s\nexpected\n%s\n' "$chains" "$expected" >&2
+	exit 1
+fi
+echo "ok"
+
 echo "== pgTAP suites on the updated database"
 psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c 'CREATE EXTENSION pgtap'
 pg_prove -d referral_updated --failures test/pgtap/*.sql

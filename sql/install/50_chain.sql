@@ -1,8 +1,9 @@
 -- Attribution chains as a materialised path.  Every customer in an accepted
 -- referral (pending or converted) of a tenant is a member whose path holds the
--- member ids from the root of its tree down to itself.  The upline is one row's path;
--- the downline is one btree range scan, since the paths below P sort between P and
--- P || max(bigint).  A member gets a parent only while it is a root (one accepted
+-- member ids from the root of its tree down to itself, and whose ancestors hold the
+-- customers above it, nearest first.  The upline is one row's ancestors; the
+-- downline is one btree range scan, since the paths below P sort between P and
+-- P || max(bigint).  Both are read in C (src/chain_read.c).  A member gets a parent only while it is a root (one accepted
 -- referral per customer), and never one from its own subtree (the cycle rule), so a
 -- cycle cannot be stored.
 
@@ -14,11 +15,15 @@ CREATE TABLE referral.member (
 	path		bigint[] NOT NULL,
 	PRIMARY KEY (tenant, customer),
 	UNIQUE (id),
-	CHECK (path[pg_catalog.array_upper(path, 1)] = id AND pg_catalog.array_lower(path, 1) = 1)
+	CHECK (path[pg_catalog.array_upper(path, 1)] = id AND pg_catalog.array_lower(path, 1) = 1),
+	ancestors	text[] NOT NULL,
+	CONSTRAINT member_ancestors_match_path
+		CHECK (pg_catalog.cardinality(ancestors) = pg_catalog.cardinality(path) - 1)
 );
 ALTER SEQUENCE referral.member_id_seq OWNED BY referral.member.id;
 CREATE INDEX member_path ON referral.member (path);
 COMMENT ON TABLE referral.member IS 'attribution chains: each referred or referring customer with the path of member ids from its root';
+COMMENT ON COLUMN referral.member.ancestors IS 'the customers above this one, nearest first: the upline without a lookup per level';
 SELECT pg_catalog.pg_extension_config_dump('referral.member', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.member_id_seq', '');
 
@@ -33,8 +38,8 @@ DECLARE
 BEGIN
 	SELECT * INTO m FROM referral.member x WHERE x.tenant = _member.tenant AND x.customer = _member.customer;
 	IF NOT FOUND THEN
-		INSERT INTO referral.member (tenant, customer, id, path)
-		SELECT _member.tenant, _member.customer, n.id, ARRAY[n.id]
+		INSERT INTO referral.member (tenant, customer, id, path, ancestors)
+		SELECT _member.tenant, _member.customer, n.id, ARRAY[n.id], '{}'::text[]
 		  FROM (SELECT nextval('referral.member_id_seq') AS id) n
 		ON CONFLICT DO NOTHING;
 		SELECT * INTO STRICT m FROM referral.member x WHERE x.tenant = _member.tenant AND x.customer = _member.customer;
@@ -84,7 +89,8 @@ BEGIN
 			USING ERRCODE = 'internal_error';
 	END IF;
 	UPDATE referral.member x
-	   SET path = parent.path || x.path
+	   SET path = parent.path || x.path,
+	       ancestors = x.ancestors || parent.customer || parent.ancestors
 	 WHERE x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
@@ -93,34 +99,14 @@ COMMENT ON FUNCTION referral._attach(referral.member, referral.member) IS 'inter
 
 CREATE FUNCTION referral.upline(customer text, tenant text DEFAULT 'default')
 RETURNS TABLE (level int, customer text)
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT (cardinality(s.path) - a.pos)::int, m.customer
-	  FROM referral.member s
-	 CROSS JOIN LATERAL unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
-	  JOIN referral.member m ON m.id = a.node
-	 WHERE s.tenant = upline.tenant AND s.customer = upline.customer
-	 ORDER BY 1
-$$;
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'referral_upline';
 COMMENT ON FUNCTION referral.upline(text, text)
 	IS 'who referred this customer (level 1), who referred them (level 2), and so on to the root';
 
 CREATE FUNCTION referral.downline(customer text, tenant text DEFAULT 'default', max_depth int DEFAULT NULL)
 RETURNS TABLE (level int, customer text)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT referral._require(downline.max_depth IS NULL OR downline.max_depth >= 0,
-		format('max_depth must not be negative (got %s)', downline.max_depth));
-	SELECT (cardinality(d.path) - cardinality(s.path))::int, d.customer
-	  FROM referral.member s
-	  JOIN referral.member d
-	    ON d.path > s.path
-	   AND d.path < s.path || 9223372036854775807::bigint
-	 WHERE s.tenant = downline.tenant AND s.customer = downline.customer
-	   AND (downline.max_depth IS NULL OR cardinality(d.path) - cardinality(s.path) <= downline.max_depth)
-	 ORDER BY d.path
-$$;
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'referral_downline';
 COMMENT ON FUNCTION referral.downline(text, text, int)
 	IS 'everyone referred by this customer, directly (level 1) or through others, optionally down to max_depth levels; in tree order (each member followed by its own downline)';

@@ -81,13 +81,11 @@ BEGIN
 	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
 
 	-- The referrer's chain, level 1 = the referrer, read before anything changes.
-	SELECT ARRAY[r.referrer] || COALESCE(array_agg(m.customer ORDER BY a.pos DESC), '{}')
+	SELECT ARRAY[r.referrer] || COALESCE(s.ancestors[1:p.max_depth - 1], '{}')
 	  INTO upline
 	  FROM referral.member s
-	 CROSS JOIN LATERAL unnest(s.path[1:cardinality(s.path) - 1]) WITH ORDINALITY AS a(node, pos)
-	  JOIN referral.member m ON m.id = a.node
-	 WHERE s.tenant = r.tenant AND s.customer = r.referrer
-	   AND cardinality(s.path) - a.pos < p.max_depth;
+	 WHERE s.tenant = r.tenant AND s.customer = r.referrer;
+	upline := COALESCE(upline, ARRAY[r.referrer]);
 
 	IF converting THEN
 		-- Referee reward: tier by the referee's own conversions as a referrer.

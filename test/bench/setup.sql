@@ -67,13 +67,15 @@ CREATE TABLE bench.tree (id bigint PRIMARY KEY, parent bigint);
 INSERT INTO bench.tree SELECT i, NULLIF(i / 2, 0) FROM generate_series(1, 1000000) i;
 INSERT INTO bench.tree SELECT 2000000 + i, CASE WHEN i > 0 THEN 2000000 + i - 1 END FROM generate_series(0, 50) i;
 CREATE INDEX ON bench.tree (parent);
-INSERT INTO referral.member (tenant, customer, id, path)
+INSERT INTO referral.member (tenant, customer, id, path, ancestors)
 SELECT 'bench-tree', 't' || i, 1000000000000 + i,
-       ARRAY(SELECT 1000000000000 + (i >> k) FROM generate_series(floor(log(2, i))::int, 0, -1) k)
+       ARRAY(SELECT 1000000000000 + (i >> k) FROM generate_series(floor(log(2, i))::int, 0, -1) k),
+       ARRAY(SELECT 't' || (i >> k) FROM generate_series(1, floor(log(2, i))::int) k)
   FROM generate_series(1, 1000000) i;
-INSERT INTO referral.member (tenant, customer, id, path)
+INSERT INTO referral.member (tenant, customer, id, path, ancestors)
 SELECT 'bench-tree', 't' || (2000000 + i), 1000000000000 + 2000000 + i,
-       ARRAY(SELECT 1000000000000 + 2000000 + k FROM generate_series(0, i) k)
+       ARRAY(SELECT 1000000000000 + 2000000 + k FROM generate_series(0, i) k),
+       ARRAY(SELECT 't' || (2000000 + k) FROM generate_series(i - 1, 0, -1) k)
   FROM generate_series(0, 50) i;
 
 -- The orders of one round, also as a file for COPY.

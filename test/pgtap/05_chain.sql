@@ -1,7 +1,7 @@
 -- Attribution chains: upline and downline over accepted referrals across the tenant's
 -- programs, including a subtree that gets a parent after it has grown.
 BEGIN;
-SELECT plan(12);
+SELECT plan(14);
 
 CREATE TEMP TABLE t AS SELECT referral.create_program('P1') AS p1, referral.create_program('P2') AS p2;
 -- Redeems a code of `referrer` (issued on demand in program p) by `referee`.
@@ -31,6 +31,10 @@ SELECT results_eq($$SELECT level, customer FROM referral.upline('h')$$,
 SELECT bag_eq($$SELECT level, customer FROM referral.downline('root', max_depth => 4)$$,
 	$$VALUES (1, 'a'::text), (2, 'b'), (2, 'd'), (3, 'c'), (4, 'e')$$, 'downline with max_depth');
 SELECT is((SELECT count(*) FROM referral.downline('root')), 8::bigint, 'the whole tree below root');
+SELECT results_eq($$SELECT level, customer FROM referral.downline('a')$$,
+	$$VALUES (1, 'b'::text), (2, 'c'), (3, 'e'), (4, 'f'), (5, 'h'), (4, 'g'), (1, 'd')$$,
+	'downline in tree order: each member followed by its own downline');
+SELECT is_empty($$SELECT * FROM referral.upline('h', 'other tenant')$$, 'chains are per tenant');
 SELECT is(pg_temp.refer((SELECT p1 FROM t), 'h', 'root'), 'rejected', 'root is in h''s upline: a cycle');
 
 SELECT * FROM finish();

@@ -1,0 +1,281 @@
+/*
+ * chain_read.c
+ *		upline() and downline(): reads of the attribution chains stored in
+ *		referral.member, by direct index scans.
+ *
+ *		Each member row holds `path` (member ids from its root down to itself)
+ *		and `ancestors` (the customers above it, nearest first).  The upline is
+ *		one primary-key probe and that row's `ancestors`; the downline is one
+ *		range scan of the index on `path`, whose order is tree order.  Neither
+ *		needs a plan, a join or a sort: a SQL version spent its time in the
+ *		executor's start-up and in sorting a large downline.
+ *
+ *		Like the SECURITY DEFINER SQL functions they replace, these read the
+ *		table whatever the caller's privileges on it: who may run them is
+ *		decided by EXECUTE, which PUBLIC does not have.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+/* The member table's columns and indexes this file reads, found by name. */
+typedef struct MemberTable
+{
+	Relation	table;
+	Relation	by_customer;	/* primary key (tenant, customer) */
+	AttrNumber	customer;
+	AttrNumber	path;
+	AttrNumber	ancestors;
+} MemberTable;
+
+static Oid
+member_relation(Oid schema, const char *name)
+{
+	Oid			relid = get_relname_relid(name, schema);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "referral: relation referral.%s is missing", name);
+	return relid;
+}
+
+static AttrNumber
+member_column(Relation table, const char *name)
+{
+	AttrNumber	att = get_attnum(RelationGetRelid(table), name);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "referral: column referral.member.%s is missing", name);
+	return att;
+}
+
+/* Opens referral.member, in the schema of the calling function. */
+static void
+member_open(FunctionCallInfo fcinfo, MemberTable *m)
+{
+	Oid			schema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	Oid			table = member_relation(schema, "member");
+	Oid			by_customer = member_relation(schema, "member_pkey");
+
+	m->table = table_open(table, AccessShareLock);
+	m->by_customer = index_open(by_customer, AccessShareLock);
+	m->customer = member_column(m->table, "customer");
+	m->path = member_column(m->table, "path");
+	m->ancestors = member_column(m->table, "ancestors");
+}
+
+static void
+member_close(MemberTable *m)
+{
+	index_close(m->by_customer, AccessShareLock);
+	table_close(m->table, AccessShareLock);
+}
+
+/*
+ * The member row of (tenant, customer) into `slot`; false when the customer is
+ * in no accepted referral of the tenant.
+ */
+static bool
+member_fetch(MemberTable *m, text *tenant, text *customer, TupleTableSlot *slot)
+{
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	bool		found;
+
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   m->by_customer->rd_indcollation[0], F_TEXTEQ,
+						   PointerGetDatum(tenant));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   m->by_customer->rd_indcollation[1], F_TEXTEQ,
+						   PointerGetDatum(customer));
+	scan = index_beginscan(m->table, m->by_customer, GetActiveSnapshot(), 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		slot_getallattrs(slot);		/* the slot outlives the scan */
+	index_endscan(scan);
+	return found;
+}
+
+static int
+member_depth(Datum path)
+{
+	ArrayType  *a = DatumGetArrayTypeP(path);
+
+	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+}
+
+/*
+ * Sets up the result as a tuplestore filled in this one call (what PG 15's
+ * InitMaterializedSRF does; written out so that it builds on 13 and 14 too).
+ */
+static void
+chain_result_begin(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext outer;
+	TupleDesc	desc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "referral: return type must be a row type");
+
+	outer = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setDesc = CreateTupleDescCopy(desc);
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(outer);
+}
+
+/* P || max(bigint): above every path that starts with P. */
+static Datum
+path_below(ArrayType *path)
+{
+	Datum	   *ids;
+	bool	   *nulls;
+	int			n;
+	Datum	   *bound;
+
+	deconstruct_array(path, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &ids, &nulls, &n);
+	bound = palloc((n + 1) * sizeof(Datum));
+	memcpy(bound, ids, n * sizeof(Datum));
+	bound[n] = Int64GetDatum(PG_INT64_MAX);
+	return PointerGetDatum(construct_array(bound, n + 1, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* One (level, customer) row of the result. */
+static void
+chain_put(ReturnSetInfo *rsinfo, int level, Datum customer)
+{
+	Datum		values[2] = {Int32GetDatum(level), customer};
+	bool		nulls[2] = {false, false};
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+PG_FUNCTION_INFO_V1(referral_upline);
+
+/* upline(customer text, tenant text) RETURNS TABLE(level int, customer text); STRICT. */
+Datum
+referral_upline(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *customer = PG_GETARG_TEXT_PP(0);
+	text	   *tenant = PG_GETARG_TEXT_PP(1);
+	MemberTable m;
+	TupleTableSlot *row;
+
+	chain_result_begin(fcinfo);
+	member_open(fcinfo, &m);
+	row = table_slot_create(m.table, NULL);
+	if (member_fetch(&m, tenant, customer, row))
+	{
+		bool		isnull;
+		Datum		ancestors = slot_getattr(row, m.ancestors, &isnull);
+		ArrayIterator it;
+		Datum		ancestor;
+		int			level = 0;
+
+		it = array_create_iterator(DatumGetArrayTypeP(ancestors), 0, NULL);
+		while (array_iterate(it, &ancestor, &isnull))
+			chain_put(rsinfo, ++level, ancestor);
+		array_free_iterator(it);
+	}
+	ExecDropSingleTupleTableSlot(row);
+	member_close(&m);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(referral_downline);
+
+/*
+ * downline(customer text, tenant text, max_depth int) RETURNS TABLE(level int,
+ * customer text), in tree order: the paths below P sort between P and
+ * P || max(bigint).  A NULL max_depth is no limit.
+ */
+Datum
+referral_downline(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *customer;
+	text	   *tenant;
+	int			max_depth = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	MemberTable m;
+	TupleTableSlot *row;
+
+	if (!PG_ARGISNULL(2) && max_depth < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_depth must not be negative (got %d)", max_depth)));
+	chain_result_begin(fcinfo);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return (Datum) 0;
+	customer = PG_GETARG_TEXT_PP(0);
+	tenant = PG_GETARG_TEXT_PP(1);
+
+	member_open(fcinfo, &m);
+	row = table_slot_create(m.table, NULL);
+	if (member_fetch(&m, tenant, customer, row))
+	{
+		bool		isnull;
+		/* A copy: the slot is reused for the scan below. */
+		ArrayType  *top = DatumGetArrayTypePCopy(slot_getattr(row, m.path, &isnull));
+		int			top_length = ArrayGetNItems(ARR_NDIM(top), ARR_DIMS(top));
+		Datum		below = path_below(top);
+		Relation	by_path = index_open(member_relation(RelationGetNamespace(m.table),
+														 "member_path"),
+										 AccessShareLock);
+		MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext,
+													  "referral downline row",
+													  ALLOCSET_SMALL_SIZES);
+		ScanKeyData keys[2];
+		IndexScanDesc scan;
+
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTGreaterStrategyNumber, InvalidOid,
+							   by_path->rd_indcollation[0], F_ARRAY_GT,
+							   PointerGetDatum(top));
+		ScanKeyEntryInitialize(&keys[1], 0, 1, BTLessStrategyNumber, InvalidOid,
+							   by_path->rd_indcollation[0], F_ARRAY_LT, below);
+		scan = index_beginscan(m.table, by_path, GetActiveSnapshot(), 2, 0);
+		index_rescan(scan, keys, 2, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, row))
+		{
+			/* Reading a short path's length may copy it: one context per row. */
+			MemoryContext outer = MemoryContextSwitchTo(per_row);
+			int			level = member_depth(slot_getattr(row, m.path, &isnull)) - top_length;
+
+			if (max_depth < 0 || level <= max_depth)
+				chain_put(rsinfo, level, slot_getattr(row, m.customer, &isnull));
+			MemoryContextSwitchTo(outer);
+			MemoryContextReset(per_row);
+		}
+		index_endscan(scan);
+		index_close(by_path, AccessShareLock);
+		MemoryContextDelete(per_row);
+	}
+	ExecDropSingleTupleTableSlot(row);
+	member_close(&m);
+	return (Datum) 0;
+}
