@@ -220,29 +220,6 @@ COMMENT ON FUNCTION referral.audit(bigint)
 -- Every later qualifying order of a converted referee is revenue (attributed_order),
 -- also without recurring_window.
 COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
-CREATE OR REPLACE FUNCTION referral._orders_revenue(referral_id bigint, source text, order_refs text[],
-                                         amounts numeric[], ats timestamptz[])
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	INSERT INTO referral.attributed_order
-		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
-	SELECT r.tenant, _orders_revenue.source, o.ref, p.id, r.id, o.amount, o.at, false
-	  FROM referral.referral r
-	  JOIN referral.program p ON p.id = r.program_id
-	 CROSS JOIN LATERAL unnest(order_refs, amounts, ats) AS o(ref, amount, at)
-	 WHERE r.id = _orders_revenue.referral_id AND r.status = 'converted'
-	   AND o.at >= r.created_at AND o.amount >= p.min_order_amount
-	   AND o.at >= p.starts_at AND (p.ends_at IS NULL OR o.at < p.ends_at)
-	   AND (p.recurring_window IS NULL OR o.at < r.converted_at
-	        OR o.at > r.converted_at + p.recurring_window)
-	 ORDER BY o.ref
-	ON CONFLICT DO NOTHING
-$$;
-COMMENT ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], timestamptz[])
-	IS 'internal: later qualifying orders of a converted referee that earn no reward: revenue only';
-REVOKE EXECUTE ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], timestamptz[]) FROM PUBLIC;
 
 -- A paid milestone that is clawed back can be paid again: reversed_at marks a paid
 -- reward whose clawback exists, and the milestone index leaves such rewards out.
@@ -706,3 +683,10 @@ COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
 -- of a referee, and each key queued an after-row check, memory growing with the load.
 ALTER TABLE referral.attributed_order DROP CONSTRAINT attributed_order_program_id_fkey,
 	DROP CONSTRAINT attributed_order_referral_id_fkey;
+
+-- The order trigger switches to its owner in C, only around the SQL it runs (a
+-- statement of orders that need no SQL no longer pays for the switch).
+CREATE OR REPLACE FUNCTION referral._order_trigger()
+RETURNS trigger
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'referral_order_trigger';

@@ -27,21 +27,36 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "accepted_referrals.h"
 #include "order_candidates.h"
 
 /* The referral table and its index of accepted referrals, looked up once. */
 static Oid	ReferralTable = InvalidOid;
 static Oid	AcceptedIndex = InvalidOid;
 static AttrNumber StatusColumn = InvalidAttrNumber;
+static AttrNumber TenantColumn = InvalidAttrNumber;
+static AttrNumber RefereeColumn = InvalidAttrNumber;
 static bool InvalidationRegistered = false;
+
+/* The referral table's OIDs and columns, as the caller copies them. */
+typedef struct ReferralTableInfo
+{
+	Oid			table;
+	Oid			accepted_index;
+	AttrNumber	status;
+	AttrNumber	tenant;
+	AttrNumber	referee;
+} ReferralTableInfo;
 
 /* Forgets the cached OIDs when any relation changes (DROP/CREATE EXTENSION). */
 static void
@@ -50,15 +65,17 @@ order_candidates_invalidate(Datum arg, Oid relid)
 	ReferralTable = InvalidOid;
 	AcceptedIndex = InvalidOid;
 	StatusColumn = InvalidAttrNumber;
+	TenantColumn = InvalidAttrNumber;
+	RefereeColumn = InvalidAttrNumber;
 }
 
 /*
- * Looks up (once) the referral table and its index of accepted referrals.  The
- * caller copies the OIDs: opening a relation processes invalidations, which
- * may clear the cache.
+ * Looks up (once) the referral table, its index of accepted referrals and the
+ * columns read here.  The caller copies them: opening a relation processes
+ * invalidations, which may clear the cache.
  */
 static void
-order_candidates_lookup(Oid schema, Oid *table, Oid *index, AttrNumber *status)
+order_candidates_lookup(Oid schema, ReferralTableInfo *info)
 {
 	if (!InvalidationRegistered)
 	{
@@ -66,19 +83,25 @@ order_candidates_lookup(Oid schema, Oid *table, Oid *index, AttrNumber *status)
 		InvalidationRegistered = true;
 	}
 	if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex) ||
-		StatusColumn == InvalidAttrNumber)
+		StatusColumn == InvalidAttrNumber || TenantColumn == InvalidAttrNumber ||
+		RefereeColumn == InvalidAttrNumber)
 	{
 		ReferralTable = get_relname_relid("referral", schema);
 		AcceptedIndex = get_relname_relid("referral_one_accepted_per_referee", schema);
 		if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex))
 			elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
 		StatusColumn = get_attnum(ReferralTable, "status");
-		if (StatusColumn == InvalidAttrNumber)
-			elog(ERROR, "referral order trigger: column referral.referral.status is missing");
+		TenantColumn = get_attnum(ReferralTable, "tenant");
+		RefereeColumn = get_attnum(ReferralTable, "referee");
+		if (StatusColumn == InvalidAttrNumber || TenantColumn == InvalidAttrNumber ||
+			RefereeColumn == InvalidAttrNumber)
+			elog(ERROR, "referral order trigger: a column of referral.referral (status, tenant, referee) is missing");
 	}
-	*table = ReferralTable;
-	*index = AcceptedIndex;
-	*status = StatusColumn;
+	info->table = ReferralTable;
+	info->accepted_index = AcceptedIndex;
+	info->status = StatusColumn;
+	info->tenant = TenantColumn;
+	info->referee = RefereeColumn;
 }
 
 /*
@@ -89,7 +112,21 @@ order_candidates_lookup(Oid schema, Oid *table, Oid *index, AttrNumber *status)
 bool
 order_candidates_usable(void)
 {
-	return !OidIsValid(get_extension_oid("citus", true));
+	/*
+	 * Citus works only preloaded (shared_preload_libraries, fixed while the
+	 * server runs): without it there, the catalog look-up, a scan of
+	 * pg_extension, is skipped at every statement.  A name merely containing
+	 * "citus" costs the look-up, never a wrong answer.
+	 */
+	static int	citus_preloaded = -1;
+
+	if (citus_preloaded < 0)
+	{
+		const char *preload = GetConfigOption("shared_preload_libraries", true, false);
+
+		citus_preloaded = (preload != NULL && strstr(preload, "citus") != NULL) ? 1 : 0;
+	}
+	return citus_preloaded == 0 || !OidIsValid(get_extension_oid("citus", true));
 }
 
 bool
@@ -158,6 +195,29 @@ status_is_converted(Datum status)
 		memcmp(VARDATA_ANY(t), "converted", strlen("converted")) == 0;
 }
 
+/*
+ * Whether to read all accepted referrals into a hash table instead of probing
+ * the index once per order: when the statement has at least four times as
+ * many orders as the referral table has rows (a scan costs a fraction of a
+ * probe per row), and they fit in the memory a hash join may take.
+ */
+/* About what one accepted referral takes in the hash table (entry, key, overhead). */
+#define ACCEPTED_REFERRAL_BYTES 128
+
+static long
+order_candidates_hash_limit(Relation referrals, int64 norders)
+{
+	double		rows = referrals->rd_rel->reltuples;
+	long		limit = (long) ((double) work_mem * 1024.0 * hash_mem_multiplier /
+								ACCEPTED_REFERRAL_BYTES);
+
+	if (rows < 0)				/* never vacuumed or analyzed: guess from its size */
+		rows = (double) RelationGetNumberOfBlocks(referrals) * 40.0;
+	if (norders < 64 || rows * 4.0 > (double) norders || rows > (double) limit)
+		return 0;
+	return limit;
+}
+
 Tuplestorestate *
 order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 				 AttrNumber customer_att, const char *tenant,
@@ -179,22 +239,29 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	TupleTableSlot *referral;
 	ScanKeyData keys[2];
 	int			reader;
-	Oid			table_oid;
-	Oid			index_oid;
-	AttrNumber	status_att;
+	ReferralTableInfo info;
+	AcceptedReferrals *hashed = NULL;
+	long		hash_limit;
 
-	order_candidates_lookup(schema, &table_oid, &index_oid, &status_att);
+	order_candidates_lookup(schema, &info);
 	key_column_init(&customer_col, rel, customer_att);
 	if (tenant_att != 0)
 		key_column_init(&tenant_col, rel, tenant_att);
 	else
 		fixed_tenant = cstring_to_text(tenant);
 
-	referrals = table_open(table_oid, AccessShareLock);
-	accepted = index_open(index_oid, AccessShareLock);
+	referrals = table_open(info.table, AccessShareLock);
+	accepted = index_open(info.accepted_index, AccessShareLock);
 	/* What the SQL after this pass would see: rows of this command too. */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	hash_limit = order_candidates_hash_limit(referrals, tuplestore_tuple_count(orders));
+	if (hash_limit > 0)
+		hashed = accepted_referrals_load(referrals, snapshot, info.tenant, info.referee,
+										 info.status, hash_limit);
+	elog(DEBUG1, "referral order trigger: %s for " INT64_FORMAT " orders",
+		 hashed != NULL ? "a hash of the accepted referrals" : "an index probe per order",
+		 (int64) tuplestore_tuple_count(orders));
 	scan = index_beginscan(referrals, accepted, snapshot, 2, 0);
 	referral = table_slot_create(referrals, NULL);
 	order = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
@@ -211,6 +278,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		text	   *customer;
 		text	   *order_tenant;
 		bool		referred;
+		bool		converted = false;
 
 		/*
 		 * The keys' text in a context reset at every order; the scan itself in
@@ -222,7 +290,9 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		order_tenant = (tenant_att != 0) ? key_column_text(&tenant_col, order) : fixed_tenant;
 		MemoryContextSwitchTo(outer);
 		referred = false;
-		if (customer != NULL && order_tenant != NULL)
+		if (customer != NULL && order_tenant != NULL && hashed != NULL)
+			referred = accepted_referrals_find(hashed, order_tenant, customer, &converted);
+		else if (customer != NULL && order_tenant != NULL)
 		{
 			/* The index is (referee, tenant), text in the default collation. */
 			ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
@@ -233,15 +303,19 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 								   PointerGetDatum(order_tenant));
 			index_rescan(scan, keys, 2, NULL, 0);
 			referred = index_getnext_slot(scan, ForwardScanDirection, referral);
+			if (referred)
+			{
+				bool		isnull;
+				Datum		status = slot_getattr(referral, info.status, &isnull);
+
+				converted = !isnull && status_is_converted(status);
+			}
 		}
 		MemoryContextReset(per_order);
 
 		if (referred)
 		{
-			bool		isnull;
-			Datum		status = slot_getattr(referral, status_att, &isnull);
-
-			if (isnull || !status_is_converted(status))
+			if (!converted)
 				*all_converted = false;
 			tuplestore_puttupleslot(candidates, order);
 			(*count)++;
@@ -252,6 +326,8 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	ExecDropSingleTupleTableSlot(order);
 	ExecDropSingleTupleTableSlot(referral);
 	index_endscan(scan);
+	if (hashed != NULL)
+		accepted_referrals_free(hashed);
 	UnregisterSnapshot(snapshot);
 	index_close(accepted, AccessShareLock);
 	table_close(referrals, AccessShareLock);

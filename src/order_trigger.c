@@ -13,7 +13,8 @@
  *		  looked up (one index probe each) in the accepted referrals of
  *		  their customers; later orders of referees converted before are
  *		  recorded as revenue, and the candidates that may convert or earn go
- *		  to referral._order_paid and _orders_revenue, in a fixed order.
+ *		  to referral._order_paid, in a fixed order; when any did, one more
+ *		  statement records the revenue of the referrals converted now.
  *
  *		For an INSERT, a first pass in C (order_candidates.c) keeps only the
  *		orders of referred customers, and the SQL reads those instead of the
@@ -22,6 +23,13 @@
  *		Reversals run first so that an order that is paid in the same
  *		statement that refunds a referee's converting order can convert the
  *		referral again.
+ *
+ *		The function is not SECURITY DEFINER: a statement whose orders need no
+ *		SQL (most single-row orders) would pay for switching the user and
+ *		search_path for nothing.  The SQL runs as the function's owner with
+ *		search_path pinned (order_owner_enter), as SECURITY DEFINER with
+ *		SET search_path would.  Who may attach the trigger is decided by
+ *		EXECUTE on it, which PUBLIC does not have.
  *
  *		The trigger's whole configuration is in its arguments (Citus fires a
  *		distributed table's triggers per shard, with the shard's OID and name),
@@ -40,8 +48,13 @@
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
 #include "fmgr.h"
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -67,7 +80,8 @@ typedef enum OrderStatement
 {
 	ORDER_STMT_REVERSED = 'R',	/* reversals and amount changes */
 	ORDER_STMT_PAID = 'P',		/* paid orders */
-	ORDER_STMT_PAID_CONVERTED = 'C' /* paid orders, all of converted referrals */
+	ORDER_STMT_PAID_CONVERTED = 'C',	/* paid orders, all of converted referrals */
+	ORDER_STMT_REVENUE = 'V'	/* revenue after conversions */
 } OrderStatement;
 
 /* The trigger's arguments, as referral.track_orders passes them. */
@@ -273,6 +287,46 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
 }
 
 /*
+ * Appends the orders newly paid by this INSERT or UPDATE, as a subquery of
+ * (order_ref, customer, amount, at, tenant), the keys as text; a NULL in the
+ * customer, amount, id or tenant keeps a row out.
+ */
+static void
+append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
+{
+	appendStringInfoString(buf, "(SELECT ");
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfoString(buf, " AS order_ref, ");
+	append_text(buf, "n", cfg->customer_column);
+	appendStringInfoString(buf, " AS customer, ");
+	append_amount(buf, cfg, "n");
+	appendStringInfoString(buf, " AS amount, ");
+	append_at(buf, cfg, "n");
+	appendStringInfoString(buf, " AS at, ");
+	append_tenant(buf, cfg, "n");
+	appendStringInfoString(buf, " AS tenant");
+	if (event == ORDER_EVENT_UPDATE)
+		append_update_join(buf, cfg);
+	else
+		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n");
+	appendStringInfoString(buf, " WHERE ");
+	append_column(buf, "n", cfg->id_column);
+	appendStringInfoString(buf, " IS NOT NULL AND ");
+	append_column(buf, "n", cfg->customer_column);
+	appendStringInfoString(buf, " IS NOT NULL AND ");
+	append_finite_amount(buf, cfg, "n");
+	appendStringInfoString(buf, " AND ");
+	append_status_in(buf, cfg, "n", true);
+	if (event == ORDER_EVENT_UPDATE)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_status_in(buf, cfg, "o", true);
+		appendStringInfoString(buf, " IS NOT TRUE");
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
  * The paid-orders statement: orders newly paid by this INSERT or UPDATE, each
  * looked up in the accepted referrals of its customer (with the program),
  * keeping the candidates that may qualify, in the order referral, order time,
@@ -298,9 +352,9 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
  * - with recurring_window: every candidate goes to referral._order_paid, which
  *   rechecks it under locks;
  * - pending: the first candidate goes to _order_paid (it may convert the
- *   referral) and the rest, in one array per referral, to _orders_revenue
- *   after it, so a bulk load of many orders per referee makes two calls per
- *   referral, not one per order.
+ *   referral); the rest are revenue if it did, which the revenue statement
+ *   (order_sql_revenue) records after this one for all such referrals at
+ *   once, so a bulk load makes one call per conversion, not one per order.
  * Orders attributed before are left out (they never count twice), so a
  * referral's first candidate is one that can convert.  NULL in the customer,
  * amount, id or tenant keeps a row out.
@@ -308,7 +362,7 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
  * converted_only: the C pass found every candidate's referral converted (the
  * common single-row INSERT of a returning referee).  The statement is then a
  * lean one, whose plan starts up in a fraction of the time: no window
- * functions, no batching per referral; a referral found pending after all (a
+ * functions and no revenue statement after it; a referral found pending after all (a
  * refund committed since the probe) or with recurring_window goes to
  * _order_paid order by order, which handles any state.
  */
@@ -326,37 +380,10 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 							   ", pg_catalog.row_number() OVER (PARTITION BY k.referral_id"
 							   " ORDER BY x.at, x.order_ref COLLATE pg_catalog.\"C\") AS nth,"
 							   " pg_catalog.min(x.at) OVER (PARTITION BY k.referral_id) AS first_at");
-	appendStringInfoString(&buf, " FROM (SELECT ");
-	append_text(&buf, "n", cfg->id_column);
-	appendStringInfoString(&buf, " AS order_ref, ");
-	append_text(&buf, "n", cfg->customer_column);
-	appendStringInfoString(&buf, " AS customer, ");
-	append_amount(&buf, cfg, "n");
-	appendStringInfoString(&buf, " AS amount, ");
-	append_at(&buf, cfg, "n");
-	appendStringInfoString(&buf, " AS at, ");
-	append_tenant(&buf, cfg, "n");
-	appendStringInfoString(&buf, " AS tenant");
-	if (event == ORDER_EVENT_UPDATE)
-		append_update_join(&buf, cfg);
-	else
-		appendStringInfoString(&buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n");
-	appendStringInfoString(&buf, " WHERE ");
-	append_column(&buf, "n", cfg->id_column);
-	appendStringInfoString(&buf, " IS NOT NULL AND ");
-	append_column(&buf, "n", cfg->customer_column);
-	appendStringInfoString(&buf, " IS NOT NULL AND ");
-	append_finite_amount(&buf, cfg, "n");
-	appendStringInfoString(&buf, " AND ");
-	append_status_in(&buf, cfg, "n", true);
-	if (event == ORDER_EVENT_UPDATE)
-	{
-		appendStringInfoString(&buf, " AND ");
-		append_status_in(&buf, cfg, "o", true);
-		appendStringInfoString(&buf, " IS NOT TRUE");
-	}
+	appendStringInfoString(&buf, " FROM ");
+	append_paid_orders(&buf, cfg, event);
 	appendStringInfoString(&buf,
-						   ") x CROSS JOIN LATERAL (SELECT r.id AS referral_id, r.program_id,"
+						   " x CROSS JOIN LATERAL (SELECT r.id AS referral_id, r.program_id,"
 						   " r.status = 'converted' AS converted,"
 						   " p.recurring_window IS NOT NULL AS recurring,"
 						   " CASE WHEN r.status = 'pending'"
@@ -386,23 +413,41 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 		return buf.data;
 	}
 	appendStringInfoString(&buf,
-						   " SELECT CASE WHEN e.first"
-						   " THEN referral._order_paid(e.referral_id, $2, e.order_ref, e.amount, e.at)"
-						   " ELSE referral._orders_revenue(e.referral_id, $2, e.refs, e.amounts, e.ats) END"
-						   " FROM (SELECT true AS first, c.referral_id, c.nth, c.order_ref, c.amount, c.at,"
-						   " NULL::pg_catalog.text[] AS refs, NULL::pg_catalog.numeric[] AS amounts,"
-						   " NULL::pg_catalog.timestamptz[] AS ats"
+						   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
 						   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
 						   " AND (c.converted OR c.first_at <= c.convert_by)"
-						   " UNION ALL"
-						   " SELECT false, c.referral_id, pg_catalog.max(c.nth), NULL, NULL, NULL,"
-						   " pg_catalog.array_agg(c.order_ref ORDER BY c.nth),"
-						   " pg_catalog.array_agg(c.amount ORDER BY c.nth),"
-						   " pg_catalog.array_agg(c.at ORDER BY c.nth)"
-						   " FROM c WHERE c.nth > 1 AND NOT c.converted AND NOT c.recurring"
-						   " AND c.first_at <= c.convert_by"
-						   " GROUP BY c.referral_id) e"
-						   " ORDER BY e.referral_id, e.nth");
+						   " ORDER BY c.referral_id, c.nth");
+	return buf.data;
+}
+
+/*
+ * The revenue statement, run after a paid-orders statement that called
+ * _order_paid: the other orders of the statement whose referral is converted
+ * now (by one of them, or before), without recurring_window, that qualify and
+ * are not yet attributed, are revenue.  One statement for the whole load
+ * instead of one call per referral that converted.
+ */
+static char *
+order_sql_revenue(const OrderTriggerConfig *cfg, OrderEvent event)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf,
+						   "INSERT INTO referral.attributed_order"
+						   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
+						   " SELECT x.tenant, $2, x.order_ref, r.program_id, r.id, x.amount, x.at, false"
+						   " FROM ");
+	append_paid_orders(&buf, cfg, event);
+	appendStringInfoString(&buf,
+						   " x JOIN referral.referral r"
+						   " ON r.tenant = x.tenant AND r.referee = x.customer AND r.status = 'converted'"
+						   " JOIN referral.program p ON p.id = r.program_id"
+						   " WHERE p.recurring_window IS NULL"
+						   " AND x.amount >= p.min_order_amount"
+						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
+						   " AND x.at >= r.created_at"
+						   " ORDER BY x.order_ref ON CONFLICT DO NOTHING");
 	return buf.data;
 }
 
@@ -590,20 +635,22 @@ order_plan_key(OrderStatement stmt, int64 nrows, Relation rel,
 	return key.data;
 }
 
-/* Runs one statement with the firing's parameters. */
-static void
+/* Runs one statement with the firing's parameters; returns the rows it processed. */
+static uint64
 order_run(OrderStatement stmt, const char *sql, int64 nrows, Relation rel,
 		  const OrderTriggerConfig *cfg, Datum *values, const char *nulls)
 {
 	char	   *key = order_plan_key(stmt, nrows, rel, cfg, sql);
 	SPIPlanPtr	plan = order_plan_get(key, sql);
+	int			expected = (stmt == ORDER_STMT_REVENUE) ? SPI_OK_INSERT : SPI_OK_SELECT;
 	int			rc;
 
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
-	if (rc != SPI_OK_SELECT)
+	if (rc != expected)
 		elog(ERROR, "referral order trigger: SPI_execute_plan returned %s",
 			 SPI_result_code_string(rc));
 	pfree(key);
+	return SPI_processed;
 }
 
 /* An optional column argument: NULL for "". */
@@ -706,6 +753,46 @@ order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count)
 			 SPI_result_code_string(rc));
 }
 
+/* The user and GUC state to return to after the SQL. */
+typedef struct OrderOwnerScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_level;
+} OrderOwnerScope;
+
+/*
+ * Becomes the trigger function's owner, with search_path = pg_catalog,
+ * pg_temp, until order_owner_leave: what fmgr does for a SECURITY DEFINER
+ * function with that SET clause.  An error on the way undoes both with the
+ * (sub)transaction.
+ */
+static void
+order_owner_enter(FunctionCallInfo fcinfo, OrderOwnerScope *scope)
+{
+	Oid			fn_oid = fcinfo->flinfo->fn_oid;
+	HeapTuple	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(proc))
+		elog(ERROR, "referral order trigger: cache lookup failed for function %u", fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
+	ReleaseSysCache(proc);
+
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner, scope->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	scope->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+static void
+order_owner_leave(OrderOwnerScope *scope)
+{
+	AtEOXact_GUC(true, scope->guc_level);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
 /* Attributes the orders of one INSERT, UPDATE or DELETE statement to referrals. */
 PG_FUNCTION_INFO_V1(referral_order_trigger);
 Datum
@@ -723,6 +810,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	OrderStatement paid_stmt;
 	Datum		values[ORDER_NPARAMS];
 	char		nulls[ORDER_NPARAMS];
+	OrderOwnerScope owner;
 	int			rc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -809,6 +897,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 		nulls[2] = nulls[3] = 'n';
 	}
 
+	order_owner_enter(fcinfo, &owner);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
 			 SPI_result_code_string(rc));
@@ -821,13 +910,18 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	if (sql_reversed != NULL)
 		order_run(ORDER_STMT_REVERSED, sql_reversed, nrows, trigdata->tg_relation,
 				  &cfg, values, nulls);
-	if (sql_paid != NULL)
+	/* Conversions first; then the revenue of the referrals they converted. */
+	if (sql_paid != NULL &&
 		order_run(paid_stmt, sql_paid, nrows, trigdata->tg_relation,
-				  &cfg, values, nulls);
+				  &cfg, values, nulls) > 0 &&
+		paid_stmt == ORDER_STMT_PAID)
+		order_run(ORDER_STMT_REVENUE, order_sql_revenue(&cfg, event), nrows,
+				  trigdata->tg_relation, &cfg, values, nulls);
 
 	if ((rc = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
 			 SPI_result_code_string(rc));
+	order_owner_leave(&owner);
 	if (candidates != NULL)
 		tuplestore_end(candidates);
 

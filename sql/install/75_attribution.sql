@@ -149,33 +149,6 @@ $$;
 COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
 	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
 
--- Other qualifying orders of referees converted by now, a referral's orders of one
--- statement at a time (the order trigger passes each referral's first order to
--- _order_paid, the rest here when no recurring_window can make them earn): revenue
--- only, no rewards.  Orders attributed before stay as they are.
-CREATE FUNCTION referral._orders_revenue(referral_id bigint, source text, order_refs text[],
-                                         amounts numeric[], ats timestamptz[])
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	INSERT INTO referral.attributed_order
-		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
-	SELECT r.tenant, _orders_revenue.source, o.ref, p.id, r.id, o.amount, o.at, false
-	  FROM referral.referral r
-	  JOIN referral.program p ON p.id = r.program_id
-	 CROSS JOIN LATERAL unnest(order_refs, amounts, ats) AS o(ref, amount, at)
-	 WHERE r.id = _orders_revenue.referral_id AND r.status = 'converted'
-	   AND o.at >= r.created_at AND o.amount >= p.min_order_amount
-	   AND o.at >= p.starts_at AND (p.ends_at IS NULL OR o.at < p.ends_at)
-	   AND (p.recurring_window IS NULL OR o.at < r.converted_at
-	        OR o.at > r.converted_at + p.recurring_window)
-	 ORDER BY o.ref
-	ON CONFLICT DO NOTHING
-$$;
-COMMENT ON FUNCTION referral._orders_revenue(bigint, text, text[], numeric[], timestamptz[])
-	IS 'internal: later qualifying orders of a converted referee that earn no reward: revenue only';
-
 -- Reverses rewards: pending and approved ones become reversed; paid ones get a
 -- clawback (negative, approved) so that the next payout nets it, and their
 -- reversed_at.

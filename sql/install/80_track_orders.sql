@@ -8,10 +8,11 @@
 
 -- The trigger function.  SECURITY DEFINER so that a role that may only write its
 -- orders table still gets its orders attributed.
+-- Not SECURITY DEFINER: the C code runs its SQL as the function's owner with
+-- search_path pinned, and only when a statement's orders need SQL at all.
 CREATE FUNCTION referral._order_trigger()
 RETURNS trigger
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'referral_order_trigger';
 COMMENT ON FUNCTION referral._order_trigger()
 	IS 'internal: AFTER ... FOR EACH STATEMENT trigger of a tracked orders table (see track_orders); arguments: tenant, source, customer, amount, id, status, paid statuses, reversed statuses, ordered_at and tenant columns';

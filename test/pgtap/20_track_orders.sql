@@ -4,7 +4,7 @@
 -- refunds, deletes, amount changes, and a trigger that takes its configuration
 -- from its own arguments only.
 BEGIN;
-SELECT plan(109);
+SELECT plan(112);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -21,10 +21,11 @@ SELECT volatility_is('referral', 'track_orders',
 SELECT is_definer('referral', 'track_orders',
 	ARRAY['regclass','name','name','name','name','text[]','text[]','name','name','text'],
 	'track_orders is SECURITY DEFINER');
-SELECT is_definer('referral', '_order_trigger', ARRAY[]::name[], 'the trigger function is SECURITY DEFINER');
+SELECT isnt_definer('referral', '_order_trigger', ARRAY[]::name[],
+	'the trigger function is not SECURITY DEFINER: its C code becomes the owner around its SQL only');
 SELECT function_lang_is('referral', '_order_trigger', ARRAY[]::name[], 'c', 'the trigger function is in C');
 SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'referral._order_trigger()'::regprocedure),
-	'{"search_path=pg_catalog, pg_temp"}'::text[], 'the trigger function pins its search_path');
+	NULL::text[], 'the trigger function pins search_path in C, not with a SET clause');
 SELECT function_privs_are('referral', 'track_orders',
 	ARRAY['regclass','name','name','name','name','text[]','text[]','name','name','text'],
 	'public', '{}'::text[], 'PUBLIC cannot track tables');
@@ -399,6 +400,17 @@ SELECT is((SELECT sum(amount) FROM referral.reward WHERE order_source = 'public.
 DELETE FROM public.bulk_orders WHERE id <= 5000;
 SELECT is((SELECT count(*) FROM referral.referral WHERE referrer = 'bulk-referrer' AND status = 'converted'), 25::bigint,
 	'a bulk delete reverts the referrals its orders converted');
+-- 40 more orders of each of the 50 referees in one statement: the 25 reverted referrals
+-- convert again (by their first order), and every other order is revenue.
+SET client_min_messages = debug1;
+INSERT INTO public.bulk_orders SELECT 20000 + g, 1000000 + (g % 50 + 1) * 200, 20 FROM generate_series(1, 2000) g;
+RESET client_min_messages;
+SELECT is((SELECT count(*) FROM referral.referral WHERE referrer = 'bulk-referrer' AND status = 'converted'), 50::bigint,
+	'the reverted referrals convert again');
+SELECT is((SELECT count(*) FROM referral.attributed_order WHERE order_source = 'public.bulk_orders'
+	AND length(order_ref) = 5 AND order_ref COLLATE "C" > '20000' AND reversed_at IS NULL), 2000::bigint, 'every order of the statement is revenue');
+SELECT is((SELECT count(*) FROM referral.attributed_order WHERE order_source = 'public.bulk_orders'
+	AND length(order_ref) = 5 AND order_ref COLLATE "C" > '20000' AND converting), 25::bigint, 'and 25 of them converting ones');
 
 ------------------------------------------------------------------------------------
 -- untrack_orders: triggers and registry row gone, rewards stay, orders no longer count.

@@ -370,7 +370,7 @@ SELECT throws_ok($$CREATE TRIGGER forge AFTER INSERT ON writer_space.fake_orders
                    REFERENCING NEW TABLE AS referral_new FOR EACH STATEMENT
                    EXECUTE FUNCTION referral._order_trigger('default', 'public.sec_orders', 'customer', 'amount', 'id',
                                                             '', '{paid}', '{}', '', '')$$,
-	'42501', NULL, 'orders_writer cannot attach the SECURITY DEFINER order trigger to a table of its own');
+	'42501', NULL, 'orders_writer cannot attach the order trigger (which writes as its owner) to a table of its own');
 SELECT throws_ok($$SELECT referral.track_orders('writer_space.fake_orders', 'customer', 'amount')$$,
 	'42501', NULL, 'orders_writer cannot track a table of its own');
 SELECT throws_ok($$SELECT referral._order_paid(1, 'public.sec_orders', '999', 1000000, now())$$,

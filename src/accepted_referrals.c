@@ -1,0 +1,172 @@
+/*
+ * accepted_referrals.c
+ *		A hash table of the accepted referrals by (tenant, referee), read with
+ *		one sequential scan of referral.referral.
+ *
+ *		A bulk load of a million orders would otherwise cost a million probes
+ *		of the btree on (referee, tenant), each comparing text in the
+ *		database's collation (strcoll, unless it is "C").  When the statement
+ *		has many more orders than there are referrals, reading them all once
+ *		and hashing is cheaper.  Keys are compared byte for byte, which is
+ *		text equality under the deterministic collation the columns have.
+ */
+#include "postgres.h"
+
+#include "access/tableam.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "accepted_referrals.h"
+
+/* A key: the tenant's length (4 bytes), the tenant's bytes, the referee's bytes. */
+typedef struct AcceptedKey
+{
+	const char *bytes;
+	uint32		len;
+} AcceptedKey;
+
+typedef struct AcceptedEntry
+{
+	AcceptedKey key;
+	bool		converted;
+} AcceptedEntry;
+
+struct AcceptedReferrals
+{
+	MemoryContext context;
+	HTAB	   *table;
+	StringInfoData probe;		/* the key of a lookup, reused */
+};
+
+static uint32
+accepted_key_hash(const void *key, Size keysize)
+{
+	const AcceptedKey *k = (const AcceptedKey *) key;
+
+	return hash_bytes((const unsigned char *) k->bytes, (int) k->len);
+}
+
+static int
+accepted_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const AcceptedKey *a = (const AcceptedKey *) key1;
+	const AcceptedKey *b = (const AcceptedKey *) key2;
+
+	return (a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0) ? 0 : 1;
+}
+
+/* Builds the key of (tenant, referee) in buf. */
+static void
+accepted_key_build(StringInfo buf, text *tenant, text *referee)
+{
+	uint32		tenant_len = VARSIZE_ANY_EXHDR(tenant);
+
+	resetStringInfo(buf);
+	appendBinaryStringInfo(buf, (const char *) &tenant_len, sizeof(tenant_len));
+	appendBinaryStringInfo(buf, VARDATA_ANY(tenant), tenant_len);
+	appendBinaryStringInfo(buf, VARDATA_ANY(referee), VARSIZE_ANY_EXHDR(referee));
+}
+
+/* Whether a status (a text datum) is `status`. */
+static bool
+status_is(Datum value, const char *status)
+{
+	text	   *t = DatumGetTextPP(value);
+
+	return VARSIZE_ANY_EXHDR(t) == strlen(status) &&
+		memcmp(VARDATA_ANY(t), status, strlen(status)) == 0;
+}
+
+AcceptedReferrals *
+accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant_att,
+						AttrNumber referee_att, AttrNumber status_att, long max_entries)
+{
+	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
+												  "referral accepted referrals",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer = MemoryContextSwitchTo(context);
+	AcceptedReferrals *set = palloc0(sizeof(AcceptedReferrals));
+	HASHCTL		ctl;
+	TableScanDesc scan;
+	TupleTableSlot *row;
+	long		entries = 0;
+	bool		complete = true;
+
+	set->context = context;
+	initStringInfo(&set->probe);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(AcceptedKey);
+	ctl.entrysize = sizeof(AcceptedEntry);
+	ctl.hash = accepted_key_hash;
+	ctl.match = accepted_key_match;
+	ctl.hcxt = context;
+	set->table = hash_create("referral accepted referrals", 1024, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	row = table_slot_create(referrals, NULL);
+	scan = table_beginscan(referrals, snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, row))
+	{
+		bool		status_null;
+		bool		tenant_null;
+		bool		referee_null;
+		Datum		status = slot_getattr(row, status_att, &status_null);
+		Datum		tenant = slot_getattr(row, tenant_att, &tenant_null);
+		Datum		referee = slot_getattr(row, referee_att, &referee_null);
+		AcceptedKey key;
+		AcceptedEntry *entry;
+		bool		found;
+
+		if (status_null || tenant_null || referee_null || status_is(status, "rejected"))
+			continue;
+		if (++entries > max_entries)
+		{
+			complete = false;
+			break;
+		}
+		accepted_key_build(&set->probe, DatumGetTextPP(tenant), DatumGetTextPP(referee));
+		key.len = set->probe.len;
+		key.bytes = memcpy(palloc(key.len), set->probe.data, key.len);
+		entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_ENTER, &found);
+		entry->converted = status_is(status, "converted");
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(row);
+	MemoryContextSwitchTo(outer);
+
+	if (!complete)
+	{
+		MemoryContextDelete(context);
+		return NULL;
+	}
+	return set;
+}
+
+bool
+accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee, bool *converted)
+{
+	MemoryContext outer = MemoryContextSwitchTo(set->context);
+	AcceptedKey key;
+	AcceptedEntry *entry;
+
+	accepted_key_build(&set->probe, tenant, referee);
+	MemoryContextSwitchTo(outer);
+	key.bytes = set->probe.data;
+	key.len = set->probe.len;
+	entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_FIND, NULL);
+	if (entry == NULL)
+		return false;
+	*converted = entry->converted;
+	return true;
+}
+
+void
+accepted_referrals_free(AcceptedReferrals *set)
+{
+	MemoryContextDelete(set->context);
+}

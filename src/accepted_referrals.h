@@ -1,0 +1,36 @@
+/*
+ * accepted_referrals.h
+ *		The accepted referrals of the database, read once into a hash table by
+ *		(tenant, referee): what the order trigger's C pass looks an order's
+ *		customer up in when a statement inserts many more orders than there
+ *		are referrals.  See accepted_referrals.c.
+ */
+#ifndef REFERRAL_ACCEPTED_REFERRALS_H
+#define REFERRAL_ACCEPTED_REFERRALS_H
+
+#include "postgres.h"
+
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+
+typedef struct AcceptedReferrals AcceptedReferrals;
+
+/*
+ * Reads the referrals of `referrals` visible to `snapshot` whose status (a text
+ * column) is not 'rejected', keyed by their tenant and referee columns; NULL,
+ * having read no further, when there are more than max_entries of them.  The
+ * set lives in a memory context of its own, under the current one.
+ */
+extern AcceptedReferrals *accepted_referrals_load(Relation referrals, Snapshot snapshot,
+												  AttrNumber tenant_att,
+												  AttrNumber referee_att,
+												  AttrNumber status_att,
+												  long max_entries);
+
+/* Whether referee holds an accepted referral in tenant, and in *converted whether it is converted. */
+extern bool accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee,
+									bool *converted);
+
+extern void accepted_referrals_free(AcceptedReferrals *set);
+
+#endif							/* REFERRAL_ACCEPTED_REFERRALS_H */
