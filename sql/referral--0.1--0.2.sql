@@ -523,7 +523,11 @@ BEGIN
 		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
 		                   'converted_at', at));
 
-	-- Milestones now reached and not held (a reversed one is paid again).
+	-- Milestones now reached and not held (a reversed one is paid again); most
+	-- programs have none, and then the referrer's conversions are not counted again.
+	IF NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id) THEN
+		RETURN;
+	END IF;
 	reached := referral._conversions(r.tenant, p.id, r.referrer);
 	FOR ms IN
 		SELECT * FROM referral.milestone m
@@ -690,3 +694,42 @@ CREATE OR REPLACE FUNCTION referral._order_trigger()
 RETURNS trigger
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'referral_order_trigger';
+
+-- issue_code and redeem: their helpers leave search_path to their callers (which pin
+-- it); _hash is inlined, so a missing fingerprint costs no call.
+CREATE OR REPLACE FUNCTION referral._hash(kind text, value text)
+RETURNS bytea
+LANGUAGE sql VOLATILE
+AS $$
+	SELECT CASE WHEN NULLIF(btrim(value), '') IS NULL THEN NULL
+	            ELSE referral._fingerprint((referral._secret()).fingerprint_key, kind, value) END
+$$;
+CREATE OR REPLACE FUNCTION referral._check_customer(customer text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+	IF NULLIF(btrim(customer), '') IS NULL THEN
+		RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	ELSIF octet_length(customer) > 1000 THEN
+		RAISE EXCEPTION 'customer key is too long (% bytes, at most 1000)', octet_length(customer)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION referral._program(program bigint)
+RETURNS referral.program
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+	p referral.program;
+BEGIN
+	SELECT * INTO p FROM referral.program x WHERE x.id = _program.program;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral program % does not exist', COALESCE(program::text, 'NULL')
+			USING ERRCODE = 'RF003',
+				  HINT = 'Create one with referral.create_program(); ids are in referral.program.';
+	END IF;
+	RETURN p;
+END
+$$;

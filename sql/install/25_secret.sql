@@ -32,10 +32,11 @@ $$;
 COMMENT ON FUNCTION referral._secret() IS 'internal: the per-database secret keys, created on first use';
 
 -- A fingerprint (email, device, ip) as the keyed hash stored in place of the value.
+-- Plain SQL without a SET clause, so that it is inlined into its callers (which pin
+-- search_path and run as the owner): a missing value then costs no call at all.
 CREATE FUNCTION referral._hash(kind text, value text)
 RETURNS bytea
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql VOLATILE
 AS $$
 	SELECT CASE WHEN NULLIF(btrim(value), '') IS NULL THEN NULL
 	            ELSE referral._fingerprint((referral._secret()).fingerprint_key, kind, value) END

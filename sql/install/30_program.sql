@@ -103,7 +103,6 @@ SELECT pg_catalog.pg_extension_config_dump('referral.variant_id_seq', '');
 CREATE FUNCTION referral._program(program bigint)
 RETURNS referral.program
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p referral.program;

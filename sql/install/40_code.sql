@@ -40,12 +40,16 @@ SELECT pg_catalog.pg_extension_config_dump('referral.click_id_seq', '');
 -- Checks a customer key given by the application.
 CREATE FUNCTION referral._check_customer(customer text)
 RETURNS void
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE
 AS $$
-	SELECT referral._require(NULLIF(btrim(customer), '') IS NOT NULL, 'customer must not be empty');
-	SELECT referral._require(octet_length(customer) <= 1000,
-		format('customer key is too long (%s bytes, at most 1000)', octet_length(customer)));
+BEGIN
+	IF NULLIF(btrim(customer), '') IS NULL THEN
+		RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	ELSIF octet_length(customer) > 1000 THEN
+		RAISE EXCEPTION 'customer key is too long (% bytes, at most 1000)', octet_length(customer)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
 $$;
 COMMENT ON FUNCTION referral._check_customer(text) IS 'internal: reject empty or oversized customer keys';
 

@@ -124,7 +124,11 @@ BEGIN
 		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
 		                   'converted_at', at));
 
-	-- Milestones now reached and not held (a reversed one is paid again).
+	-- Milestones now reached and not held (a reversed one is paid again); most
+	-- programs have none, and then the referrer's conversions are not counted again.
+	IF NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id) THEN
+		RETURN;
+	END IF;
 	reached := referral._conversions(r.tenant, p.id, r.referrer);
 	FOR ms IN
 		SELECT * FROM referral.milestone m

@@ -52,6 +52,9 @@ report "bulk INSERT, 1M orders, nothing to convert" "${steady[*]}" "${steady_bas
 report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.15"
 report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
+# A round much slower than the others: did the backend compute, or wait (I/O, locks)?
+q "SELECT '   wall ' || wall_ms || ' ms, backend CPU ' || cpu_ms || ' ms: ' || left(statement, 60)
+     FROM bench.round WHERE statement LIKE '%orders_tracked%' ORDER BY id"
 
 # Single-row orders: pgbench, prepared, 2 clients, 10 s each.
 q "SELECT bench.reset()" >/dev/null

@@ -37,13 +37,25 @@ CREATE TABLE bench.orders_plain (
 );
 SELECT referral.track_orders('bench.orders_tracked', 'customer_id', 'total', status_column => 'status');
 
--- Milliseconds taken by one statement.
+-- The backend's CPU time so far (user + system, /proc/self/stat, in clock ticks of
+-- 10 ms), to tell a statement that computed from one that waited.
+CREATE FUNCTION bench.cpu_ms() RETURNS numeric LANGUAGE sql AS $$
+	SELECT (f[12]::numeric + f[13]::numeric) * 10
+	  FROM (SELECT pg_catalog.string_to_array(pg_catalog.split_part(pg_catalog.pg_read_file('/proc/self/stat'), ') ', 2), ' ') AS f) s
+$$;
+CREATE TABLE bench.round (id serial, statement text, wall_ms numeric, cpu_ms numeric);
+
+-- Milliseconds taken by one statement; the wall and CPU time go to bench.round.
 CREATE FUNCTION bench.ms(statement text) RETURNS numeric LANGUAGE plpgsql AS $$
 DECLARE
 	t0 timestamptz := clock_timestamp();
+	c0 numeric := bench.cpu_ms();
+	wall numeric;
 BEGIN
 	EXECUTE statement;
-	RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	wall := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	INSERT INTO bench.round (statement, wall_ms, cpu_ms) VALUES (statement, wall, bench.cpu_ms() - c0);
+	RETURN wall;
 END
 $$;
 
