@@ -374,6 +374,7 @@ AS $$
 DECLARE
 	left_over numeric;
 	new_id bigint;
+	event_id bigint;
 BEGIN
 	IF p.budget IS NOT NULL THEN
 		SELECT p.budget - COALESCE(sum(w.amount), 0) INTO left_over
@@ -391,27 +392,37 @@ BEGIN
 		RETURN NULL;
 	END IF;
 
-	INSERT INTO referral.reward AS w
-		(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
-		 reward_type, amount, currency, status, rule_id, milestone_id)
-	VALUES
-		(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
-		 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
-		 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
-		 _create_reward.rule_id, _create_reward.milestone_id)
-	ON CONFLICT DO NOTHING
-	RETURNING w.id INTO new_id;
-	-- The event from the values at hand (the payload of _emit_rewards): looking the
-	-- new row up again would run a plan made while the table was small, a
-	-- sequential scan, once per reward of a bulk load.
+	-- The reward and its event in one statement, the event from the values at hand
+	-- (the payload of _emit_rewards): looking the new row up again would run a plan
+	-- made while the table was small, a sequential scan, once per reward of a bulk
+	-- load.  Then the NOTIFY, as _emit sends it.
+	WITH w AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id, milestone_id)
+		VALUES
+			(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
+			 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
+			 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
+			 _create_reward.rule_id, _create_reward.milestone_id)
+		ON CONFLICT DO NOTHING
+		RETURNING w.id
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT p.tenant, 'reward_created',
+		       jsonb_build_object('reward_id', w.id, 'program_id', p.id,
+		                          'referral_id', _create_reward.referral_id,
+		                          'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
+		                          'level', _create_reward.level, 'amount', amount,
+		                          'currency', p.currency, 'status', 'pending',
+		                          'order_ref', _create_reward.order_ref, 'payout_ref', NULL)
+		  FROM w
+		RETURNING e.id
+	)
+	SELECT w.id, e.id INTO new_id, event_id FROM w CROSS JOIN e;
 	IF new_id IS NOT NULL THEN
-		PERFORM referral._emit(p.tenant, 'reward_created',
-			jsonb_build_object('reward_id', new_id, 'program_id', p.id,
-			                   'referral_id', _create_reward.referral_id,
-			                   'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
-			                   'level', _create_reward.level, 'amount', amount,
-			                   'currency', p.currency, 'status', 'pending',
-			                   'order_ref', _create_reward.order_ref, 'payout_ref', NULL));
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'reward_created', 'tenant', p.tenant)::text);
 	END IF;
 	RETURN new_id;
 END
@@ -428,6 +439,14 @@ DECLARE
 	converting boolean;
 	rule referral.reward_rule;
 	upline text[];
+	tiered text[];
+	-- The rewards of this order, in order: referee, then referrer levels.
+	beneficiaries text[] := '{}';
+	levels int[] := '{}';
+	kinds text[] := '{}';
+	reward_types text[] := '{}';
+	amounts numeric[] := '{}';
+	rule_ids bigint[] := '{}';
 	beneficiary text;
 	lvl int;
 	reached bigint;
@@ -486,14 +505,24 @@ BEGIN
 	 WHERE s.tenant = r.tenant AND s.customer = r.referrer;
 	upline := COALESCE(upline, ARRAY[r.referrer]);
 
+	-- The (beneficiary, level) pairs with tiers: only those need a count of
+	-- conversions (most programs tier the direct referrer at most).
+	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}') INTO tiered
+	  FROM referral.reward_rule x
+	 WHERE x.program_id = p.id AND x.min_conversions > 0;
+
 	IF converting THEN
 		-- Referee reward: tier by the referee's own conversions as a referrer.
 		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
-		                            referral._conversions(r.tenant, p.id, r.referee));
+		                            CASE WHEN 'referee:1' = ANY (tiered)
+		                                 THEN referral._conversions(r.tenant, p.id, r.referee) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
-			PERFORM referral._create_reward(p, r.id, r.referee, 1, 'referee', rule.reward_type,
-				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
-				rule.id, NULL, source, _order_paid.order_ref);
+			beneficiaries := beneficiaries || r.referee;
+			levels := levels || 1;
+			kinds := kinds || 'referee'::text;
+			reward_types := reward_types || rule.reward_type;
+			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
+			rule_ids := rule_ids || rule.id;
 		END IF;
 	END IF;
 
@@ -502,13 +531,19 @@ BEGIN
 	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
 		beneficiary := upline[lvl];
 		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
-		                            referral._conversions(r.tenant, p.id, beneficiary));
+		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
+		                                 THEN referral._conversions(r.tenant, p.id, beneficiary) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
-			PERFORM referral._create_reward(p, r.id, beneficiary, lvl, 'referrer', rule.reward_type,
-				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
-				rule.id, NULL, source, _order_paid.order_ref);
+			beneficiaries := beneficiaries || beneficiary;
+			levels := levels || lvl;
+			kinds := kinds || 'referrer'::text;
+			reward_types := reward_types || rule.reward_type;
+			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
+			rule_ids := rule_ids || rule.id;
 		END IF;
 	END LOOP;
+	PERFORM referral._create_rewards(p, r.id, source, _order_paid.order_ref, beneficiaries, levels,
+		kinds, reward_types, amounts, rule_ids);
 
 	IF NOT converting THEN
 		RETURN;
@@ -733,3 +768,60 @@ BEGIN
 	RETURN p;
 END
 $$;
+
+-- A conversion's referee and referrer rewards in one statement (without budget or
+-- referrer_cap); conversions count a beneficiary's conversions only for tiered rules.
+CREATE FUNCTION referral._create_rewards(
+	p referral.program, referral_id bigint, order_source text, order_ref text,
+	beneficiaries text[], levels int[], kinds text[], reward_types text[], amounts numeric[],
+	rule_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	event_ids bigint[];
+	event_id bigint;
+BEGIN
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		FOR i IN 1 .. cardinality(beneficiaries) LOOP
+			PERFORM referral._create_reward(p, referral_id, beneficiaries[i], levels[i], kinds[i],
+				reward_types[i], amounts[i], rule_ids[i], NULL, order_source, order_ref);
+		END LOOP;
+		RETURN;
+	END IF;
+
+	WITH w AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id)
+		SELECT p.tenant, p.id, x.beneficiary, _create_rewards.referral_id,
+		       _create_rewards.order_source, _create_rewards.order_ref, x.level, x.kind,
+		       x.reward_type, x.amount, p.currency, 'pending', x.rule_id
+		  FROM unnest(beneficiaries, levels, kinds, reward_types, amounts, rule_ids)
+		       WITH ORDINALITY AS x(beneficiary, level, kind, reward_type, amount, rule_id, ord)
+		 WHERE x.amount > 0
+		 ORDER BY x.ord
+		ON CONFLICT DO NOTHING
+		RETURNING w.id, w.beneficiary, w.kind, w.level, w.amount
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT p.tenant, 'reward_created',
+		       jsonb_build_object('reward_id', w.id, 'program_id', p.id,
+		                          'referral_id', _create_rewards.referral_id,
+		                          'beneficiary', w.beneficiary, 'kind', w.kind,
+		                          'level', w.level, 'amount', w.amount,
+		                          'currency', p.currency, 'status', 'pending',
+		                          'order_ref', _create_rewards.order_ref, 'payout_ref', NULL)
+		  FROM w ORDER BY w.id
+		RETURNING e.id
+	)
+	SELECT array_agg(e.id ORDER BY e.id) INTO event_ids FROM e;
+	FOREACH event_id IN ARRAY COALESCE(event_ids, '{}') LOOP
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'reward_created', 'tenant', p.tenant)::text);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._create_rewards(referral.program, bigint, text, text, text[], int[], text[], text[], numeric[], bigint[])
+	IS 'internal: insert the referee and referrer rewards of one order (one statement without budget or referrer_cap), exactly once each';
+REVOKE EXECUTE ON FUNCTION referral._create_rewards(referral.program, bigint, text, text, text[], int[], text[], text[], numeric[], bigint[]) FROM PUBLIC;

@@ -84,7 +84,7 @@ status_is(Datum value, const char *status)
 
 AcceptedReferrals *
 accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant_att,
-						AttrNumber referee_att, AttrNumber status_att, long max_entries)
+						AttrNumber referee_att, AttrNumber status_att, Size max_memory)
 {
 	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
 												  "referral accepted referrals",
@@ -94,7 +94,6 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 	HASHCTL		ctl;
 	TableScanDesc scan;
 	TupleTableSlot *row;
-	long		entries = 0;
 	bool		complete = true;
 
 	set->context = context;
@@ -124,7 +123,7 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 
 		if (status_null || tenant_null || referee_null || status_is(status, "rejected"))
 			continue;
-		if (++entries > max_entries)
+		if (MemoryContextMemAllocated(context, true) > max_memory)
 		{
 			complete = false;
 			break;

@@ -18,14 +18,14 @@ typedef struct AcceptedReferrals AcceptedReferrals;
 /*
  * Reads the referrals of `referrals` visible to `snapshot` whose status (a text
  * column) is not 'rejected', keyed by their tenant and referee columns; NULL,
- * having read no further, when there are more than max_entries of them.  The
- * set lives in a memory context of its own, under the current one.
+ * having read no further, when they take more than max_memory bytes.  The set
+ * lives in a memory context of its own, under the current one.
  */
 extern AcceptedReferrals *accepted_referrals_load(Relation referrals, Snapshot snapshot,
 												  AttrNumber tenant_att,
 												  AttrNumber referee_att,
 												  AttrNumber status_att,
-												  long max_entries);
+												  Size max_memory);
 
 /* Whether referee holds an accepted referral in tenant, and in *converted whether it is converted. */
 extern bool accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee,

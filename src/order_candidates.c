@@ -195,27 +195,30 @@ status_is_converted(Datum status)
 		memcmp(VARDATA_ANY(t), "converted", strlen("converted")) == 0;
 }
 
-/*
- * Whether to read all accepted referrals into a hash table instead of probing
- * the index once per order: when the statement has at least four times as
- * many orders as the referral table has rows (a scan costs a fraction of a
- * probe per row), and they fit in the memory a hash join may take.
- */
-/* About what one accepted referral takes in the hash table (entry, key, overhead). */
+/* About what one accepted referral takes in the hash table, for the estimate. */
 #define ACCEPTED_REFERRAL_BYTES 128
 
-static long
-order_candidates_hash_limit(Relation referrals, int64 norders)
+/*
+ * The memory the hash table of accepted referrals may take, or 0 to probe the
+ * index once per order instead: a hash when the statement has at least four
+ * times as many orders as the referral table has rows (a scan costs a fraction
+ * of a probe per row), within the memory a hash join may take.  Not under
+ * SERIALIZABLE, where a scan of the whole table would take a predicate lock on
+ * all of it and make concurrent redeems fail to serialize.
+ */
+static Size
+order_candidates_hash_memory(Relation referrals, int64 norders)
 {
+	Size		budget = (Size) ((double) work_mem * 1024.0 * hash_mem_multiplier);
 	double		rows = referrals->rd_rel->reltuples;
-	long		limit = (long) ((double) work_mem * 1024.0 * hash_mem_multiplier /
-								ACCEPTED_REFERRAL_BYTES);
 
-	if (rows < 0)				/* never vacuumed or analyzed: guess from its size */
+	/* Never vacuumed or analyzed (-1; 0 before PG 14): guess from its size. */
+	if (rows <= 0)
 		rows = (double) RelationGetNumberOfBlocks(referrals) * 40.0;
-	if (norders < 64 || rows * 4.0 > (double) norders || rows > (double) limit)
+	if (IsolationIsSerializable() || norders < 64 || rows * 4.0 > (double) norders ||
+		rows * ACCEPTED_REFERRAL_BYTES > (double) budget)
 		return 0;
-	return limit;
+	return budget;
 }
 
 Tuplestorestate *
@@ -241,7 +244,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	int			reader;
 	ReferralTableInfo info;
 	AcceptedReferrals *hashed = NULL;
-	long		hash_limit;
+	Size		hash_memory;
 
 	order_candidates_lookup(schema, &info);
 	key_column_init(&customer_col, rel, customer_att);
@@ -255,10 +258,10 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	/* What the SQL after this pass would see: rows of this command too. */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	hash_limit = order_candidates_hash_limit(referrals, tuplestore_tuple_count(orders));
-	if (hash_limit > 0)
+	hash_memory = order_candidates_hash_memory(referrals, tuplestore_tuple_count(orders));
+	if (hash_memory > 0)
 		hashed = accepted_referrals_load(referrals, snapshot, info.tenant, info.referee,
-										 info.status, hash_limit);
+										 info.status, hash_memory);
 	elog(DEBUG1, "referral order trigger: %s for " INT64_FORMAT " orders",
 		 hashed != NULL ? "a hash of the accepted referrals" : "an index probe per order",
 		 (int64) tuplestore_tuple_count(orders));

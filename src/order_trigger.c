@@ -42,23 +42,24 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
-#include "nodes/parsenodes.h"
 #include "fmgr.h"
-#include "access/htup_details.h"
-#include "catalog/pg_proc.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "order_candidates.h"
@@ -362,9 +363,9 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
  * converted_only: the C pass found every candidate's referral converted (the
  * common single-row INSERT of a returning referee).  The statement is then a
  * lean one, whose plan starts up in a fraction of the time: no window
- * functions and no revenue statement after it; a referral found pending after all (a
- * refund committed since the probe) or with recurring_window goes to
- * _order_paid order by order, which handles any state.
+ * functions and no revenue statement after it; a referral found pending
+ * after all (a refund committed since the probe) or with recurring_window
+ * goes to _order_paid order by order, which handles any state.
  */
 static char *
 order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_only)
@@ -753,6 +754,47 @@ order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count)
 			 SPI_result_code_string(rc));
 }
 
+/*
+ * Refuses a column whose type is the user's own, unless it is an enum without a
+ * cast to text: the SQL, run as the owner, casts the columns (::text, ::numeric,
+ * ::timestamptz), and a cast of a type the user owns would run the user's
+ * function with the owner's rights.  track_orders allows only built-in types and
+ * enums, but a column's type can be changed afterwards (ALTER TABLE).
+ */
+static void
+order_check_column_type(Relation rel, const OrderTriggerConfig *cfg, const char *column)
+{
+	Oid			type;
+
+	if (column == NULL)
+		return;
+	type = getBaseType(TupleDescAttr(RelationGetDescr(rel),
+									 order_column(rel, cfg->source, column) - 1)->atttypid);
+	if (type < FirstNormalObjectId ||
+		(type_is_enum(type) &&
+		 !SearchSysCacheExists2(CASTSOURCETARGET, ObjectIdGetDatum(type),
+								ObjectIdGetDatum(TEXTOID))))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("column \"%s\" of table \"%s\" tracked by referral has type %s, which the order trigger does not read",
+					column, RelationGetRelationName(rel), format_type_be(type)),
+			 errdetail("The referral order trigger of %s reads built-in types and enums without casts of their own.",
+					   cfg->source),
+			 errhint("Change the column back to a type that referral.track_orders() accepts.")));
+}
+
+static void
+order_check_column_types(Relation rel, const OrderTriggerConfig *cfg)
+{
+	order_check_column_type(rel, cfg, cfg->customer_column);
+	order_check_column_type(rel, cfg, cfg->amount_column);
+	order_check_column_type(rel, cfg, cfg->id_column);
+	order_check_column_type(rel, cfg, cfg->status_column);
+	order_check_column_type(rel, cfg, cfg->ordered_at_column);
+	order_check_column_type(rel, cfg, cfg->tenant_column);
+}
+
 /* The user and GUC state to return to after the SQL. */
 typedef struct OrderOwnerScope
 {
@@ -897,6 +939,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 		nulls[2] = nulls[3] = 'n';
 	}
 
+	order_check_column_types(trigdata->tg_relation, &cfg);
 	order_owner_enter(fcinfo, &owner);
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "referral order trigger: SPI_connect failed: %s",

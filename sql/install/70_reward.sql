@@ -173,6 +173,7 @@ AS $$
 DECLARE
 	left_over numeric;
 	new_id bigint;
+	event_id bigint;
 BEGIN
 	IF p.budget IS NOT NULL THEN
 		SELECT p.budget - COALESCE(sum(w.amount), 0) INTO left_over
@@ -190,30 +191,98 @@ BEGIN
 		RETURN NULL;
 	END IF;
 
-	INSERT INTO referral.reward AS w
-		(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
-		 reward_type, amount, currency, status, rule_id, milestone_id)
-	VALUES
-		(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
-		 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
-		 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
-		 _create_reward.rule_id, _create_reward.milestone_id)
-	ON CONFLICT DO NOTHING
-	RETURNING w.id INTO new_id;
-	-- The event from the values at hand (the payload of _emit_rewards): looking the
-	-- new row up again would run a plan made while the table was small, a
-	-- sequential scan, once per reward of a bulk load.
+	-- The reward and its event in one statement, the event from the values at hand
+	-- (the payload of _emit_rewards): looking the new row up again would run a plan
+	-- made while the table was small, a sequential scan, once per reward of a bulk
+	-- load.  Then the NOTIFY, as _emit sends it.
+	WITH w AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id, milestone_id)
+		VALUES
+			(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
+			 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
+			 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
+			 _create_reward.rule_id, _create_reward.milestone_id)
+		ON CONFLICT DO NOTHING
+		RETURNING w.id
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT p.tenant, 'reward_created',
+		       jsonb_build_object('reward_id', w.id, 'program_id', p.id,
+		                          'referral_id', _create_reward.referral_id,
+		                          'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
+		                          'level', _create_reward.level, 'amount', amount,
+		                          'currency', p.currency, 'status', 'pending',
+		                          'order_ref', _create_reward.order_ref, 'payout_ref', NULL)
+		  FROM w
+		RETURNING e.id
+	)
+	SELECT w.id, e.id INTO new_id, event_id FROM w CROSS JOIN e;
 	IF new_id IS NOT NULL THEN
-		PERFORM referral._emit(p.tenant, 'reward_created',
-			jsonb_build_object('reward_id', new_id, 'program_id', p.id,
-			                   'referral_id', _create_reward.referral_id,
-			                   'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
-			                   'level', _create_reward.level, 'amount', amount,
-			                   'currency', p.currency, 'status', 'pending',
-			                   'order_ref', _create_reward.order_ref, 'payout_ref', NULL));
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'reward_created', 'tenant', p.tenant)::text);
 	END IF;
 	RETURN new_id;
 END
 $$;
 COMMENT ON FUNCTION referral._create_reward(referral.program, bigint, text, int, text, text, numeric, bigint, bigint, text, text)
 	IS 'internal: insert one reward, cut to the budget and referrer_cap left, exactly once';
+
+-- The referee and referrer rewards of one order, in the order given.  Without a budget
+-- or referrer_cap nothing depends on the rewards before, and they are inserted with
+-- their events in one statement (an INSERT parses the table's CHECK constraints anew
+-- each time); otherwise one by one, each cut to what the previous ones left.
+CREATE FUNCTION referral._create_rewards(
+	p referral.program, referral_id bigint, order_source text, order_ref text,
+	beneficiaries text[], levels int[], kinds text[], reward_types text[], amounts numeric[],
+	rule_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	event_ids bigint[];
+	event_id bigint;
+BEGIN
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		FOR i IN 1 .. cardinality(beneficiaries) LOOP
+			PERFORM referral._create_reward(p, referral_id, beneficiaries[i], levels[i], kinds[i],
+				reward_types[i], amounts[i], rule_ids[i], NULL, order_source, order_ref);
+		END LOOP;
+		RETURN;
+	END IF;
+
+	WITH w AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id)
+		SELECT p.tenant, p.id, x.beneficiary, _create_rewards.referral_id,
+		       _create_rewards.order_source, _create_rewards.order_ref, x.level, x.kind,
+		       x.reward_type, x.amount, p.currency, 'pending', x.rule_id
+		  FROM unnest(beneficiaries, levels, kinds, reward_types, amounts, rule_ids)
+		       WITH ORDINALITY AS x(beneficiary, level, kind, reward_type, amount, rule_id, ord)
+		 WHERE x.amount > 0
+		 ORDER BY x.ord
+		ON CONFLICT DO NOTHING
+		RETURNING w.id, w.beneficiary, w.kind, w.level, w.amount
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT p.tenant, 'reward_created',
+		       jsonb_build_object('reward_id', w.id, 'program_id', p.id,
+		                          'referral_id', _create_rewards.referral_id,
+		                          'beneficiary', w.beneficiary, 'kind', w.kind,
+		                          'level', w.level, 'amount', w.amount,
+		                          'currency', p.currency, 'status', 'pending',
+		                          'order_ref', _create_rewards.order_ref, 'payout_ref', NULL)
+		  FROM w ORDER BY w.id
+		RETURNING e.id
+	)
+	SELECT array_agg(e.id ORDER BY e.id) INTO event_ids FROM e;
+	FOREACH event_id IN ARRAY COALESCE(event_ids, '{}') LOOP
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'reward_created', 'tenant', p.tenant)::text);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._create_rewards(referral.program, bigint, text, text, text[], int[], text[], text[], numeric[], bigint[])
+	IS 'internal: insert the referee and referrer rewards of one order (one statement without budget or referrer_cap), exactly once each';

@@ -29,6 +29,14 @@ DECLARE
 	converting boolean;
 	rule referral.reward_rule;
 	upline text[];
+	tiered text[];
+	-- The rewards of this order, in order: referee, then referrer levels.
+	beneficiaries text[] := '{}';
+	levels int[] := '{}';
+	kinds text[] := '{}';
+	reward_types text[] := '{}';
+	amounts numeric[] := '{}';
+	rule_ids bigint[] := '{}';
 	beneficiary text;
 	lvl int;
 	reached bigint;
@@ -87,14 +95,24 @@ BEGIN
 	 WHERE s.tenant = r.tenant AND s.customer = r.referrer;
 	upline := COALESCE(upline, ARRAY[r.referrer]);
 
+	-- The (beneficiary, level) pairs with tiers: only those need a count of
+	-- conversions (most programs tier the direct referrer at most).
+	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}') INTO tiered
+	  FROM referral.reward_rule x
+	 WHERE x.program_id = p.id AND x.min_conversions > 0;
+
 	IF converting THEN
 		-- Referee reward: tier by the referee's own conversions as a referrer.
 		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
-		                            referral._conversions(r.tenant, p.id, r.referee));
+		                            CASE WHEN 'referee:1' = ANY (tiered)
+		                                 THEN referral._conversions(r.tenant, p.id, r.referee) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
-			PERFORM referral._create_reward(p, r.id, r.referee, 1, 'referee', rule.reward_type,
-				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
-				rule.id, NULL, source, _order_paid.order_ref);
+			beneficiaries := beneficiaries || r.referee;
+			levels := levels || 1;
+			kinds := kinds || 'referee'::text;
+			reward_types := reward_types || rule.reward_type;
+			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
+			rule_ids := rule_ids || rule.id;
 		END IF;
 	END IF;
 
@@ -103,13 +121,19 @@ BEGIN
 	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
 		beneficiary := upline[lvl];
 		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
-		                            referral._conversions(r.tenant, p.id, beneficiary));
+		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
+		                                 THEN referral._conversions(r.tenant, p.id, beneficiary) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
-			PERFORM referral._create_reward(p, r.id, beneficiary, lvl, 'referrer', rule.reward_type,
-				referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency),
-				rule.id, NULL, source, _order_paid.order_ref);
+			beneficiaries := beneficiaries || beneficiary;
+			levels := levels || lvl;
+			kinds := kinds || 'referrer'::text;
+			reward_types := reward_types || rule.reward_type;
+			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
+			rule_ids := rule_ids || rule.id;
 		END IF;
 	END LOOP;
+	PERFORM referral._create_rewards(p, r.id, source, _order_paid.order_ref, beneficiaries, levels,
+		kinds, reward_types, amounts, rule_ids);
 
 	IF NOT converting THEN
 		RETURN;

@@ -9,7 +9,7 @@
 -- psql variables (\gset) carry ids between statements, since app, analyst and
 -- nobody may not read the extension's tables.
 BEGIN;
-SELECT plan(102);
+SELECT plan(105);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -670,6 +670,35 @@ SELECT is(ARRAY(SELECT e.view FROM pg_temp.view_snap e JOIN pg_temp.view_snap p 
           || ARRAY(SELECT v || ' (no rows)' FROM pg_temp.spec_views
                     WHERE NOT EXISTS (SELECT 1 FROM pg_temp.view_snap s WHERE s.view = v AND s.rows IS NOT NULL) ORDER BY 1),
 	'{}'::text[], 'every view returns the same rows with and without the hostile search_path');
+
+-- A tracked column changed afterwards to a type of the table owner's own: its cast
+-- to text would run the owner's function with the extension owner's rights, so
+-- the trigger refuses the column (and never calls the cast).
+CREATE TABLE public.retyped_orders (id bigint PRIMARY KEY, customer text, total numeric, status text);
+SELECT referral.track_orders('public.retyped_orders', 'customer', 'total', status_column => 'status');
+CREATE TYPE public.sneaky AS (v text);
+CREATE FUNCTION public.sneaky_text(public.sneaky) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'the cast ran' USING ERRCODE = 'P0099';
+END
+$$;
+CREATE CAST (public.sneaky AS text) WITH FUNCTION public.sneaky_text(public.sneaky);
+ALTER TABLE public.retyped_orders ALTER COLUMN customer TYPE public.sneaky USING ROW(customer)::public.sneaky;
+SELECT throws_ok($$INSERT INTO public.retyped_orders VALUES (1, ROW('carol')::public.sneaky, 10, 'paid')$$,
+	'42804', NULL, 'a customer column retyped to the owner''s own type is refused, its cast never runs');
+ALTER TABLE public.retyped_orders ALTER COLUMN customer TYPE text USING (customer).v;
+CREATE TYPE public.order_state AS ENUM ('paid', 'refunded');
+ALTER TABLE public.retyped_orders ALTER COLUMN status TYPE public.order_state USING status::public.order_state;
+SELECT lives_ok($$INSERT INTO public.retyped_orders VALUES (2, 'carol', 10, 'paid')$$,
+	'an enum status without a cast of its own is read');
+CREATE FUNCTION public.state_text(public.order_state) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'the cast ran' USING ERRCODE = 'P0099';
+END
+$$;
+CREATE CAST (public.order_state AS text) WITH FUNCTION public.state_text(public.order_state);
+SELECT throws_ok($$INSERT INTO public.retyped_orders VALUES (3, 'carol', 10, 'paid')$$,
+	'42804', NULL, 'an enum status with a cast of the owner''s own is refused');
 
 SELECT * FROM finish();
 ROLLBACK;
