@@ -72,9 +72,8 @@ accepted_key_build(StringInfo buf, text *tenant, text *referee)
 	appendBinaryStringInfo(buf, VARDATA_ANY(referee), VARSIZE_ANY_EXHDR(referee));
 }
 
-/* Whether a status (a text datum) is `status`. */
-static bool
-status_is(Datum value, const char *status)
+bool
+referral_status_is(Datum value, const char *status)
 {
 	text	   *t = DatumGetTextPP(value);
 
@@ -121,7 +120,7 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 		AcceptedEntry *entry;
 		bool		found;
 
-		if (status_null || tenant_null || referee_null || status_is(status, "rejected"))
+		if (status_null || tenant_null || referee_null || referral_status_is(status, "rejected"))
 			continue;
 		if (MemoryContextMemAllocated(context, true) > max_memory)
 		{
@@ -132,7 +131,7 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 		key.len = set->probe.len;
 		key.bytes = memcpy(palloc(key.len), set->probe.data, key.len);
 		entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_ENTER, &found);
-		entry->converted = status_is(status, "converted");
+		entry->converted = referral_status_is(status, "converted");
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(row);

@@ -33,4 +33,7 @@ extern bool accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *
 
 extern void accepted_referrals_free(AcceptedReferrals *set);
 
+/* Whether a referral's status (a text datum) is `status`. */
+extern bool referral_status_is(Datum value, const char *status);
+
 #endif							/* REFERRAL_ACCEPTED_REFERRALS_H */

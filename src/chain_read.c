@@ -113,6 +113,7 @@ member_fetch(MemberTable *m, text *tenant, text *customer, TupleTableSlot *slot)
 	return found;
 }
 
+/* The number of ids in a path: the member's depth below its root, plus one. */
 static int
 member_depth(Datum path)
 {

@@ -185,16 +185,6 @@ key_column_text(KeyColumn *col, TupleTableSlot *slot)
 	return cstring_to_text(OutputFunctionCall(&col->output, value));
 }
 
-/* Whether a referral's status (a text datum) is 'converted'. */
-static bool
-status_is_converted(Datum status)
-{
-	text	   *t = DatumGetTextPP(status);
-
-	return VARSIZE_ANY_EXHDR(t) == strlen("converted") &&
-		memcmp(VARDATA_ANY(t), "converted", strlen("converted")) == 0;
-}
-
 /* About what one accepted referral takes in the hash table, for the estimate. */
 #define ACCEPTED_REFERRAL_BYTES 128
 
@@ -311,7 +301,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 				bool		isnull;
 				Datum		status = slot_getattr(referral, info.status, &isnull);
 
-				converted = !isnull && status_is_converted(status);
+				converted = !isnull && referral_status_is(status, "converted");
 			}
 		}
 		MemoryContextReset(per_order);
