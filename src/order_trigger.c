@@ -13,8 +13,9 @@
  *		  looked up (one index probe each) in the accepted referrals of
  *		  their customers; later orders of referees converted before are
  *		  recorded as revenue, and the candidates that may convert or earn go
- *		  to referral._order_paid, in a fixed order; when any did, one more
- *		  statement records the revenue of the referrals converted now.
+ *		  to referral._orders_paid in one call, in a fixed order (it converts
+ *		  set-based where it can); when any did, one more statement records
+ *		  the revenue of the referrals converted now.
  *
  *		For an INSERT, a first pass in C (order_candidates.c) keeps only the
  *		orders of referred customers, and the SQL reads those instead of the
@@ -350,12 +351,13 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
  * - converted, without recurring_window: the orders can only be revenue; the
  *   data-modifying CTE records them, without a function call per order (the
  *   common case: later orders of customers referred long ago);
- * - with recurring_window: every candidate goes to referral._order_paid, which
- *   rechecks it under locks;
- * - pending: the first candidate goes to _order_paid (it may convert the
+ * - with recurring_window: every candidate goes to referral._orders_paid,
+ *   which rechecks it under locks;
+ * - pending: the first candidate goes to _orders_paid (it may convert the
  *   referral); the rest are revenue if it did, which the revenue statement
  *   (order_sql_revenue) records after this one for all such referrals at
- *   once, so a bulk load makes one call per conversion, not one per order.
+ *   once.  _orders_paid gets the whole statement's candidates in one call, so
+ *   that it can convert them set-based.
  * Orders attributed before are left out (they never count twice), so a
  * referral's first candidate is one that can convert.  NULL in the customer,
  * amount, id or tenant keeps a row out.
@@ -414,16 +416,20 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 		return buf.data;
 	}
 	appendStringInfoString(&buf,
-						   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
+						   " SELECT referral._orders_paid($2,"
+						   " pg_catalog.array_agg(c.referral_id ORDER BY c.referral_id, c.nth),"
+						   " pg_catalog.array_agg(c.order_ref ORDER BY c.referral_id, c.nth),"
+						   " pg_catalog.array_agg(c.amount ORDER BY c.referral_id, c.nth),"
+						   " pg_catalog.array_agg(c.at ORDER BY c.referral_id, c.nth))"
 						   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
 						   " AND (c.converted OR c.first_at <= c.convert_by)"
-						   " ORDER BY c.referral_id, c.nth");
+						   " HAVING pg_catalog.count(*) > 0");
 	return buf.data;
 }
 
 /*
  * The revenue statement, run after a paid-orders statement that called
- * _order_paid: the other orders of the statement whose referral is converted
+ * _orders_paid: the other orders of the statement whose referral is converted
  * now (by one of them, or before), without recurring_window, that qualify and
  * are not yet attributed, are revenue.  One statement for the whole load
  * instead of one call per referral that converted.

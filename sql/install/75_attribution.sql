@@ -11,7 +11,7 @@
 -- search_path (whose save and restore would be paid at every call): their callers,
 -- the order trigger and the API functions, pin it, and they name everything
 -- qualified.  The ones that take a whole statement's orders or rewards as arrays
--- (_orders_reversed, _reverse_rewards, _emit_rewards) run once per statement and
+-- (_orders_paid, _orders_reversed, _reverse_rewards, _emit_rewards) run once per statement and
 -- force custom plans: a plan kept from when the tables were small would scan them
 -- sequentially for every statement after.
 
@@ -176,6 +176,173 @@ END
 $$;
 COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
 	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
+
+-- The paid orders of one statement that may convert or earn, as the order trigger
+-- passes them (by referral, then order time).  Conversions are set-based where nothing
+-- in a conversion depends on the rewards created before it: a pending referral of a
+-- program without budget, referrer_cap, recurring_window or milestones converts with its
+-- first order here, in a few statements for the whole load instead of some twenty per
+-- conversion.  Tiers come out as _order_paid, called in referral id order, would give
+-- them: a beneficiary's conversions before a conversion are those committed before plus
+-- those of this load with a smaller referral id.  Every other order goes to _order_paid,
+-- in the order given (budgets, caps and milestones cut sequentially; revenue and
+-- recurring rewards of converted referrals; orders that do not qualify).
+CREATE FUNCTION referral._orders_paid(source text, referral_ids bigint[], order_refs text[],
+	amounts numeric[], ats timestamptz[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	converted int[];		-- input positions whose order converted its referral here
+	notified bigint;
+	o record;
+BEGIN
+	-- The lock order of _order_paid: the referrals (by id), then the referrers' codes
+	-- (which serialise a referrer's conversions, so that tiers count each once).
+	PERFORM 1 FROM referral.referral x WHERE x.id = ANY (referral_ids) ORDER BY x.id FOR UPDATE;
+	PERFORM 1 FROM referral.code c
+	  JOIN referral.referral r
+	    ON c.tenant = r.tenant AND c.program_id = r.program_id AND c.customer = r.referrer
+	 WHERE r.id = ANY (referral_ids) AND r.status = 'pending'
+	 ORDER BY c.tenant, c.program_id, c.customer
+	   FOR UPDATE OF c;
+
+	WITH input AS (
+		SELECT * FROM unnest(referral_ids, order_refs, amounts, ats)
+		       WITH ORDINALITY AS i(referral_id, order_ref, amount, at, pos)
+	), first_orders AS (
+		SELECT DISTINCT ON (i.referral_id) i.* FROM input i ORDER BY i.referral_id, i.pos
+	), conv AS MATERIALIZED (
+		-- The conversions: what _order_paid checks, for the programs named above.
+		SELECT r.id, r.tenant, r.program_id, r.referrer, r.referee, r.variant, p.currency,
+		       i.order_ref, i.amount, i.at, i.pos,
+		       ARRAY[r.referrer] || COALESCE(s.ancestors[1:p.max_depth - 1], '{}') AS upline
+		  FROM first_orders i
+		  JOIN referral.referral r ON r.id = i.referral_id
+		  JOIN referral.program p ON p.id = r.program_id
+		  LEFT JOIN referral.member s ON s.tenant = r.tenant AND s.customer = r.referrer
+		 WHERE r.status = 'pending'
+		   AND p.budget IS NULL AND p.referrer_cap IS NULL AND p.recurring_window IS NULL
+		   AND NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id)
+		   AND i.amount >= p.min_order_amount
+		   AND i.at >= p.starts_at AND (p.ends_at IS NULL OR i.at < p.ends_at)
+		   AND i.at >= r.created_at AND i.at <= r.created_at + p.attribution_window
+		   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order a
+		                    WHERE a.tenant = r.tenant AND a.order_source = source
+		                      AND a.order_ref = i.order_ref)
+	), beneficiary AS (
+		-- Who earns what: the referee (tiered by their own conversions as a referrer),
+		-- then the referrer chain by level, up to max_depth.
+		SELECT c.*, 'referee'::text AS kind, 1 AS level, c.referee AS who, 0 AS nth
+		  FROM conv c
+		UNION ALL
+		SELECT c.*, 'referrer', l.level, c.upline[l.level], l.level
+		  FROM conv c CROSS JOIN LATERAL pg_catalog.generate_series(1, pg_catalog.cardinality(c.upline)) AS l(level)
+	), tiered AS (
+		-- The beneficiaries whose (kind, level) has tiers, with a count of the
+		-- conversions before: a running count over this load's conversions (by
+		-- referral id; at the same id the conversion itself comes after) plus those
+		-- committed before it.
+		SELECT q.id, q.kind, q.level, q.before_here +
+		       (SELECT pg_catalog.count(*) FROM referral.referral x
+		         WHERE x.tenant = q.tenant AND x.referrer = q.who AND x.program_id = q.program_id
+		           AND x.status = 'converted') AS conversions
+		  FROM (SELECT e.*, pg_catalog.sum(e.is_conversion) OVER (
+		                   PARTITION BY e.tenant, e.program_id, e.who
+		                   ORDER BY e.id, e.is_conversion ROWS UNBOUNDED PRECEDING) AS before_here
+		          FROM (SELECT c.tenant, c.program_id, c.referrer AS who, c.id, 1 AS is_conversion,
+		                       NULL::text AS kind, NULL::int AS level
+		                  FROM conv c
+		                UNION ALL
+		                SELECT b.tenant, b.program_id, b.who, b.id, 0, b.kind, b.level
+		                  FROM beneficiary b
+		                 WHERE EXISTS (SELECT 1 FROM referral.reward_rule x
+		                                WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
+		                                  AND x.level = b.level AND x.min_conversions > 0)) e) q
+		 WHERE q.is_conversion = 0
+	), earned AS (
+		SELECT b.*, x.id AS rule_id, x.reward_type,
+		       referral.reward_amount(b.amount, x.percent, x.fixed, x.cap, b.currency) AS value
+		  FROM beneficiary b
+		  LEFT JOIN tiered t ON t.id = b.id AND t.kind = b.kind AND t.level = b.level
+		 CROSS JOIN LATERAL (
+		       -- _pick_rule: the variant's rules, or the variant-less ones when the
+		       -- variant has none; the greatest tier reached.
+		       SELECT x.* FROM referral.reward_rule x
+		        WHERE x.program_id = b.program_id AND x.beneficiary = b.kind AND x.level = b.level
+		          AND x.min_conversions <= COALESCE(t.conversions, 0)
+		          AND x.variant IS NOT DISTINCT FROM (
+		              CASE WHEN b.variant IS NOT NULL AND EXISTS (
+		                        SELECT 1 FROM referral.reward_rule v
+		                         WHERE v.program_id = b.program_id AND v.beneficiary = b.kind
+		                           AND v.level = b.level AND v.variant = b.variant)
+		                   THEN b.variant END)
+		        ORDER BY x.min_conversions DESC
+		        LIMIT 1) x
+	), attributed AS (
+		INSERT INTO referral.attributed_order
+			(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+		SELECT c.tenant, source, c.order_ref, c.program_id, c.id, c.amount, c.at, true
+		  FROM conv c ORDER BY c.id
+	), rewarded AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id)
+		SELECT e.tenant, e.program_id, e.who, e.id, source, e.order_ref, e.level, e.kind,
+		       e.reward_type, e.value, e.currency, 'pending', e.rule_id
+		  FROM earned e
+		 WHERE e.value > 0
+		 ORDER BY e.id, e.nth
+		ON CONFLICT DO NOTHING
+		RETURNING w.*
+	), updated AS (
+		UPDATE referral.referral x
+		   SET status = 'converted', converted_at = c.at, converting_source = source,
+		       converting_order = c.order_ref
+		  FROM conv c
+		 WHERE x.id = c.id
+	), events AS (
+		-- The events in the order _order_paid appends them: a conversion's rewards,
+		-- then its referral_converted.
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT v.tenant, v.kind, v.payload
+		  FROM (SELECT w.tenant, 'reward_created' AS kind, w.referral_id, 0 AS after, w.id,
+		               pg_catalog.jsonb_build_object('reward_id', w.id, 'program_id', w.program_id,
+		                   'referral_id', w.referral_id, 'beneficiary', w.beneficiary, 'kind', w.kind,
+		                   'level', w.level, 'amount', w.amount, 'currency', w.currency,
+		                   'status', w.status, 'order_ref', w.order_ref, 'payout_ref', NULL) AS payload
+		          FROM rewarded w
+		        UNION ALL
+		        SELECT c.tenant, 'referral_converted', c.id, 1, 0,
+		               pg_catalog.jsonb_build_object('referral_id', c.id, 'program_id', c.program_id,
+		                   'referrer', c.referrer, 'referee', c.referee, 'order_ref', c.order_ref,
+		                   'converted_at', c.at)
+		          FROM conv c) v
+		 ORDER BY v.referral_id, v.after, v.id
+		RETURNING e.id, e.kind, e.tenant
+	), notified AS (
+		SELECT pg_catalog.count(pg_catalog.pg_notify('referral_event',
+		           pg_catalog.json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text)) AS n
+		  FROM events e
+	)
+	SELECT (SELECT pg_catalog.array_agg(c.pos::int) FROM conv c), n.n INTO converted, notified
+	  FROM notified n;
+
+	-- Everything else, one order at a time.
+	FOR o IN
+		SELECT i.* FROM unnest(referral_ids, order_refs, amounts, ats)
+		       WITH ORDINALITY AS i(referral_id, order_ref, amount, at, pos)
+		  LEFT JOIN unnest(converted) AS d(pos) ON d.pos = i.pos
+		 WHERE d.pos IS NULL
+		 ORDER BY i.pos
+	LOOP
+		PERFORM referral._order_paid(o.referral_id, source, o.order_ref, o.amount, o.at);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: the paid orders of one statement: set-based conversions where no budget, cap, recurring window or milestone applies; _order_paid for the rest';
 
 -- Reverses rewards: pending and approved ones become reversed; paid ones get a
 -- clawback (negative, approved) so that the next payout nets it, and their

@@ -1,15 +1,15 @@
 -- Orders: attribution in the database.  referral.track_orders() puts three
 -- statement-level triggers with transition tables on the shop's own orders
 -- table; their function (src/order_trigger.c) hands the orders of each
--- statement, set-based, to referral._order_paid, referral._orders_reversed and
+-- statement, set-based, to referral._orders_paid, referral._orders_reversed and
 -- referral._order_amount_changed.  The triggers carry their whole
 -- configuration in their arguments (Citus fires them per shard); the registry
 -- referral.tracked_table is for redeem's existing_customer rule and audit().
 
--- The trigger function.  SECURITY DEFINER so that a role that may only write its
--- orders table still gets its orders attributed.
--- Not SECURITY DEFINER: the C code runs its SQL as the function's owner with
--- search_path pinned, and only when a statement's orders need SQL at all.
+-- The trigger function.  Not SECURITY DEFINER: the C code runs its SQL as the
+-- function's owner with search_path pinned (so that a role that may only write its
+-- orders table still gets its orders attributed), and only when a statement's
+-- orders need SQL at all.
 CREATE FUNCTION referral._order_trigger()
 RETURNS trigger
 LANGUAGE C VOLATILE
