@@ -4,7 +4,7 @@
 -- refunds, deletes, amount changes, and a trigger that takes its configuration
 -- from its own arguments only.
 BEGIN;
-SELECT plan(112);
+SELECT plan(113);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -165,8 +165,13 @@ SELECT is((SELECT source FROM referral.tracked_table WHERE relid = '"Shop Data".
 SELECT is(pg_temp.refer(main, '200', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', now() - interval '1 day'),
 	'pending', 'a uuid customer referred yesterday') FROM prog;
 SET LOCAL search_path = "Shop Data";
+SET LOCAL jit = on;
 INSERT INTO "Order List" VALUES ('A-1', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 250), ('A-2', NULL, 5);
+CREATE TEMP TABLE settings_after AS SELECT current_setting('search_path') || ' / jit ' || current_setting('jit') AS s;
 RESET search_path;
+RESET jit;
+SELECT is((SELECT s FROM settings_after), '"Shop Data" / jit on',
+	'the settings the trigger pins for its SQL (search_path, jit) are the session''s again after it');
 SELECT results_eq($$SELECT status, converting_order, converted_at FROM referral.referral
 	WHERE referee = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'$$,
 	$$VALUES ('converted'::text, 'A-1'::text, now())$$,
