@@ -18,6 +18,7 @@ SELECT line FROM (
 	SELECT 'relation ' || c.relkind::text || ' ' || c.oid::regclass || ' acl=' || COALESCE(c.relacl::text, '-')
 	       || ' comment=' || COALESCE(obj_description(c.oid, 'pg_class'), '-')
 	       || CASE WHEN c.relkind = 'v' THEN ' view=' || md5(pg_get_viewdef(c.oid)) ELSE '' END
+	       || ' options=' || COALESCE(c.reloptions::text, '-')
 	  FROM pg_class c JOIN owned o ON o.classid = 'pg_class'::regclass AND o.objid = c.oid
 	UNION ALL
 	SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
