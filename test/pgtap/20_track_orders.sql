@@ -4,7 +4,7 @@
 -- refunds, deletes, amount changes, and a trigger that takes its configuration
 -- from its own arguments only.
 BEGIN;
-SELECT plan(113);
+SELECT plan(114);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -146,6 +146,15 @@ SELECT results_eq($$SELECT order_ref, beneficiary, kind, amount FROM referral.re
 	WHERE order_source = 'public.orders_bigint' AND order_ref IN ('20', '21') ORDER BY order_ref$$,
 	$$VALUES ('20'::text, '110'::text, 'referrer'::text, 3.00::numeric), ('21', '110', 'referrer', 3.00)$$,
 	'the converting order and a recurring one from the same statement both pay');
+-- A later order alone, of a referee converted before: the revenue statement that
+-- such an order runs first records nothing for a recurring program, and the
+-- paid-orders statement after it pays the recurring reward.
+INSERT INTO public.orders_bigint VALUES (22, 111, 10.00, 'paid', '2026-03-20');
+SELECT results_eq($$SELECT w.kind, w.amount, o.converting FROM referral.reward w
+	JOIN referral.attributed_order o ON o.order_source = w.order_source AND o.order_ref = w.order_ref
+	WHERE w.order_source = 'public.orders_bigint' AND w.order_ref = '22'$$,
+	$$VALUES ('referrer'::text, 3.00::numeric, false)$$,
+	'a single later order of a converted referee in a recurring program pays, and is attributed once');
 
 ------------------------------------------------------------------------------------
 -- uuid customers, integer amounts, a text id, no status nor ordered_at column, in a
@@ -424,7 +433,7 @@ SELECT is_empty($$SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.orders_b
 	'the triggers are gone');
 SELECT is_empty($$SELECT 1 FROM referral.tracked_table WHERE relid = 'public.orders_bigint'::regclass$$,
 	'the registry row is gone');
-SELECT is((SELECT count(*) FROM referral.reward WHERE order_source = 'public.orders_bigint'), 10::bigint,
+SELECT is((SELECT count(*) FROM referral.reward WHERE order_source = 'public.orders_bigint'), 11::bigint,
 	'the rewards stay');
 UPDATE public.orders_bigint SET status = 'refunded' WHERE id = 8;
 SELECT is(pg_temp.status_of('103'), 'converted:8', 'a refund after untrack changes nothing');
