@@ -21,7 +21,9 @@ CREATE TABLE referral.member (
 		CHECK (pg_catalog.cardinality(ancestors) = pg_catalog.cardinality(path) - 1)
 );
 ALTER SEQUENCE referral.member_id_seq OWNED BY referral.member.id;
-CREATE INDEX member_path ON referral.member (path);
+-- Tree order for downline(); customer included, so that a member on an all-visible
+-- page is read from the index alone.
+CREATE INDEX member_path ON referral.member (path) INCLUDE (customer);
 COMMENT ON TABLE referral.member IS 'attribution chains: each referred or referring customer with the path of member ids from its root';
 COMMENT ON COLUMN referral.member.ancestors IS 'the customers above this one, nearest first: the upline without a lookup per level';
 SELECT pg_catalog.pg_extension_config_dump('referral.member', '');

@@ -198,6 +198,16 @@ DECLARE
 	notified bigint;
 	o record;
 BEGIN
+	-- A few orders (the single-row INSERT of an application) go one by one: the
+	-- set-based statement is planned at every call (custom plans, for the sizes of
+	-- the arrays), which costs more than a few conversions do.
+	IF cardinality(referral_ids) < 8 THEN
+		FOR i IN 1 .. cardinality(referral_ids) LOOP
+			PERFORM referral._order_paid(referral_ids[i], source, order_refs[i], amounts[i], ats[i]);
+		END LOOP;
+		RETURN;
+	END IF;
+
 	-- The lock order of _order_paid: the referrals (by id), then the referrers' codes
 	-- (which serialise a referrer's conversions, so that tiers count each once).
 	PERFORM 1 FROM referral.referral x WHERE x.id = ANY (referral_ids) ORDER BY x.id FOR UPDATE;

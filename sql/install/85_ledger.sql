@@ -127,6 +127,16 @@ BEGIN
 	 ORDER BY c.id;
 
 	RETURN QUERY
+	SELECT 'reward_program_mismatch',
+	       format('reward %s is in program %s, but its referral %s is in program %s',
+	              w.id, w.program_id, r.id, r.program_id)
+	  FROM referral.reward w
+	  JOIN referral.referral r ON r.id = w.referral_id
+	 WHERE w.program_id <> r.program_id
+	   AND (audit.program IS NULL OR w.program_id = audit.program OR r.program_id = audit.program)
+	 ORDER BY w.id;
+
+	RETURN QUERY
 	SELECT 'reward_above_rule',
 	       format('reward %s pays %s, more than rule %s gives for order %s of %s (%s)',
 	              w.id, w.amount, w.rule_id, w.order_ref, o.amount,

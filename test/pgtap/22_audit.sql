@@ -2,7 +2,7 @@
 -- behind the triggers' back (orders changed with the triggers off, ledger rows edited
 -- by hand).  Every tampering is undone before the next, so each test sees one problem.
 BEGIN;
-SELECT plan(9);
+SELECT plan(10);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.audit_orders (
@@ -83,6 +83,19 @@ SELECT 'default', (SELECT p FROM t), 'ann', (SELECT id FROM referral.referral WH
 SELECT results_eq($$SELECT problem FROM referral.audit()$$,
 	$$VALUES ('clawback_without_reward'::text)$$, 'a clawback of no paid reward');
 DELETE FROM referral.reward WHERE clawback_of = 999999;
+
+-- A reward moved to a program that is not its referral's (reward.program_id has no
+-- foreign key of its own: the referral's holds it).
+UPDATE referral.reward SET program_id = program_id + 1000
+ WHERE id = (SELECT min(id) FROM referral.reward);
+SELECT results_eq($$SELECT problem, detail FROM referral.audit()$$,
+	$$SELECT 'reward_program_mismatch'::text,
+	         format('reward %s is in program %s, but its referral %s is in program %s',
+	                w.id, w.program_id, w.referral_id, w.program_id - 1000)
+	    FROM referral.reward w WHERE w.id = (SELECT min(id) FROM referral.reward)$$,
+	'a reward whose program is not its referral''s');
+UPDATE referral.reward SET program_id = program_id - 1000
+ WHERE id = (SELECT min(id) FROM referral.reward);
 
 SELECT is_empty($$SELECT * FROM referral.audit()$$, 'audit() is empty again once every damage is undone');
 
