@@ -860,23 +860,36 @@ CREATE FUNCTION referral._orders_paid(source text, referral_ids bigint[], order_
 	amounts numeric[], ats timestamptz[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	converted int[] := '{}';	-- input positions whose order converted, ascending
+	next_converted int := 1;
+BEGIN
+	IF cardinality(referral_ids) >= 8 THEN
+		converted := referral._convert_orders(source, referral_ids, order_refs, amounts, ats);
+	END IF;
+	FOR i IN 1 .. cardinality(referral_ids) LOOP
+		IF converted[next_converted] = i THEN
+			next_converted := next_converted + 1;
+		ELSE
+			PERFORM referral._order_paid(referral_ids[i], source, order_refs[i], amounts[i], ats[i]);
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: the paid orders of one statement: set-based conversions where no budget, cap, recurring window or milestone applies; _order_paid for the rest';
+REVOKE EXECUTE ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[]) FROM PUBLIC;
+CREATE FUNCTION referral._convert_orders(source text, referral_ids bigint[], order_refs text[],
+	amounts numeric[], ats timestamptz[])
+RETURNS int[]
+LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-	converted int[];		-- input positions whose order converted its referral here
+	converted int[];
 	notified bigint;
-	o record;
 BEGIN
-	-- A few orders (the single-row INSERT of an application) go one by one: the
-	-- set-based statement is planned at every call (custom plans, for the sizes of
-	-- the arrays), which costs more than a few conversions do.
-	IF cardinality(referral_ids) < 8 THEN
-		FOR i IN 1 .. cardinality(referral_ids) LOOP
-			PERFORM referral._order_paid(referral_ids[i], source, order_refs[i], amounts[i], ats[i]);
-		END LOOP;
-		RETURN;
-	END IF;
-
 	-- The lock order of _order_paid: the referrals (by id), then the referrers' codes
 	-- (which serialise a referrer's conversions, so that tiers count each once).
 	PERFORM 1 FROM referral.referral x WHERE x.id = ANY (referral_ids) ORDER BY x.id FOR UPDATE;
@@ -1005,21 +1018,11 @@ BEGIN
 		           pg_catalog.json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text)) AS n
 		  FROM events e
 	)
-	SELECT (SELECT pg_catalog.array_agg(c.pos::int) FROM conv c), n.n INTO converted, notified
+	SELECT (SELECT pg_catalog.array_agg(c.pos::int ORDER BY c.pos) FROM conv c), n.n INTO converted, notified
 	  FROM notified n;
-
-	-- Everything else, one order at a time.
-	FOR o IN
-		SELECT i.* FROM unnest(referral_ids, order_refs, amounts, ats)
-		       WITH ORDINALITY AS i(referral_id, order_ref, amount, at, pos)
-		  LEFT JOIN unnest(converted) AS d(pos) ON d.pos = i.pos
-		 WHERE d.pos IS NULL
-		 ORDER BY i.pos
-	LOOP
-		PERFORM referral._order_paid(o.referral_id, source, o.order_ref, o.amount, o.at);
-	END LOOP;
+	RETURN COALESCE(converted, '{}');
 END
 $$;
-COMMENT ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[])
-	IS 'internal: the paid orders of one statement: set-based conversions where no budget, cap, recurring window or milestone applies; _order_paid for the rest';
-REVOKE EXECUTE ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[]) FROM PUBLIC;
+COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: set-based conversions of a statement''s first orders where no budget, cap, recurring window or milestone applies; returns the positions converted';
+REVOKE EXECUTE ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[]) FROM PUBLIC;

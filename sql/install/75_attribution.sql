@@ -10,10 +10,12 @@
 -- function called from PL/pgSQL is planned again at every call) and do not set
 -- search_path (whose save and restore would be paid at every call): their callers,
 -- the order trigger and the API functions, pin it, and they name everything
--- qualified.  The ones that take a whole statement's orders or rewards as arrays
--- (_orders_paid, _orders_reversed, _reverse_rewards, _emit_rewards) run once per statement and
--- force custom plans: a plan kept from when the tables were small would scan them
--- sequentially for every statement after.
+-- qualified.  The ones that run set-based statements over a whole statement's orders
+-- or rewards (_convert_orders, _orders_reversed, _reverse_rewards, _emit_rewards) run
+-- once per statement and force custom plans: a plan kept from when the tables were
+-- small would scan them sequentially for every statement after.  A SET applies to the
+-- functions called too, so none of them calls _order_paid, whose plans must stay
+-- cached: _orders_paid, which does, sets nothing.
 
 -- A paid order of a referee that may qualify: converts a pending referral (referee
 -- reward, referrer rewards by level, milestones) or, within recurring_window after
@@ -178,36 +180,56 @@ COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestampt
 	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
 
 -- The paid orders of one statement that may convert or earn, as the order trigger
--- passes them (by referral, then order time).  Conversions are set-based where nothing
--- in a conversion depends on the rewards created before it: a pending referral of a
--- program without budget, referrer_cap, recurring_window or milestones converts with its
--- first order here, in a few statements for the whole load instead of some twenty per
--- conversion.  Tiers come out as _order_paid, called in referral id order, would give
--- them: a beneficiary's conversions before a conversion are those committed before plus
--- those of this load with a smaller referral id.  Every other order goes to _order_paid,
--- in the order given (budgets, caps and milestones cut sequentially; revenue and
--- recurring rewards of converted referrals; orders that do not qualify).
+-- passes them (by referral, then order time).  Conversions are set-based
+-- (_convert_orders) where nothing in a conversion depends on the rewards created
+-- before it; every other order goes to _order_paid, in the order given (budgets, caps
+-- and milestones cut sequentially; revenue and recurring rewards of converted
+-- referrals; orders that do not qualify).  A few orders (the single-row INSERT of an
+-- application) all go one by one: the set-based statement is planned at every call
+-- (custom plans, for the sizes of the arrays), which costs more than a few
+-- conversions do.
 CREATE FUNCTION referral._orders_paid(source text, referral_ids bigint[], order_refs text[],
 	amounts numeric[], ats timestamptz[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	converted int[] := '{}';	-- input positions whose order converted, ascending
+	next_converted int := 1;
+BEGIN
+	IF cardinality(referral_ids) >= 8 THEN
+		converted := referral._convert_orders(source, referral_ids, order_refs, amounts, ats);
+	END IF;
+	FOR i IN 1 .. cardinality(referral_ids) LOOP
+		IF converted[next_converted] = i THEN
+			next_converted := next_converted + 1;
+		ELSE
+			PERFORM referral._order_paid(referral_ids[i], source, order_refs[i], amounts[i], ats[i]);
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: the paid orders of one statement: set-based conversions where no budget, cap, recurring window or milestone applies; _order_paid for the rest';
+
+-- The set-based conversions of _orders_paid: a pending referral of a program without
+-- budget, referrer_cap, recurring_window or milestones converts with its first order
+-- here, in a few statements for the whole load instead of some twenty per conversion.
+-- Tiers come out as _order_paid, called in referral id order, would give them: a
+-- beneficiary's conversions before a conversion are those committed before plus those
+-- of this load with a smaller referral id.  Returns the input positions of the orders
+-- that converted, ascending.  (Its SET applies to what it calls too: _order_paid is not called
+-- from here, so that its plans stay cached.)
+CREATE FUNCTION referral._convert_orders(source text, referral_ids bigint[], order_refs text[],
+	amounts numeric[], ats timestamptz[])
+RETURNS int[]
+LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-	converted int[];		-- input positions whose order converted its referral here
+	converted int[];
 	notified bigint;
-	o record;
 BEGIN
-	-- A few orders (the single-row INSERT of an application) go one by one: the
-	-- set-based statement is planned at every call (custom plans, for the sizes of
-	-- the arrays), which costs more than a few conversions do.
-	IF cardinality(referral_ids) < 8 THEN
-		FOR i IN 1 .. cardinality(referral_ids) LOOP
-			PERFORM referral._order_paid(referral_ids[i], source, order_refs[i], amounts[i], ats[i]);
-		END LOOP;
-		RETURN;
-	END IF;
-
 	-- The lock order of _order_paid: the referrals (by id), then the referrers' codes
 	-- (which serialise a referrer's conversions, so that tiers count each once).
 	PERFORM 1 FROM referral.referral x WHERE x.id = ANY (referral_ids) ORDER BY x.id FOR UPDATE;
@@ -336,23 +358,13 @@ BEGIN
 		           pg_catalog.json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text)) AS n
 		  FROM events e
 	)
-	SELECT (SELECT pg_catalog.array_agg(c.pos::int) FROM conv c), n.n INTO converted, notified
+	SELECT (SELECT pg_catalog.array_agg(c.pos::int ORDER BY c.pos) FROM conv c), n.n INTO converted, notified
 	  FROM notified n;
-
-	-- Everything else, one order at a time.
-	FOR o IN
-		SELECT i.* FROM unnest(referral_ids, order_refs, amounts, ats)
-		       WITH ORDINALITY AS i(referral_id, order_ref, amount, at, pos)
-		  LEFT JOIN unnest(converted) AS d(pos) ON d.pos = i.pos
-		 WHERE d.pos IS NULL
-		 ORDER BY i.pos
-	LOOP
-		PERFORM referral._order_paid(o.referral_id, source, o.order_ref, o.amount, o.at);
-	END LOOP;
+	RETURN COALESCE(converted, '{}');
 END
 $$;
-COMMENT ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[])
-	IS 'internal: the paid orders of one statement: set-based conversions where no budget, cap, recurring window or milestone applies; _order_paid for the rest';
+COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: set-based conversions of a statement''s first orders where no budget, cap, recurring window or milestone applies; returns the positions converted';
 
 -- Reverses rewards: pending and approved ones become reversed; paid ones get a
 -- clawback (negative, approved) so that the next payout nets it, and their
