@@ -118,13 +118,48 @@ member_fetch(MemberTable *m, text *tenant, text *customer, TupleTableSlot *slot)
 	return found;
 }
 
+/* P || max(bigint): above every path that starts with P. */
+static Datum
+path_below(ArrayType *path)
+{
+	Datum	   *ids;
+	bool	   *nulls;
+	int			n;
+	Datum	   *bound;
+
+	deconstruct_array(path, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &ids, &nulls, &n);
+	bound = palloc((n + 1) * sizeof(Datum));
+	memcpy(bound, ids, n * sizeof(Datum));
+	bound[n] = Int64GetDatum(PG_INT64_MAX);
+	return PointerGetDatum(construct_array(bound, n + 1, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /* The number of ids in a path: the member's depth below its root, plus one. */
 static int
-member_depth(Datum path)
+member_depth(ArrayType *path)
 {
-	ArrayType  *a = DatumGetArrayTypeP(path);
+	return ArrayGetNItems(ARR_NDIM(path), ARR_DIMS(path));
+}
 
-	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+/*
+ * Whether `path` starts with the `top_length` ids of `top`: a member below top.
+ * Paths hold no NULLs, so their ids are contiguous int8 values; one with a NULL
+ * is compared as an array, as the index does.
+ */
+static bool
+path_starts_with(ArrayType *path, ArrayType *top, int top_length)
+{
+	if (ARR_HASNULL(path) || ARR_HASNULL(top))
+		return DatumGetBool(OidFunctionCall2Coll(F_ARRAY_LT, InvalidOid,
+												 PointerGetDatum(path),
+												 path_below(top))) &&
+			DatumGetBool(OidFunctionCall2Coll(F_ARRAY_GT, InvalidOid,
+											  PointerGetDatum(path),
+											  PointerGetDatum(top)));
+	return member_depth(path) > top_length &&
+		memcmp(ARR_DATA_PTR(path), ARR_DATA_PTR(top), top_length * sizeof(int64)) == 0;
 }
 
 /*
@@ -151,24 +186,6 @@ chain_result_begin(FunctionCallInfo fcinfo)
 	rsinfo->setDesc = CreateTupleDescCopy(desc);
 	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
 	MemoryContextSwitchTo(outer);
-}
-
-/* P || max(bigint): above every path that starts with P. */
-static Datum
-path_below(ArrayType *path)
-{
-	Datum	   *ids;
-	bool	   *nulls;
-	int			n;
-	Datum	   *bound;
-
-	deconstruct_array(path, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &ids, &nulls, &n);
-	bound = palloc((n + 1) * sizeof(Datum));
-	memcpy(bound, ids, n * sizeof(Datum));
-	bound[n] = Int64GetDatum(PG_INT64_MAX);
-	return PointerGetDatum(construct_array(bound, n + 1, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /* One (level, customer) row of the result. */
@@ -263,8 +280,7 @@ referral_downline(PG_FUNCTION_ARGS)
 		bool		isnull;
 		/* A copy: the slot is reused for the scan below. */
 		ArrayType  *top = DatumGetArrayTypePCopy(slot_getattr(row, m.path, &isnull));
-		int			top_length = ArrayGetNItems(ARR_NDIM(top), ARR_DIMS(top));
-		Datum		below = path_below(top);
+		int			top_length = member_depth(top);
 		Relation	by_path = index_open(member_relation(RelationGetNamespace(m.table),
 														 "member_path"),
 										 AccessShareLock);
@@ -275,50 +291,65 @@ referral_downline(PG_FUNCTION_ARGS)
 		MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext,
 													  "referral downline row",
 													  ALLOCSET_SMALL_SIZES);
+		bool		index_only = (path_in_index != 0 && customer_in_index != 0);
 		ScanKeyData keys[2];
 		IndexScanDesc scan;
 		ItemPointer tid;
 
+		/*
+		 * From above P; up to P || max(bigint) as a scan key, unless the index
+		 * tuples are read, whose paths stop the scan at the first that does not
+		 * start with P (a memcmp instead of an array comparison per member).
+		 */
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTGreaterStrategyNumber, InvalidOid,
 							   by_path->rd_indcollation[0], F_ARRAY_GT,
 							   PointerGetDatum(top));
 		ScanKeyEntryInitialize(&keys[1], 0, 1, BTLessStrategyNumber, InvalidOid,
-							   by_path->rd_indcollation[0], F_ARRAY_LT, below);
-		scan = index_beginscan(m.table, by_path, snapshot, 2, 0);
-		scan->xs_want_itup = (path_in_index != 0 && customer_in_index != 0);
-		index_rescan(scan, keys, 2, NULL, 0);
+							   by_path->rd_indcollation[0], F_ARRAY_LT, path_below(top));
+		scan = index_beginscan(m.table, by_path, snapshot, index_only ? 1 : 2, 0);
+		scan->xs_want_itup = index_only;
+		index_rescan(scan, keys, index_only ? 1 : 2, NULL, 0);
 		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
 			/* Reading a short path's length may copy it: one context per row. */
 			MemoryContext outer = MemoryContextSwitchTo(per_row);
-			Datum		path;
-			Datum		who;
-			int			level;
+			ArrayType  *path = NULL;
+			Datum		who = (Datum) 0;
+			bool		visible = true;
 
 			CHECK_FOR_INTERRUPTS();
-			if (scan->xs_want_itup &&
+			if (index_only)
+			{
+				path = DatumGetArrayTypeP(index_getattr(scan->xs_itup, path_in_index,
+														scan->xs_itupdesc, &isnull));
+				if (!path_starts_with(path, top, top_length))
+				{
+					MemoryContextSwitchTo(outer);
+					break;
+				}
+			}
+			if (index_only &&
 				VM_ALL_VISIBLE(m.table, ItemPointerGetBlockNumber(tid), &vm_buffer))
 			{
 				/* What the heap page would have told: the serializable read. */
 				PredicateLockPage(m.table, ItemPointerGetBlockNumber(tid), snapshot);
-				path = index_getattr(scan->xs_itup, path_in_index, scan->xs_itupdesc, &isnull);
 				who = index_getattr(scan->xs_itup, customer_in_index, scan->xs_itupdesc, &isnull);
 			}
 			else if (index_fetch_heap(scan, row))
 			{
-				path = slot_getattr(row, m.path, &isnull);
+				path = DatumGetArrayTypeP(slot_getattr(row, m.path, &isnull));
 				who = slot_getattr(row, m.customer, &isnull);
 			}
 			else
+				visible = false;	/* a version this snapshot does not see */
+
+			if (visible)
 			{
-				/* A version this snapshot does not see. */
-				MemoryContextSwitchTo(outer);
-				MemoryContextReset(per_row);
-				continue;
+				int			level = member_depth(path) - top_length;
+
+				if (max_depth < 0 || level <= max_depth)
+					chain_put(rsinfo, level, who);
 			}
-			level = member_depth(path) - top_length;
-			if (max_depth < 0 || level <= max_depth)
-				chain_put(rsinfo, level, who);
 			MemoryContextSwitchTo(outer);
 			MemoryContextReset(per_row);
 		}
