@@ -931,39 +931,34 @@ BEGIN
 		UNION ALL
 		SELECT c.*, 'referrer', l.level, c.upline[l.level], l.level
 		  FROM conv c CROSS JOIN LATERAL pg_catalog.generate_series(1, pg_catalog.cardinality(c.upline)) AS l(level)
-	), tiered AS (
-		-- The beneficiaries whose (kind, level) has tiers, with a count of the
-		-- conversions before: a running count over this load's conversions (by
-		-- referral id; at the same id the conversion itself comes after) plus those
-		-- committed before it.
-		SELECT q.id, q.kind, q.level, q.before_here +
-		       (SELECT pg_catalog.count(*) FROM referral.referral x
-		         WHERE x.tenant = q.tenant AND x.referrer = q.who AND x.program_id = q.program_id
-		           AND x.status = 'converted') AS conversions
-		  FROM (SELECT e.*, pg_catalog.sum(e.is_conversion) OVER (
-		                   PARTITION BY e.tenant, e.program_id, e.who
-		                   ORDER BY e.id, e.is_conversion ROWS UNBOUNDED PRECEDING) AS before_here
-		          FROM (SELECT c.tenant, c.program_id, c.referrer AS who, c.id, 1 AS is_conversion,
-		                       NULL::text AS kind, NULL::int AS level
-		                  FROM conv c
-		                UNION ALL
-		                SELECT b.tenant, b.program_id, b.who, b.id, 0, b.kind, b.level
-		                  FROM beneficiary b
-		                 WHERE EXISTS (SELECT 1 FROM referral.reward_rule x
-		                                WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
-		                                  AND x.level = b.level AND x.min_conversions > 0)) e) q
-		 WHERE q.is_conversion = 0
+	), counted AS (
+		-- Each beneficiary with its conversions as a referrer in the program before
+		-- this one, where its (kind, level) has tiers (0 elsewhere, as _order_paid):
+		-- those committed before, plus this load's with a smaller referral id, which
+		-- are its rows as the level-1 referrer (a beneficiary appears once per
+		-- conversion, so the frame before the current row holds exactly those).
+		SELECT b.*,
+		       CASE WHEN EXISTS (SELECT 1 FROM referral.reward_rule x
+		                          WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
+		                            AND x.level = b.level AND x.min_conversions > 0)
+		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0)
+		                 + (SELECT pg_catalog.count(*) FROM referral.referral x
+		                     WHERE x.tenant = b.tenant AND x.referrer = b.who
+		                       AND x.program_id = b.program_id AND x.status = 'converted')
+		            ELSE 0 END AS conversions
+		  FROM beneficiary b
+		WINDOW earlier AS (PARTITION BY b.tenant, b.program_id, b.who ORDER BY b.id
+		                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 	), earned AS (
 		SELECT b.*, x.id AS rule_id, x.reward_type,
 		       referral.reward_amount(b.amount, x.percent, x.fixed, x.cap, b.currency) AS value
-		  FROM beneficiary b
-		  LEFT JOIN tiered t ON t.id = b.id AND t.kind = b.kind AND t.level = b.level
+		  FROM counted b
 		 CROSS JOIN LATERAL (
 		       -- _pick_rule: the variant's rules, or the variant-less ones when the
 		       -- variant has none; the greatest tier reached.
 		       SELECT x.* FROM referral.reward_rule x
 		        WHERE x.program_id = b.program_id AND x.beneficiary = b.kind AND x.level = b.level
-		          AND x.min_conversions <= COALESCE(t.conversions, 0)
+		          AND x.min_conversions <= b.conversions
 		          AND x.variant IS NOT DISTINCT FROM (
 		              CASE WHEN b.variant IS NOT NULL AND EXISTS (
 		                        SELECT 1 FROM referral.reward_rule v
