@@ -3,8 +3,8 @@
  *		The order trigger: referral._order_trigger, the AFTER ... FOR EACH
  *		STATEMENT trigger (with transition tables) that referral.track_orders
  *		puts on a shop's own orders table.  At every INSERT, UPDATE or DELETE
- *		statement it runs at most two set-based queries over the transition
- *		tables:
+ *		statement it runs a few set-based statements over the transition
+ *		tables (none when no order concerns a referral):
  *
  *		- reversals: orders updated to a reversed status or deleted go to
  *		  referral._orders_reversed (one call per tenant), and paid orders
@@ -15,7 +15,9 @@
  *		  recorded as revenue, and the candidates that may convert or earn go
  *		  to referral._orders_paid in one call, in a fixed order (it converts
  *		  set-based where it can); when any did, one more statement records
- *		  the revenue of the referrals converted now.
+ *		  the revenue of the referrals converted now.  When every candidate's
+ *		  referral was converted before, that revenue statement runs first,
+ *		  and often alone.
  *
  *		For an INSERT, a first pass in C (order_candidates.c) keeps only the
  *		orders of referred customers, and the SQL reads those instead of the
@@ -53,6 +55,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -332,6 +336,28 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
 }
 
 /*
+ * Whether the extension's schema has referral._orders_paid.  One module serves
+ * every version of the extension: after the module of 0.2 is installed and
+ * before ALTER EXTENSION referral UPDATE, a database still has the functions of
+ * 0.1, which take paid orders one call each (_order_paid), and orders must keep
+ * being attributed there.
+ */
+static bool
+order_batch_function_exists(Oid schema)
+{
+	Oid			argtypes[5];
+	List	   *name;
+
+	argtypes[0] = TEXTOID;
+	argtypes[1] = get_array_type(INT8OID);
+	argtypes[2] = get_array_type(TEXTOID);
+	argtypes[3] = get_array_type(NUMERICOID);
+	argtypes[4] = get_array_type(TIMESTAMPTZOID);
+	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_paid"));
+	return OidIsValid(LookupFuncName(name, 5, argtypes, true));
+}
+
+/*
  * The paid-orders statement: orders newly paid by this INSERT or UPDATE, each
  * looked up in the accepted referrals of its customer (with the program),
  * keeping the candidates that may qualify, in the order referral, order time,
@@ -367,15 +393,21 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
  * that instead of one more index probe per order.  NULL in the customer,
  * amount, id or tenant keeps a row out.
  *
+ * batch: the candidates go to referral._orders_paid in one call (0.2 on); else
+ * to _order_paid one call each, in the same order (order_batch_function_exists).
+ *
  * converted_only: the C pass found every candidate's referral converted (the
  * common single-row INSERT of a returning referee).  The statement is then a
  * lean one, whose plan starts up in a fraction of the time: no window
- * functions and no revenue statement after it; a referral found pending
- * after all (a refund committed since the probe) or with recurring_window
- * goes to _order_paid order by order, which handles any state.
+ * functions, and no revenue statement after it (the revenue statement runs
+ * before it instead, and this one only when that did not record every
+ * candidate); a referral found pending after all (a refund committed since
+ * the probe) or with recurring_window goes to _order_paid order by order,
+ * which handles any state.
  */
 static char *
-order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_only)
+order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_only,
+			   bool batch)
 {
 	StringInfoData buf;
 
@@ -419,6 +451,15 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 							   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
 							   " FROM c WHERE c.recurring OR NOT c.converted"
 							   " ORDER BY c.referral_id, c.at, c.order_ref COLLATE pg_catalog.\"C\"");
+		return buf.data;
+	}
+	if (!batch)
+	{
+		appendStringInfoString(&buf,
+							   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
+							   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
+							   " AND (c.converted OR c.first_at <= c.convert_by)"
+							   " ORDER BY c.referral_id, c.nth");
 		return buf.data;
 	}
 	appendStringInfoString(&buf,
@@ -945,7 +986,9 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 		ORDER_STMT_PAID_CONVERTED : ORDER_STMT_PAID;
 	sql_paid = (event == ORDER_EVENT_INSERT ||
 				(event == ORDER_EVENT_UPDATE && cfg.status_column != NULL)) ?
-		order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED) : NULL;
+		order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED,
+					   paid_stmt == ORDER_STMT_PAID &&
+					   order_batch_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid))) : NULL;
 
 	values[0] = CStringGetTextDatum(cfg.tenant);
 	nulls[0] = ' ';

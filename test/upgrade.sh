@@ -49,6 +49,29 @@ if [ "$chains" != "$expected" ]; then
 fi
 echo "ok"
 
+# One module serves every version: in a database not yet updated, orders must still be
+# attributed (the trigger falls back to the oldest version's functions), one by one
+# and in a statement of many.
+echo "== orders under $oldest with this version's module, before the update"
+psql -qX -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS referral_old_orders' -c 'CREATE DATABASE referral_old_orders'
+psql -qX -v ON_ERROR_STOP=1 -d referral_old_orders -c "CREATE EXTENSION referral VERSION '$oldest'" -f - >/dev/null <<'SQL'
+CREATE TABLE shop_orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
+SELECT referral.track_orders('shop_orders', 'customer', 'amount');
+SELECT referral.create_program('P') AS p \gset
+SELECT referral.add_reward(:p, 'referrer', fixed => 10);
+SELECT count(*) FROM generate_series(1, 10) AS i
+ CROSS JOIN LATERAL referral.redeem(referral.issue_code(:p, 'referrer'), 'c' || i);
+INSERT INTO shop_orders VALUES (1, 'c1', 50);
+INSERT INTO shop_orders SELECT i, 'c' || i, 50 FROM generate_series(2, 10) AS i;
+SQL
+old_orders=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_old_orders \
+	-c "SELECT count(*) || ' converted, ' || (SELECT sum(amount) FROM referral.reward) || ' earned' FROM referral.referral WHERE status = 'converted'")
+if [ "$old_orders" != "10 converted, 100.00 earned" ]; then
+	printf 'upgrade: orders under %s: %s, expected 10 converted, 100.00 earned\n' "$oldest" "$old_orders" >&2
+	exit 1
+fi
+echo "ok"
+
 echo "== pgTAP suites on the updated database"
 psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c 'CREATE EXTENSION pgtap'
 pg_prove -d referral_updated --failures test/pgtap/*.sql

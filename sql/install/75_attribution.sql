@@ -230,15 +230,17 @@ DECLARE
 	converted int[];
 	notified bigint;
 BEGIN
-	-- The lock order of _order_paid: the referrals (by id), then the referrers' codes
-	-- (which serialise a referrer's conversions, so that tiers count each once).
-	PERFORM 1 FROM referral.referral x WHERE x.id = ANY (referral_ids) ORDER BY x.id FOR UPDATE;
-	PERFORM 1 FROM referral.code c
-	  JOIN referral.referral r
+	-- The lock order of _order_paid, which a session converting one by one follows:
+	-- by referral id, each referral and then its referrer's code (which serialises
+	-- the referrer's conversions, so that tiers count each once).  Locking all the
+	-- referrals first would deadlock with it: it may hold a later referral's code
+	-- while waiting for one of ours.
+	PERFORM 1 FROM referral.referral r
+	  JOIN referral.code c
 	    ON c.tenant = r.tenant AND c.program_id = r.program_id AND c.customer = r.referrer
-	 WHERE r.id = ANY (referral_ids) AND r.status = 'pending'
-	 ORDER BY c.tenant, c.program_id, c.customer
-	   FOR UPDATE OF c;
+	 WHERE r.id = ANY (referral_ids)
+	 ORDER BY r.id
+	   FOR UPDATE OF r, c;
 
 	WITH input AS (
 		SELECT * FROM unnest(referral_ids, order_refs, amounts, ats)

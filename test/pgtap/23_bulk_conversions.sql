@@ -1,31 +1,38 @@
--- Conversions of a whole statement at once (referral._orders_paid): one bulk INSERT in
--- tenant 'set', whose program converts set-based, gives the same referrals, rewards,
--- revenue and events as the same INSERT in tenant 'seq', whose program has a budget
--- too large to cut anything, which sends every conversion through _order_paid one
--- at a time.  The shop has tiers for the referrer (by level) and the referee, a
--- three-level chain, conversions committed before the load, referees that are
--- referrers of others converting in the same load, later orders (revenue), an order
--- below the minimum and a referral past its attribution window.
+-- Conversions of a whole statement at once (referral._convert_orders): one bulk INSERT
+-- in tenant 'set', whose program converts set-based, gives the same referrals,
+-- rewards, revenue and events as the same INSERT in tenant 'seq', whose program has a
+-- budget too large to cut anything, which sends every conversion through _order_paid
+-- one at a time.  The shop has tiers for the referrer (by level) and the referee, a
+-- three-level chain, an A/B variant with a rule of its own, conversions committed
+-- before the load, referees that are referrers of others converting in the same load,
+-- later orders (revenue), an order below the minimum, a referral past its attribution
+-- window, and in the same statement the orders of a second program with a budget,
+-- which go one by one in both tenants.  Then nine pending orders are paid by one
+-- UPDATE.
 BEGIN;
-SELECT plan(15);
+SELECT plan(18);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 SET LOCAL track_functions = 'pl';
 
 CREATE TABLE public.orders_set (id bigint PRIMARY KEY, customer text NOT NULL,
-	amount numeric NOT NULL, placed_at timestamptz NOT NULL);
+	amount numeric NOT NULL, placed_at timestamptz NOT NULL, status text NOT NULL DEFAULT 'paid');
 CREATE TABLE public.orders_seq (LIKE public.orders_set INCLUDING ALL);
-SELECT referral.track_orders('public.orders_set', 'customer', 'amount',
+SELECT referral.track_orders('public.orders_set', 'customer', 'amount', status_column => 'status',
 	ordered_at_column => 'placed_at', tenant => 'set');
-SELECT referral.track_orders('public.orders_seq', 'customer', 'amount',
+SELECT referral.track_orders('public.orders_seq', 'customer', 'amount', status_column => 'status',
 	ordered_at_column => 'placed_at', tenant => 'seq');
 
--- The same program in both tenants; only 'seq' has a budget.
-CREATE FUNCTION pg_temp.program(tenant text, budget numeric) RETURNS bigint LANGUAGE plpgsql AS $$
+-- The same programs in both tenants; in 'seq' Bulk has a budget too.  Every referrer
+-- gets the one variant, whose level-3 rule replaces the variant-less one.
+CREATE FUNCTION pg_temp.programs(tenant text, budget numeric) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	p bigint := referral.create_program('Bulk', tenant => tenant, starts_at => '2026-01-01',
 		attribution_window => '30 days', min_order_amount => 10, max_depth => 3, budget => budget);
+	capped bigint := referral.create_program('Capped', tenant => tenant, starts_at => '2026-01-01',
+		budget => 1000);
 BEGIN
+	PERFORM referral.add_variant(p, 'only');
 	PERFORM referral.add_reward(p, 'referee', fixed => 5);
 	PERFORM referral.add_reward(p, 'referee', fixed => 8, min_conversions => 1);
 	PERFORM referral.add_reward(p, 'referrer', percent => 10, cap => 20);
@@ -34,31 +41,35 @@ BEGIN
 	PERFORM referral.add_reward(p, 'referrer', percent => 2, level => 2);
 	PERFORM referral.add_reward(p, 'referrer', percent => 3, level => 2, min_conversions => 2);
 	PERFORM referral.add_reward(p, 'referrer', fixed => 1, level => 3);
-	RETURN p;
+	PERFORM referral.add_reward(p, 'referrer', fixed => 2, level => 3, variant => 'only');
+	PERFORM referral.add_reward(capped, 'referrer', fixed => 4);
 END
 $$;
-CREATE TEMP TABLE prog AS
-	SELECT pg_temp.program('set', NULL) AS set_p, pg_temp.program('seq', 1e12) AS seq_p;
+SELECT pg_temp.programs('set', NULL), pg_temp.programs('seq', 1e12);
 
 -- The same referrals, in the same order, in both tenants.  Customer 2 refers 6 and 7
 -- before being referred by 1, so that 2's own referee reward is tiered by
 -- conversions of this load; 12 redeems on 2026-01-02 and orders only after the window.
-CREATE FUNCTION pg_temp.refer(tenant text, referrer text, referee text, at timestamptz) RETURNS text
+CREATE FUNCTION pg_temp.refer(tenant text, referrer text, referee text, at timestamptz,
+	program text DEFAULT 'Bulk') RETURNS text
 LANGUAGE sql AS $$
 	SELECT status FROM referral.redeem(
-		referral.issue_code((SELECT p.id FROM referral.program p WHERE p.tenant = refer.tenant), referrer),
+		referral.issue_code((SELECT p.id FROM referral.program p
+		                      WHERE p.tenant = refer.tenant AND p.name = refer.program), referrer),
 		referee, at => at)
 $$;
-SELECT is(string_agg(pg_temp.refer(t, r.referrer, r.referee, '2026-02-01'::timestamptz + r.n * interval '1 hour'),
-                     ',' ORDER BY t, r.n),
-	'pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,'
-	|| 'pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending',
-	'eleven referrals accepted in each tenant')
+SELECT is(string_agg(pg_temp.refer(t, r.referrer, r.referee, '2026-02-01'::timestamptz + r.n * interval '1 hour',
+                                   r.program), ',' ORDER BY t, r.n),
+	'pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,'
+	|| 'pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending,pending',
+	'thirteen referrals accepted in each tenant')
   FROM (VALUES ('set'), ('seq')) AS tenants(t),
-       (VALUES (1, '2', '6'), (2, '2', '7'), (3, '1', '2'), (4, '1', '3'), (5, '1', '4'), (6, '1', '5'),
-               (7, '2', '8'), (8, '6', '9'), (9, '6', '10'), (10, '3', '11'), (11, '1', '13')) AS r(n, referrer, referee);
+       (VALUES (1, '2', '6', 'Bulk'), (2, '2', '7', 'Bulk'), (3, '1', '2', 'Bulk'), (4, '1', '3', 'Bulk'),
+               (5, '1', '4', 'Bulk'), (6, '1', '5', 'Bulk'), (7, '2', '8', 'Bulk'), (8, '6', '9', 'Bulk'),
+               (9, '6', '10', 'Bulk'), (10, '3', '11', 'Bulk'), (11, '1', '13', 'Bulk'),
+               (12, '1', '20', 'Capped'), (13, '1', '21', 'Capped')) AS r(n, referrer, referee, program);
 SELECT is(pg_temp.refer('set', '1', '12', '2026-01-02') || pg_temp.refer('seq', '1', '12', '2026-01-02'),
-	'pendingpending', 'a twelfth referral, redeemed long before its orders');
+	'pendingpending', 'a referral redeemed long before its orders');
 
 -- Before the load: 3 converts, 1's first conversion.
 INSERT INTO public.orders_set VALUES (1, '3', 50, '2026-02-02');
@@ -66,7 +77,8 @@ INSERT INTO public.orders_seq VALUES (1, '3', 50, '2026-02-02');
 
 -- The load: first orders of 2, 4..11 and 13 in one statement, shuffled, with later
 -- orders of 2 and 6, an order of 5 below the minimum before its qualifying one, an
--- order of 12 past its window and one of a customer nobody referred.
+-- order of 12 past its window, one of a customer nobody referred, and the first
+-- orders of 20 and 21 in the capped program.
 CREATE TEMP TABLE load (id bigint, customer text, amount numeric, placed_at timestamptz);
 INSERT INTO load VALUES
 	(10, '9', 120, '2026-02-05 10:00'), (11, '2', 80, '2026-02-05 09:00'),
@@ -75,32 +87,48 @@ INSERT INTO load VALUES
 	(16, '5', 45.55, '2026-02-05 12:00'), (17, '8', 99.99, '2026-02-05 13:00'),
 	(18, '10', 1000, '2026-02-05 05:00'), (19, '11', 15, '2026-02-05 14:00'),
 	(20, '2', 70, '2026-02-06'), (21, '6', 10, '2026-02-07'), (22, '12', 500, '2026-02-05'),
-	(23, 'nobody', 100, '2026-02-05'), (24, '13', 19.99, '2026-02-05 15:00');
+	(23, 'nobody', 100, '2026-02-05'), (24, '13', 19.99, '2026-02-05 15:00'),
+	(25, '20', 30, '2026-02-05 16:00'), (26, '21', 30, '2026-02-05 17:00');
 CREATE FUNCTION pg_temp.order_paid_calls() RETURNS bigint LANGUAGE sql AS $$
 	SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
 	 WHERE schemaname = 'referral' AND funcname = '_order_paid'
 $$;
-CREATE TEMP TABLE calls AS SELECT pg_temp.order_paid_calls() AS before_set;
-INSERT INTO public.orders_set SELECT * FROM load ORDER BY id;
-SELECT is(pg_temp.order_paid_calls() - (SELECT before_set FROM calls), 0::bigint,
-	'the load in tenant set converts without a call of _order_paid');
-UPDATE calls SET before_set = pg_temp.order_paid_calls();
-INSERT INTO public.orders_seq SELECT * FROM load ORDER BY id;
-SELECT is(pg_temp.order_paid_calls() - (SELECT before_set FROM calls), 10::bigint,
+CREATE TEMP TABLE calls AS SELECT pg_temp.order_paid_calls() AS before;
+INSERT INTO public.orders_set (id, customer, amount, placed_at) SELECT * FROM load ORDER BY id;
+SELECT is(pg_temp.order_paid_calls() - (SELECT before FROM calls), 2::bigint,
+	'the load in tenant set converts Bulk set-based; only the two capped conversions go one by one');
+UPDATE calls SET before = pg_temp.order_paid_calls();
+INSERT INTO public.orders_seq (id, customer, amount, placed_at) SELECT * FROM load ORDER BY id;
+SELECT is(pg_temp.order_paid_calls() - (SELECT before FROM calls), 12::bigint,
 	'the load in tenant seq calls _order_paid once per conversion (the budget)');
 
-CREATE FUNCTION pg_temp.rewards(tenant text) RETURNS TABLE (beneficiary text, referee text, level int,
-	kind text, amount numeric, status text, order_ref text, min_conversions int)
+-- Nine referees of 13, whose orders are placed pending and then paid by one UPDATE.
+SELECT is(count(*) FILTER (WHERE pg_temp.refer(t, '13', r::text, '2026-02-10') = 'pending'), 18::bigint,
+	'nine more referrals of 13 in each tenant')
+  FROM (VALUES ('set'), ('seq')) AS tenants(t), generate_series(30, 38) AS r;
+INSERT INTO public.orders_set SELECT 100 + r, r::text, 10 * r, '2026-02-11', 'pending' FROM generate_series(30, 38) AS r;
+INSERT INTO public.orders_seq SELECT 100 + r, r::text, 10 * r, '2026-02-11', 'pending' FROM generate_series(30, 38) AS r;
+UPDATE calls SET before = pg_temp.order_paid_calls();
+UPDATE public.orders_set SET status = 'paid' WHERE id BETWEEN 130 AND 138;
+SELECT is(pg_temp.order_paid_calls() - (SELECT before FROM calls), 0::bigint,
+	'an UPDATE that pays nine orders in tenant set converts them set-based');
+UPDATE public.orders_seq SET status = 'paid' WHERE id BETWEEN 130 AND 138;
+
+CREATE FUNCTION pg_temp.rewards(tenant text) RETURNS TABLE (program text, beneficiary text, referee text,
+	level int, kind text, amount numeric, status text, order_ref text, min_conversions int, variant text)
 LANGUAGE sql AS $$
-	SELECT w.beneficiary, r.referee, w.level, w.kind, w.amount, w.status, w.order_ref, x.min_conversions
+	SELECT p.name, w.beneficiary, r.referee, w.level, w.kind, w.amount, w.status, w.order_ref,
+	       x.min_conversions, x.variant
 	  FROM referral.reward w JOIN referral.referral r ON r.id = w.referral_id
 	  JOIN referral.reward_rule x ON x.id = w.rule_id
+	  JOIN referral.program p ON p.id = w.program_id
 	 WHERE w.tenant = rewards.tenant
 $$;
 SELECT set_eq($$SELECT * FROM pg_temp.rewards('set')$$, $$SELECT * FROM pg_temp.rewards('seq')$$,
-	'the same rewards, tiers included');
-SELECT is((SELECT count(*) FROM pg_temp.rewards('set')), 30::bigint,
-	'11 conversions: 11 referee rewards and 19 referrer rewards by level');
+	'the same rewards, tiers and variant rules included');
+-- 11 Bulk conversions (11 referee rewards, 19 referrer rewards by level), 2 capped
+-- ones (2 referrer rewards), 9 paid by the UPDATE (9 referee, 9 for 13, 9 for 1).
+SELECT is((SELECT count(*) FROM pg_temp.rewards('set')), 59::bigint, 'every reward is there');
 SELECT results_eq($$SELECT status, converted_at, converting_order FROM referral.referral
                      WHERE tenant = 'set' ORDER BY referee$$,
 	$$SELECT status, converted_at, converting_order FROM referral.referral
@@ -137,7 +165,8 @@ SELECT results_eq($$SELECT amount, min_conversions FROM pg_temp.rewards('set')
 -- 4 (2 before: 20% of 333.33, cut to 50.00), 5 (3 before: 30 + 0.4555 = 30.46),
 -- 13 (4 before: 30 + 0.1999 = 30.20).
 SELECT results_eq($$SELECT referee, amount, min_conversions FROM pg_temp.rewards('set')
-                     WHERE beneficiary = '1' AND kind = 'referrer' AND level = 1 ORDER BY amount$$,
+                     WHERE program = 'Bulk' AND beneficiary = '1' AND kind = 'referrer' AND level = 1
+                     ORDER BY amount$$,
 	$$VALUES ('3'::text, 5.00::numeric, 0), ('2', 8.00, 0), ('13', 30.20, 3), ('5', 30.46, 3), ('4', 50.00, 2)$$,
 	'referrer 1: a conversion before the load counts');
 -- Level 2 for 1, tiered by 1's conversions as a referrer: 6 (referral 1: 3 before,
@@ -147,6 +176,11 @@ SELECT results_eq($$SELECT referee, amount, min_conversions FROM pg_temp.rewards
                      WHERE beneficiary = '1' AND level = 2 AND referee IN ('6', '7', '8') ORDER BY referee$$,
 	$$VALUES ('6'::text, 4.00::numeric, 0), ('7', 1.29, 0), ('8', 3.00, 2)$$,
 	'level 2: tiered by the conversions of this load before it');
+-- Level 3 (9 and 10, through 6 and 2 to 1): the variant's rule, 2.00, not the
+-- variant-less 1.00.
+SELECT results_eq($$SELECT referee, amount, variant FROM pg_temp.rewards('set') WHERE level = 3 ORDER BY referee$$,
+	$$VALUES ('10'::text, 2.00::numeric, 'only'::text), ('9', 2.00, 'only')$$,
+	'level 3: the variant''s own rule');
 SELECT is_empty($$SELECT * FROM referral.audit()$$, 'audit finds the ledger consistent');
 
 SELECT * FROM finish();
