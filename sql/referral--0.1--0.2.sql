@@ -374,12 +374,19 @@ RETURNS bigint
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
-	RETURN (SELECT pg_catalog.count(*) FROM referral.referral r
-	         WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
-	           AND r.program_id = _conversions.program AND r.status = 'converted');
+	RETURN (SELECT pg_catalog.count(*)
+	          FROM (SELECT 1 FROM referral.referral r
+	                 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
+	                   AND r.program_id = _conversions.program AND r.status = 'converted'
+	                 LIMIT (SELECT pg_catalog.max(t.n)
+	                          FROM (SELECT x.min_conversions AS n FROM referral.reward_rule x
+	                                 WHERE x.program_id = _conversions.program
+	                                UNION ALL
+	                                SELECT m.conversions FROM referral.milestone m
+	                                 WHERE m.program_id = _conversions.program) t)) s);
 END
 $$;
-COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program';
+COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program, up to the program''s top tier or milestone';
 CREATE OR REPLACE FUNCTION referral._create_reward(
 	p referral.program, referral_id bigint, beneficiary text, level int, kind text,
 	reward_type text, amount numeric, rule_id bigint, milestone_id bigint,
@@ -944,9 +951,7 @@ BEGIN
 		                          WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
 		                            AND x.level = b.level AND x.min_conversions > 0)
 		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0)
-		                 + (SELECT pg_catalog.count(*) FROM referral.referral x
-		                     WHERE x.tenant = b.tenant AND x.referrer = b.who
-		                       AND x.program_id = b.program_id AND x.status = 'converted')
+		                 + referral._conversions(b.tenant, b.program_id, b.who)
 		            ELSE 0 END AS conversions
 		  FROM beneficiary b
 		WINDOW earlier AS (PARTITION BY b.tenant, b.program_id, b.who ORDER BY b.id

@@ -284,9 +284,7 @@ BEGIN
 		                          WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
 		                            AND x.level = b.level AND x.min_conversions > 0)
 		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0)
-		                 + (SELECT pg_catalog.count(*) FROM referral.referral x
-		                     WHERE x.tenant = b.tenant AND x.referrer = b.who
-		                       AND x.program_id = b.program_id AND x.status = 'converted')
+		                 + referral._conversions(b.tenant, b.program_id, b.who)
 		            ELSE 0 END AS conversions
 		  FROM beneficiary b
 		WINDOW earlier AS (PARTITION BY b.tenant, b.program_id, b.who ORDER BY b.id

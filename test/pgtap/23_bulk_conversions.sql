@@ -10,7 +10,7 @@
 -- which go one by one in both tenants.  Then nine pending orders are paid by one
 -- UPDATE.
 BEGIN;
-SELECT plan(18);
+SELECT plan(19);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 SET LOCAL track_functions = 'pl';
@@ -181,6 +181,10 @@ SELECT results_eq($$SELECT referee, amount, min_conversions FROM pg_temp.rewards
 SELECT results_eq($$SELECT referee, amount, variant FROM pg_temp.rewards('set') WHERE level = 3 ORDER BY referee$$,
 	$$VALUES ('10'::text, 2.00::numeric, 'only'::text), ('9', 2.00, 'only')$$,
 	'level 3: the variant''s own rule');
+-- Tiers only ask whether a count reaches a threshold: 1's five conversions in Bulk
+-- are counted up to the top tier, 3, whatever the referrer's size.
+SELECT is(referral._conversions('set', (SELECT id FROM referral.program WHERE tenant = 'set' AND name = 'Bulk'), '1'),
+	3::bigint, 'a referrer''s conversions are counted up to the top tier only');
 SELECT is_empty($$SELECT * FROM referral.audit()$$, 'audit finds the ledger consistent');
 
 SELECT * FROM finish();
