@@ -943,15 +943,22 @@ BEGIN
 	), counted AS (
 		-- Each beneficiary with its conversions as a referrer in the program before
 		-- this one, where its (kind, level) has tiers (0 elsewhere, as _order_paid):
-		-- those committed before, plus this load's with a smaller referral id, which
-		-- are its rows as the level-1 referrer (a beneficiary appears once per
-		-- conversion, so the frame before the current row holds exactly those).
+		-- those committed before (counted up to the top tier, as _conversions does:
+		-- a call of it here would plan its query at every call, under this function's
+		-- SET), plus this load's with a smaller referral id, which are its rows as the
+		-- level-1 referrer (a beneficiary appears once per conversion, so the frame
+		-- before the current row holds exactly those).
 		SELECT b.*,
 		       CASE WHEN EXISTS (SELECT 1 FROM referral.reward_rule x
 		                          WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
 		                            AND x.level = b.level AND x.min_conversions > 0)
 		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0)
-		                 + referral._conversions(b.tenant, b.program_id, b.who)
+		                 + (SELECT pg_catalog.count(*)
+		                      FROM (SELECT 1 FROM referral.referral x
+		                             WHERE x.tenant = b.tenant AND x.referrer = b.who
+		                               AND x.program_id = b.program_id AND x.status = 'converted'
+		                             LIMIT (SELECT pg_catalog.max(t.min_conversions) FROM referral.reward_rule t
+		                                     WHERE t.program_id = b.program_id)) s)
 		            ELSE 0 END AS conversions
 		  FROM beneficiary b
 		WINDOW earlier AS (PARTITION BY b.tenant, b.program_id, b.who ORDER BY b.id
