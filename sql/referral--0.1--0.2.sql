@@ -369,7 +369,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
-CREATE OR REPLACE FUNCTION referral._conversions(tenant text, program bigint, customer text)
+-- _conversions takes the limit to count up to (its callers pass the top tier).
+DROP FUNCTION referral._conversions(text, bigint, text);
+CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text, up_to bigint)
 RETURNS bigint
 LANGUAGE plpgsql STABLE
 AS $$
@@ -378,15 +380,11 @@ BEGIN
 	          FROM (SELECT 1 FROM referral.referral r
 	                 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
 	                   AND r.program_id = _conversions.program AND r.status = 'converted'
-	                 LIMIT (SELECT pg_catalog.max(t.n)
-	                          FROM (SELECT x.min_conversions AS n FROM referral.reward_rule x
-	                                 WHERE x.program_id = _conversions.program
-	                                UNION ALL
-	                                SELECT m.conversions FROM referral.milestone m
-	                                 WHERE m.program_id = _conversions.program) t)) s);
+	                 LIMIT _conversions.up_to) s);
 END
 $$;
-COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program, up to the program''s top tier or milestone';
+COMMENT ON FUNCTION referral._conversions(text, bigint, text, bigint) IS 'internal: conversions of a customer as a referrer in a program, counted up to a limit';
+REVOKE EXECUTE ON FUNCTION referral._conversions(text, bigint, text, bigint) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION referral._create_reward(
 	p referral.program, referral_id bigint, beneficiary text, level int, kind text,
 	reward_type text, amount numeric, rule_id bigint, milestone_id bigint,
@@ -463,6 +461,7 @@ DECLARE
 	rule referral.reward_rule;
 	upline text[];
 	tiered text[];
+	top_tier bigint;
 	-- The rewards of this order, in order: referee, then referrer levels.
 	beneficiaries text[] := '{}';
 	levels int[] := '{}';
@@ -529,8 +528,10 @@ BEGIN
 	upline := COALESCE(upline, ARRAY[r.referrer]);
 
 	-- The (beneficiary, level) pairs with tiers: only those need a count of
-	-- conversions (most programs tier the direct referrer at most).
-	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}') INTO tiered
+	-- conversions (most programs tier the direct referrer at most), and only up to
+	-- the top tier.
+	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}'), max(x.min_conversions)
+	  INTO tiered, top_tier
 	  FROM referral.reward_rule x
 	 WHERE x.program_id = p.id AND x.min_conversions > 0;
 
@@ -538,7 +539,7 @@ BEGIN
 		-- Referee reward: tier by the referee's own conversions as a referrer.
 		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
 		                            CASE WHEN 'referee:1' = ANY (tiered)
-		                                 THEN referral._conversions(r.tenant, p.id, r.referee) ELSE 0 END);
+		                                 THEN referral._conversions(r.tenant, p.id, r.referee, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
 			beneficiaries := beneficiaries || r.referee;
 			levels := levels || 1;
@@ -555,7 +556,7 @@ BEGIN
 		beneficiary := upline[lvl];
 		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
 		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
-		                                 THEN referral._conversions(r.tenant, p.id, beneficiary) ELSE 0 END);
+		                                 THEN referral._conversions(r.tenant, p.id, beneficiary, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
 			beneficiaries := beneficiaries || beneficiary;
 			levels := levels || lvl;
@@ -586,7 +587,8 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id) THEN
 		RETURN;
 	END IF;
-	reached := referral._conversions(r.tenant, p.id, r.referrer);
+	reached := referral._conversions(r.tenant, p.id, r.referrer,
+		(SELECT max(m.conversions) FROM referral.milestone m WHERE m.program_id = p.id));
 	FOR ms IN
 		SELECT * FROM referral.milestone m
 		 WHERE m.program_id = p.id AND m.conversions <= reached
@@ -943,7 +945,7 @@ BEGIN
 	), counted AS (
 		-- Each beneficiary with its conversions as a referrer in the program before
 		-- this one, where its (kind, level) has tiers (0 elsewhere, as _order_paid):
-		-- those committed before (counted up to the top tier, as _conversions does:
+		-- those committed before (counted up to the top tier, as _conversions does;
 		-- a call of it here would plan its query at every call, under this function's
 		-- SET), plus this load's with a smaller referral id, which are its rows as the
 		-- level-1 referrer (a beneficiary appears once per conversion, so the frame

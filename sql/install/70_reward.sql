@@ -154,10 +154,10 @@ $$;
 COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
 
 -- How many referrals `customer` has converted as a referrer in the program, counted
--- up to the program's largest tier or milestone threshold, which is all that its
--- callers compare it with: a referrer with 50,000 conversions costs a conversion no
+-- up to `up_to` (NULL: all): callers pass the top tier or milestone, all they compare
+-- the count with, so that a referrer with 50,000 conversions costs a conversion no
 -- more than one with just enough for the top tier.
-CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text)
+CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text, up_to bigint)
 RETURNS bigint
 LANGUAGE plpgsql STABLE
 AS $$
@@ -166,15 +166,10 @@ BEGIN
 	          FROM (SELECT 1 FROM referral.referral r
 	                 WHERE r.tenant = _conversions.tenant AND r.referrer = _conversions.customer
 	                   AND r.program_id = _conversions.program AND r.status = 'converted'
-	                 LIMIT (SELECT pg_catalog.max(t.n)
-	                          FROM (SELECT x.min_conversions AS n FROM referral.reward_rule x
-	                                 WHERE x.program_id = _conversions.program
-	                                UNION ALL
-	                                SELECT m.conversions FROM referral.milestone m
-	                                 WHERE m.program_id = _conversions.program) t)) s);
+	                 LIMIT _conversions.up_to) s);
 END
 $$;
-COMMENT ON FUNCTION referral._conversions(text, bigint, text) IS 'internal: conversions of a customer as a referrer in a program, up to the program''s top tier or milestone';
+COMMENT ON FUNCTION referral._conversions(text, bigint, text, bigint) IS 'internal: conversions of a customer as a referrer in a program, counted up to a limit';
 
 -- Creates one reward, cut to what is left of the program's budget and of the
 -- beneficiary's referrer_cap (both count rewards not reversed, clawbacks included).

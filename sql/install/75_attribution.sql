@@ -32,6 +32,7 @@ DECLARE
 	rule referral.reward_rule;
 	upline text[];
 	tiered text[];
+	top_tier bigint;
 	-- The rewards of this order, in order: referee, then referrer levels.
 	beneficiaries text[] := '{}';
 	levels int[] := '{}';
@@ -98,8 +99,10 @@ BEGIN
 	upline := COALESCE(upline, ARRAY[r.referrer]);
 
 	-- The (beneficiary, level) pairs with tiers: only those need a count of
-	-- conversions (most programs tier the direct referrer at most).
-	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}') INTO tiered
+	-- conversions (most programs tier the direct referrer at most), and only up to
+	-- the top tier.
+	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}'), max(x.min_conversions)
+	  INTO tiered, top_tier
 	  FROM referral.reward_rule x
 	 WHERE x.program_id = p.id AND x.min_conversions > 0;
 
@@ -107,7 +110,7 @@ BEGIN
 		-- Referee reward: tier by the referee's own conversions as a referrer.
 		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
 		                            CASE WHEN 'referee:1' = ANY (tiered)
-		                                 THEN referral._conversions(r.tenant, p.id, r.referee) ELSE 0 END);
+		                                 THEN referral._conversions(r.tenant, p.id, r.referee, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
 			beneficiaries := beneficiaries || r.referee;
 			levels := levels || 1;
@@ -124,7 +127,7 @@ BEGIN
 		beneficiary := upline[lvl];
 		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
 		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
-		                                 THEN referral._conversions(r.tenant, p.id, beneficiary) ELSE 0 END);
+		                                 THEN referral._conversions(r.tenant, p.id, beneficiary, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
 			beneficiaries := beneficiaries || beneficiary;
 			levels := levels || lvl;
@@ -155,7 +158,8 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id) THEN
 		RETURN;
 	END IF;
-	reached := referral._conversions(r.tenant, p.id, r.referrer);
+	reached := referral._conversions(r.tenant, p.id, r.referrer,
+		(SELECT max(m.conversions) FROM referral.milestone m WHERE m.program_id = p.id));
 	FOR ms IN
 		SELECT * FROM referral.milestone m
 		 WHERE m.program_id = p.id AND m.conversions <= reached
@@ -276,7 +280,7 @@ BEGIN
 	), counted AS (
 		-- Each beneficiary with its conversions as a referrer in the program before
 		-- this one, where its (kind, level) has tiers (0 elsewhere, as _order_paid):
-		-- those committed before (counted up to the top tier, as _conversions does:
+		-- those committed before (counted up to the top tier, as _conversions does;
 		-- a call of it here would plan its query at every call, under this function's
 		-- SET), plus this load's with a smaller referral id, which are its rows as the
 		-- level-1 referrer (a beneficiary appears once per conversion, so the frame
