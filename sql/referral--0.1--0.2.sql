@@ -344,14 +344,13 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION referral._emit_rewards(text, bigint[]) IS 'internal: one event (and NOTIFY) per reward';
-CREATE OR REPLACE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
-RETURNS referral.reward_rule
-LANGUAGE plpgsql STABLE
+-- _pick_rule returns a set (no row when no rule applies), so that it is inlined.
+DROP FUNCTION referral._pick_rule(bigint, text, int, text, bigint);
+CREATE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
+RETURNS SETOF referral.reward_rule
+LANGUAGE sql STABLE
 AS $$
-DECLARE
-	rule referral.reward_rule;
-BEGIN
-	SELECT r.* INTO rule
+	SELECT r.*
 	  FROM referral.reward_rule r
 	 WHERE r.program_id = _pick_rule.program
 	   AND r.beneficiary = _pick_rule.beneficiary
@@ -364,11 +363,10 @@ BEGIN
 	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
 	            THEN _pick_rule.variant END)
 	 ORDER BY r.min_conversions DESC
-	 LIMIT 1;
-	RETURN rule;
-END
+	 LIMIT 1
 $$;
-COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
+COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant; no row when none applies';
+REVOKE EXECUTE ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) FROM PUBLIC;
 -- _conversions takes the limit to count up to (its callers pass the top tier).
 DROP FUNCTION referral._conversions(text, bigint, text);
 CREATE FUNCTION referral._conversions(tenant text, program bigint, customer text, up_to bigint)
@@ -537,7 +535,7 @@ BEGIN
 
 	IF converting THEN
 		-- Referee reward: tier by the referee's own conversions as a referrer.
-		rule := referral._pick_rule(p.id, 'referee', 1, r.variant,
+		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referee', 1, r.variant,
 		                            CASE WHEN 'referee:1' = ANY (tiered)
 		                                 THEN referral._conversions(r.tenant, p.id, r.referee, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
@@ -554,7 +552,7 @@ BEGIN
 	-- conversions in the program so far (not counting this conversion).
 	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
 		beneficiary := upline[lvl];
-		rule := referral._pick_rule(p.id, 'referrer', lvl, r.variant,
+		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referrer', lvl, r.variant,
 		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
 		                                 THEN referral._conversions(r.tenant, p.id, beneficiary, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
@@ -969,20 +967,7 @@ BEGIN
 		SELECT b.*, x.id AS rule_id, x.reward_type,
 		       referral.reward_amount(b.amount, x.percent, x.fixed, x.cap, b.currency) AS value
 		  FROM counted b
-		 CROSS JOIN LATERAL (
-		       -- _pick_rule: the variant's rules, or the variant-less ones when the
-		       -- variant has none; the greatest tier reached.
-		       SELECT x.* FROM referral.reward_rule x
-		        WHERE x.program_id = b.program_id AND x.beneficiary = b.kind AND x.level = b.level
-		          AND x.min_conversions <= b.conversions
-		          AND x.variant IS NOT DISTINCT FROM (
-		              CASE WHEN b.variant IS NOT NULL AND EXISTS (
-		                        SELECT 1 FROM referral.reward_rule v
-		                         WHERE v.program_id = b.program_id AND v.beneficiary = b.kind
-		                           AND v.level = b.level AND v.variant = b.variant)
-		                   THEN b.variant END)
-		        ORDER BY x.min_conversions DESC
-		        LIMIT 1) x
+		 CROSS JOIN LATERAL referral._pick_rule(b.program_id, b.kind, b.level, b.variant, b.conversions) x
 	), attributed AS (
 		INSERT INTO referral.attributed_order
 			(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)

@@ -126,15 +126,15 @@ COMMENT ON FUNCTION referral.reward_amount(numeric, numeric, numeric, numeric, t
 
 -- The rule that pays `beneficiary` at `level`: among the rules of the referral's variant
 -- (or, when that variant has none for this beneficiary and level, the variant-less
--- ones), the tier with the greatest min_conversions not above `conversions`.
+-- ones), the tier with the greatest min_conversions not above `conversions`; no row
+-- when none applies.  Plain SQL returning a set, so that it is inlined into its
+-- callers' statements (a conversion's, and the set-based conversion's join over all
+-- of a load's beneficiaries): no call, and no plan of its own, per rule.
 CREATE FUNCTION referral._pick_rule(program bigint, beneficiary text, level int, variant text, conversions bigint)
-RETURNS referral.reward_rule
-LANGUAGE plpgsql STABLE
+RETURNS SETOF referral.reward_rule
+LANGUAGE sql STABLE
 AS $$
-DECLARE
-	rule referral.reward_rule;
-BEGIN
-	SELECT r.* INTO rule
+	SELECT r.*
 	  FROM referral.reward_rule r
 	 WHERE r.program_id = _pick_rule.program
 	   AND r.beneficiary = _pick_rule.beneficiary
@@ -147,11 +147,9 @@ BEGIN
 	                    AND v.level = _pick_rule.level AND v.variant = _pick_rule.variant)
 	            THEN _pick_rule.variant END)
 	 ORDER BY r.min_conversions DESC
-	 LIMIT 1;
-	RETURN rule;
-END
+	 LIMIT 1
 $$;
-COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant';
+COMMENT ON FUNCTION referral._pick_rule(bigint, text, int, text, bigint) IS 'internal: the reward rule (tier) for a beneficiary, level and variant; no row when none applies';
 
 -- How many referrals `customer` has converted as a referrer in the program, counted
 -- up to `up_to` (NULL: all): callers pass the top tier or milestone, all they compare
