@@ -1,9 +1,11 @@
 -- After the soak: the ledger must be consistent and every sum must balance.
 \set ON_ERROR_STOP on
 \pset footer off
-SELECT count(*) AS orders, count(*) FILTER (WHERE status = 'refunded') AS refunded FROM soak.orders;
-SELECT status, count(*) FROM referral.referral GROUP BY status ORDER BY status;
-SELECT kind, status, count(*), sum(amount) FROM referral.reward GROUP BY kind, status ORDER BY kind, status;
+SELECT 'default' AS tenant, count(*) AS orders, count(*) FILTER (WHERE status = 'refunded') AS refunded FROM soak.orders
+UNION ALL
+SELECT 'fast', count(*), count(*) FILTER (WHERE status = 'refunded') FROM soak.fast_orders;
+SELECT tenant, status, count(*) FROM referral.referral GROUP BY tenant, status ORDER BY tenant, status;
+SELECT tenant, kind, status, count(*), sum(amount) FROM referral.reward GROUP BY tenant, kind, status ORDER BY tenant, kind, status;
 CREATE TEMP TABLE problems (problem text, detail text);
 INSERT INTO problems SELECT * FROM referral.audit();
 -- Balances the audit does not look at.
@@ -14,7 +16,10 @@ SELECT 'converted_count', format('referral %s converted but %s converting orders
  WHERE r.status = 'converted' GROUP BY r.id HAVING count(o.*) <> 1;
 INSERT INTO problems
 SELECT 'orphan_reward', format('reward %s of refunded order %s is %s', w.id, w.order_ref, w.status)
-  FROM referral.reward w JOIN soak.orders o ON o.id::text = w.order_ref
+  FROM referral.reward w
+  JOIN (SELECT 'default' AS tenant, id, status FROM soak.orders
+        UNION ALL SELECT 'fast', id, status FROM soak.fast_orders) o
+    ON o.tenant = w.tenant AND o.id::text = w.order_ref
  WHERE o.status = 'refunded' AND w.kind IN ('referee', 'referrer') AND w.status IN ('pending', 'approved');
 INSERT INTO problems
 SELECT 'conversion_lost', format('order %s converted referral %s, which is %s', o.order_ref, r.id, r.status)

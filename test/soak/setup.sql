@@ -1,4 +1,7 @@
--- make soak: a shop with 200 code holders in a two-level program with a budget.
+-- make soak: a shop with 200 code holders in a two-level program with a budget, a
+-- referrer cap, recurring rewards and a milestone (conversions one by one), and in
+-- tenant 'fast' a tiered two-level program without those (conversions set-based for
+-- statements of many orders) with its own orders table.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS referral;
@@ -19,6 +22,17 @@ CREATE TABLE soak.orders (
 );
 CREATE INDEX ON soak.orders (customer_id);
 SELECT referral.track_orders('soak.orders', 'customer_id', 'total', status_column => 'status');
+
+SELECT referral.create_program('Fast', tenant => 'fast', starts_at => '2020-01-01', max_depth => 2,
+                               hold_period => '0') AS fast \gset
+SELECT referral.add_reward(:fast, 'referee', fixed => 5);
+SELECT referral.add_reward(:fast, 'referrer', percent => 10, cap => 30);
+SELECT referral.add_reward(:fast, 'referrer', percent => 12, cap => 40, min_conversions => 3);
+SELECT referral.add_reward(:fast, 'referrer', percent => 2, level => 2, min_conversions => 2);
+SELECT count(referral.issue_code(:fast, i::text)) FROM generate_series(1, 200) i;
+CREATE TABLE soak.fast_orders (LIKE soak.orders INCLUDING ALL);
+SELECT referral.track_orders('soak.fast_orders', 'customer_id', 'total', status_column => 'status',
+                             tenant => 'fast');
 
 -- Pays up to five approved rewards (those no other session holds).
 CREATE FUNCTION soak.pay_some() RETURNS bigint LANGUAGE plpgsql AS $$
