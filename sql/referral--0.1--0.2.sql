@@ -1022,3 +1022,69 @@ $$;
 COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[])
 	IS 'internal: set-based conversions of a statement''s first orders where no budget, cap, recurring window or milestone applies; returns the positions converted';
 REVOKE EXECUTE ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[]) FROM PUBLIC;
+
+-- issue_codes: the codes of many customers in one call.
+CREATE FUNCTION referral.issue_codes(program bigint, customers text[])
+RETURNS TABLE(customer text, code referral.referral_code)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p referral.program := referral._program(issue_codes.program);
+	key bytea;
+	bad_position bigint;
+	bad_customer text;
+	wanted bigint;
+	inserted bigint;
+BEGIN
+	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
+	SELECT u.n, u.c INTO bad_position, bad_customer
+	  FROM unnest(customers) WITH ORDINALITY u(c, n)
+	 WHERE NULLIF(btrim(u.c), '') IS NULL OR octet_length(u.c) > 1000
+	 ORDER BY u.n LIMIT 1;
+	IF bad_position IS NOT NULL THEN
+		RAISE EXCEPTION 'customer % of the array is %', bad_position,
+			CASE WHEN bad_customer IS NULL THEN 'NULL'
+			     WHEN octet_length(bad_customer) > 1000
+			     THEN format('too long (%s bytes, at most 1000)', octet_length(bad_customer))
+			     ELSE 'empty' END
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Nothing was issued; remove or fix that element and call again.';
+	END IF;
+
+	key := (referral._secret()).code_key;
+	-- Each pass issues a generated code to every customer still without one.  A
+	-- row is skipped (ON CONFLICT) when its code was taken as a vanity code or
+	-- the customer got a code from a concurrent call; the next pass sees the
+	-- latter's code and gives the former the next counter value.
+	LOOP
+		WITH missing AS MATERIALIZED (
+			SELECT DISTINCT u.c AS customer
+			  FROM unnest(customers) u(c)
+			 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
+			                    WHERE k.tenant = p.tenant AND k.program_id = p.id
+			                      AND k.customer = u.c)),
+		issued AS (
+			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+			SELECT p.tenant, referral._generate_code(nextval('referral.code_counter_seq'), key),
+			       p.id, m.customer, false
+			  FROM missing m
+			ON CONFLICT DO NOTHING
+			RETURNING 1)
+		SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM issued)
+		  INTO wanted, inserted;
+		EXIT WHEN inserted = wanted;
+	END LOOP;
+
+	RETURN QUERY
+		SELECT u.c, k.code
+		  FROM (SELECT u.c, min(u.n) AS n FROM unnest(customers) WITH ORDINALITY u(c, n)
+		         GROUP BY u.c) u
+		  JOIN referral.code k ON k.tenant = p.tenant AND k.program_id = p.id AND k.customer = u.c
+		 ORDER BY u.n;
+END
+$$;
+COMMENT ON FUNCTION referral.issue_codes(bigint, text[])
+	IS 'the codes of many customers in a program, generated in one statement for those without one; each customer once, in the order given';
+REVOKE EXECUTE ON FUNCTION referral.issue_codes(bigint, text[]) FROM PUBLIC;
