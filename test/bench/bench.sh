@@ -31,7 +31,7 @@ psql -qX -v ON_ERROR_STOP=1 -d referral_bench -f setup.sql >/dev/null
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(psql -AtXc 'SHOW server_version' postgres)"
 printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
-bulk=() bulk_base=() steady=() steady_base=() copy=() copy_base=() refund=() refund_base=()
+bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() refund=() refund_base=()
 for r in $(seq "$ROUNDS"); do
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	bulk_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
@@ -39,6 +39,7 @@ for r in $(seq "$ROUNDS"); do
 	# The same again: every referral has converted, so this measures the trigger itself.
 	steady_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	steady+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	noop+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_noop (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	refund_base+=("$(q "SELECT bench.ms('UPDATE bench.orders_plain SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	refund+=("$(q "SELECT bench.ms('UPDATE bench.orders_tracked SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
@@ -49,6 +50,7 @@ conversions=$(q "SELECT count(*) FROM referral.referral WHERE status = 'converte
 rewards=$(q "SELECT count(*) FROM referral.reward")
 report "bulk INSERT ... SELECT, 1M orders (converts)" "${bulk[*]}" "${bulk_base[*]}" ms "<= 1.15"
 report "bulk INSERT, 1M orders, nothing to convert" "${steady[*]}" "${steady_base[*]}" ms "<= 1.15"
+report "  floor: a no-op trigger, transition table" "${noop[*]}" "${steady_base[*]}" ms "(what any statement trigger costs)"
 report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.15"
 report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
@@ -63,12 +65,14 @@ tps() {
 	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "/tmp/referral_bench_$1.sql" referral_bench 2>/dev/null \
 		| awk '/^tps/ {print $3; exit}'
 }
-oltp=() oltp_base=()
+oltp=() oltp_base=() oltp_noop=()
 for r in $(seq "$ROUNDS"); do
 	oltp_base+=("$(tps orders_plain)")
 	oltp+=("$(tps orders_tracked)")
+	oltp_noop+=("$(tps orders_noop)")
 done
 report "single-row orders, pgbench -M prepared -c 2" "${oltp[*]}" "${oltp_base[*]}" tps ">= 0.90"
+report "  floor: a no-op trigger, transition table" "${oltp_noop[*]}" "${oltp_base[*]}" tps "(what any statement trigger costs)"
 
 # referral_code parse + print against text's own I/O round trip.
 codes=() texts=()
@@ -87,6 +91,13 @@ for r in $(seq "$ROUNDS"); do
 	issue+=("$(q "SELECT bench.ms('SELECT count(referral.issue_code((SELECT id FROM referral.program WHERE name = ''Bench''), ''r$r-'' || i)) FROM generate_series(1, 100000) i')")")
 done
 report "issue_code, 100k customers" "${issue[*]}" "${issue_base[*]}" ms "<= 1.5"
+
+# issue_codes: the same number of customers in one call (a program's launch).
+bulk_issue=()
+for r in $(seq "$ROUNDS"); do
+	bulk_issue+=("$(q "SELECT bench.ms('SELECT count(*) FROM referral.issue_codes((SELECT id FROM referral.program WHERE name = ''Bench''), ARRAY(SELECT ''b$r-'' || i FROM generate_series(1, 100000) i))')")")
+done
+report "  issue_codes, 100k customers in one call" "${bulk_issue[*]}" "${issue_base[*]}" ms "(no target)"
 
 # Chains: referral's materialised path against a recursive CTE over parent pointers.
 up=() up_base=() down=() down_base=()

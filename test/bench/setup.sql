@@ -37,6 +37,21 @@ CREATE TABLE bench.orders_plain (
 );
 SELECT referral.track_orders('bench.orders_tracked', 'customer_id', 'total', status_column => 'status');
 
+-- The floor of the design: a third twin whose statement trigger, with a transition
+-- table like referral's, does nothing.  What it costs over orders_plain is the
+-- capture of the transition table and the trigger call, which any statement-level
+-- attribution pays before it does anything.
+CREATE TABLE bench.orders_noop (
+	id			bigserial PRIMARY KEY,
+	customer_id	bigint NOT NULL,
+	total		numeric(12, 2) NOT NULL,
+	status		text NOT NULL DEFAULT 'paid',
+	placed_at	timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION bench.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER noop AFTER INSERT ON bench.orders_noop REFERENCING NEW TABLE AS new_orders
+	FOR EACH STATEMENT EXECUTE FUNCTION bench.noop();
+
 -- The backend's CPU time so far (user + system, /proc/self/stat, in clock ticks of
 -- 10 ms), to tell a statement that computed from one that waited.
 CREATE FUNCTION bench.cpu_ms() RETURNS numeric LANGUAGE sql AS $$
@@ -62,7 +77,7 @@ $$;
 -- Back to the seeded state: no orders, every referral pending, no rewards.
 CREATE FUNCTION bench.reset() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-	TRUNCATE bench.orders_tracked, bench.orders_plain RESTART IDENTITY;
+	TRUNCATE bench.orders_tracked, bench.orders_plain, bench.orders_noop RESTART IDENTITY;
 	TRUNCATE referral.reward, referral.attributed_order;
 	DELETE FROM referral.event WHERE kind NOT IN ('referral_created', 'referral_rejected');
 	UPDATE referral.referral
