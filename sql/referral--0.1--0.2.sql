@@ -1088,3 +1088,7 @@ $$;
 COMMENT ON FUNCTION referral.issue_codes(bigint, text[])
 	IS 'the codes of many customers in a program, generated in one statement for those without one; each customer once, in the order given';
 REVOKE EXECUTE ON FUNCTION referral.issue_codes(bigint, text[]) FROM PUBLIC;
+
+-- The order trigger's probe of accepted referrals by referee (src/order_candidates.c).
+CREATE INDEX referral_referee_hash ON referral.referral USING hash (referee)
+	WHERE status <> 'rejected';

@@ -4,7 +4,7 @@
 -- refunds, deletes, amount changes, and a trigger that takes its configuration
 -- from its own arguments only.
 BEGIN;
-SELECT plan(114);
+SELECT plan(115);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -225,6 +225,11 @@ SELECT results_eq($$SELECT tenant, beneficiary, kind, amount FROM referral.rewar
 UPDATE public.tenant_orders SET state = 'refunded';
 SELECT is((SELECT status FROM referral.reward WHERE order_source = 'public.tenant_orders'), 'reversed',
 	'an enum status updated to refunded reverses');
+-- The first pass probes accepted referrals by customer alone (a hash index): of
+-- carol's two, the order's tenant picks the one it converts.
+INSERT INTO public.tenant_orders VALUES (3, 'default', 'carol', 30, 'paid', '2026-03-03');
+SELECT is(pg_temp.status_of('carol', 'acme') || ' ' || pg_temp.status_of('carol'), 'pending converted:3',
+	'an order inserted paid in tenant default converts carol''s referral there, not the one in acme');
 
 ------------------------------------------------------------------------------------
 -- Two tables with the same column names and different types, in one session, and
