@@ -199,6 +199,39 @@ order_plan_get(const char *key, const char *sql)
 	return plan;
 }
 
+/* A status list parameter (text[]), parsed from the trigger's argument. */
+typedef struct StatusList
+{
+	char	   *literal;		/* the argument it was parsed from; NULL: none yet */
+	Datum		array;
+} StatusList;
+
+/* The lists of the last firing, kept: a single-row INSERT need not parse them again. */
+static StatusList PaidStatuses;
+static StatusList ReversedStatuses;
+
+/* The text[] of a status list argument, parsed when it differs from the kept one. */
+static Datum
+order_status_list(StatusList *list, const char *literal)
+{
+	MemoryContext outer;
+
+	if (list->literal != NULL && strcmp(list->literal, literal) == 0)
+		return list->array;
+	order_plan_cache_init();
+	if (list->literal != NULL)
+	{
+		pfree(list->literal);
+		pfree(DatumGetPointer(list->array));
+		list->literal = NULL;
+	}
+	outer = MemoryContextSwitchTo(OrderPlanContext);
+	list->array = OidInputFunctionCall(F_ARRAY_IN, (char *) literal, TEXTOID, -1);
+	list->literal = pstrdup(literal);
+	MemoryContextSwitchTo(outer);
+	return list->array;
+}
+
 /* Appends alias.column, the column name quoted. */
 static void
 append_column(StringInfo buf, const char *alias, const char *column)
@@ -913,7 +946,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	OrderEvent	event;
 	int64		nrows;
 	char	   *sql_reversed;
-	char	   *sql_paid;
+	bool		pays;
+	bool		batch;
 	Tuplestorestate *candidates = NULL;
 	bool		all_converted = false;
 	OrderStatement paid_stmt;
@@ -984,11 +1018,10 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	sql_reversed = order_sql_reversed(&cfg, event);
 	paid_stmt = (candidates != NULL && all_converted) ?
 		ORDER_STMT_PAID_CONVERTED : ORDER_STMT_PAID;
-	sql_paid = (event == ORDER_EVENT_INSERT ||
-				(event == ORDER_EVENT_UPDATE && cfg.status_column != NULL)) ?
-		order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED,
-					   paid_stmt == ORDER_STMT_PAID &&
-					   order_batch_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid))) : NULL;
+	pays = (event == ORDER_EVENT_INSERT ||
+			(event == ORDER_EVENT_UPDATE && cfg.status_column != NULL));
+	batch = pays && paid_stmt == ORDER_STMT_PAID &&
+		order_batch_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid));
 
 	values[0] = CStringGetTextDatum(cfg.tenant);
 	nulls[0] = ' ';
@@ -996,10 +1029,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	nulls[1] = ' ';
 	if (cfg.status_column != NULL)
 	{
-		values[2] = OidInputFunctionCall(F_ARRAY_IN, (char *) cfg.paid_statuses,
-										 TEXTOID, -1);
-		values[3] = OidInputFunctionCall(F_ARRAY_IN, (char *) cfg.reversed_statuses,
-										 TEXTOID, -1);
+		values[2] = order_status_list(&PaidStatuses, cfg.paid_statuses);
+		values[3] = order_status_list(&ReversedStatuses, cfg.reversed_statuses);
 		nulls[2] = nulls[3] = ' ';
 	}
 	else
@@ -1032,15 +1063,20 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	 * probe, an order that does not qualify) that statement runs after it, and
 	 * skips the orders recorded now.
 	 */
-	if (paid_stmt == ORDER_STMT_PAID_CONVERTED && sql_paid != NULL &&
+	if (pays && paid_stmt == ORDER_STMT_PAID_CONVERTED &&
 		order_run(ORDER_STMT_REVENUE, order_sql_revenue(&cfg, event, nrows), nrows,
 				  trigdata->tg_relation, &cfg, values, nulls) == (uint64) nrows)
-		sql_paid = NULL;
+		pays = false;
 
-	/* Conversions first; then the revenue of the referrals they converted. */
-	if (sql_paid != NULL &&
-		order_run(paid_stmt, sql_paid, nrows, trigdata->tg_relation,
-				  &cfg, values, nulls) > 0 &&
+	/*
+	 * Conversions first; then the revenue of the referrals they converted.  The
+	 * paid-orders SQL is built only here: most single-row orders of converted
+	 * referees are done without it.
+	 */
+	if (pays &&
+		order_run(paid_stmt,
+				  order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
+				  nrows, trigdata->tg_relation, &cfg, values, nulls) > 0 &&
 		paid_stmt == ORDER_STMT_PAID)
 		order_run(ORDER_STMT_REVENUE, order_sql_revenue(&cfg, event, nrows), nrows,
 				  trigdata->tg_relation, &cfg, values, nulls);
