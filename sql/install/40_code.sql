@@ -65,23 +65,38 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-	p referral.program := referral._program(issue_code.program);
+	p referral.program;
 	email_h bytea := referral._hash('email', issue_code.email);
 	device_h bytea := referral._hash('device', issue_code.device);
 	key bytea;
 	candidate referral.referral_code;
 	issued referral.referral_code;
+	old_email_h bytea;
+	old_device_h bytea;
 BEGIN
+	-- The program and the key read inline: this runs once per customer, and a
+	-- call of _program or _secret costs a function call of its own.  Those
+	-- raise the unknown program's error and create the first key.
+	SELECT * INTO p FROM referral.program x WHERE x.id = issue_code.program;
+	IF NOT FOUND THEN
+		p := referral._program(issue_code.program);
+	END IF;
 	PERFORM referral._check_customer(issue_code.customer);
 	LOOP
 		-- The customer's existing code wins (a later vanity is ignored); new
-		-- fingerprints given now are kept.
-		UPDATE referral.code c
-		   SET email_hash = COALESCE(email_h, c.email_hash),
-		       device_hash = COALESCE(device_h, c.device_hash)
-		 WHERE c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer
-		RETURNING c.code INTO issued;
+		-- fingerprints given now are kept.  A repeat call (an app showing the
+		-- customer's code) writes nothing unless a fingerprint changed.
+		SELECT c.code, c.email_hash, c.device_hash INTO issued, old_email_h, old_device_h
+		  FROM referral.code c
+		 WHERE c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer;
 		IF issued IS NOT NULL THEN
+			IF (email_h IS NOT NULL AND email_h IS DISTINCT FROM old_email_h)
+			   OR (device_h IS NOT NULL AND device_h IS DISTINCT FROM old_device_h) THEN
+				UPDATE referral.code c
+				   SET email_hash = COALESCE(email_h, c.email_hash),
+				       device_hash = COALESCE(device_h, c.device_hash)
+				 WHERE c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer;
+			END IF;
 			RETURN issued;
 		END IF;
 
@@ -89,7 +104,10 @@ BEGIN
 			candidate := issue_code.vanity;
 		ELSE
 			IF key IS NULL THEN
-				key := (referral._secret()).code_key;
+				SELECT s.code_key INTO key FROM referral.secret s;
+				IF key IS NULL THEN
+					key := (referral._secret()).code_key;
+				END IF;
 			END IF;
 			candidate := referral._generate_code(nextval('referral.code_counter_seq'), key);
 		END IF;

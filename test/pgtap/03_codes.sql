@@ -1,6 +1,6 @@
 -- Codes, share links and clicks.
 BEGIN;
-SELECT plan(22);
+SELECT plan(24);
 
 CREATE TEMP TABLE t AS SELECT referral.create_program('Codes') AS program,
                               referral.create_program('Other') AS other;
@@ -24,6 +24,14 @@ SELECT is(referral.issue_code((SELECT program FROM t), 'alice')::text, (SELECT c
 SELECT is(referral.issue_code((SELECT program FROM t), 'alice', vanity => 'ALICE1')::text, (SELECT code::text FROM issued),
 	'a later vanity code is ignored');
 SELECT is((SELECT count(*) FROM referral.code WHERE customer = 'alice'), 1::bigint, 'one code row for alice');
+SELECT ctid::text AS alice_row, email_hash AS alice_email FROM referral.code
+ WHERE customer = 'alice' AND program_id = (SELECT program FROM t) \gset
+SELECT referral.issue_code((SELECT program FROM t), 'alice', email => 'alice@example.com');
+SELECT is((SELECT ctid::text FROM referral.code WHERE customer = 'alice' AND program_id = (SELECT program FROM t)),
+	:'alice_row', 'a repeat call, with no fingerprint or the same one, writes nothing');
+SELECT referral.issue_code((SELECT program FROM t), 'alice', email => 'alice@other.example');
+SELECT isnt((SELECT email_hash FROM referral.code WHERE customer = 'alice' AND program_id = (SELECT program FROM t)),
+	:'alice_email'::bytea, 'a new email given later is kept');
 SELECT isnt(referral.issue_code((SELECT other FROM t), 'alice')::text, (SELECT code::text FROM issued),
 	'another program gives alice another code');
 
