@@ -84,6 +84,10 @@ ALTER TABLE referral.reward DROP CONSTRAINT reward_clawback_of_fkey;
 -- reward.program_id loses its foreign key: it is the program of the reward's referral,
 -- whose key holds it (one after-row check less per reward); audit() reports a mismatch.
 ALTER TABLE referral.reward DROP CONSTRAINT reward_program_id_fkey;
+-- reward.referral_id loses its foreign key too (its check cost some 30 µs a reward):
+-- triggers refuse to delete or truncate referrals that have rewards, as the key did,
+-- and audit() reports a reward without its referral.
+ALTER TABLE referral.reward DROP CONSTRAINT reward_referral_id_fkey;
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -134,6 +138,14 @@ BEGIN
 	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
 	   AND (w.id IS NULL OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary OR w.amount <> -c.amount)
 	 ORDER BY c.id;
+
+	RETURN QUERY
+	SELECT 'reward_without_referral',
+	       format('reward %s of %s names referral %s, which does not exist', w.id, w.beneficiary, w.referral_id)
+	  FROM referral.reward w
+	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	 ORDER BY w.id;
 
 	RETURN QUERY
 	SELECT 'reward_program_mismatch',
@@ -1089,9 +1101,10 @@ COMMENT ON FUNCTION referral.issue_codes(bigint, text[])
 	IS 'the codes of many customers in a program, generated in one statement for those without one; each customer once, in the order given';
 REVOKE EXECUTE ON FUNCTION referral.issue_codes(bigint, text[]) FROM PUBLIC;
 
--- The order trigger's probe of accepted referrals by referee (src/order_candidates.c).
-CREATE INDEX referral_referee_hash ON referral.referral USING hash (referee)
-	WHERE status <> 'rejected';
+-- Referrals by referee: a hash index, which the order trigger probes for every
+-- inserted order (src/order_candidates.c), in place of the btree.
+DROP INDEX referral.referral_referee;
+CREATE INDEX referral_referee_hash ON referral.referral USING hash (referee);
 
 -- issue_code: a repeat call writes nothing unless a fingerprint changed.
 CREATE OR REPLACE FUNCTION referral.issue_code(
@@ -1176,3 +1189,32 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- What the foreign key on reward.referral_id would refuse: removing a referral that
+-- has rewards.  A DELETE is checked per referral; a TRUNCATE after the fact, so that
+-- one that empties referral.reward too (TRUNCATE referral.reward, referral.referral)
+-- passes, as it does with the key.
+CREATE FUNCTION referral._referral_keep_rewarded()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.referral_id = OLD.id) THEN
+		RAISE EXCEPTION 'referral % has rewards and cannot be deleted', OLD.id
+			USING ERRCODE = 'foreign_key_violation',
+			      DETAIL = 'Rewards are the ledger: they keep their referral.';
+	ELSIF TG_OP = 'TRUNCATE' AND EXISTS (SELECT 1 FROM referral.reward) THEN
+		RAISE EXCEPTION 'referral.referral cannot be truncated while referral.reward has rows'
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = 'Truncate both in one statement, or referral.reward first.';
+	END IF;
+	RETURN OLD;	-- NULL for TRUNCATE
+END
+$$;
+COMMENT ON FUNCTION referral._referral_keep_rewarded() IS 'internal: refuses to delete or truncate referrals that have rewards';
+CREATE TRIGGER referral_keep_rewarded BEFORE DELETE ON referral.referral
+	FOR EACH ROW EXECUTE FUNCTION referral._referral_keep_rewarded();
+CREATE TRIGGER referral_keep_rewarded_truncate AFTER TRUNCATE ON referral.referral
+	FOR EACH STATEMENT EXECUTE FUNCTION referral._referral_keep_rewarded();
+REVOKE EXECUTE ON FUNCTION referral._referral_keep_rewarded() FROM PUBLIC;

@@ -1,8 +1,8 @@
 /*
  * order_candidates.c
  *		The order trigger's first pass over the orders a statement inserted:
- *		one probe per order, in C, of an index of the accepted referrals by
- *		referee, keeping the orders whose customer was referred.
+ *		one probe per order, in C, of an index of the referrals by referee,
+ *		keeping the orders whose customer holds an accepted referral.
  *
  *		The probe uses the hash index referral_referee_hash (0.2 on): a
  *		customer nobody referred, most of a shop's orders, costs one bucket
@@ -242,8 +242,9 @@ slot_text_equals(TupleTableSlot *slot, AttrNumber att, text *value)
 /*
  * Whether customer holds an accepted referral in tenant (at most one, by the
  * unique index), with in *converted whether it is converted.  The hash index
- * holds every accepted referral of the referee, in any tenant, and a hash
- * match may be another key: each row it returns is checked.  Text keys
+ * holds every referral of the referee, rejected ones and those of other
+ * tenants too, and a hash match may be another key: each row it returns is
+ * checked.  Text keys
  * compare by their bytes, as the hash of accepted referrals does (the
  * database collation is deterministic).
  */

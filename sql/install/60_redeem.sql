@@ -29,12 +29,11 @@ ALTER SEQUENCE referral.referral_id_seq OWNED BY referral.referral.id;
 -- them even before the table is first analysed (the order triggers probe by referee).
 CREATE UNIQUE INDEX referral_one_accepted_per_referee
 	ON referral.referral (referee, tenant) WHERE status <> 'rejected';
-CREATE INDEX referral_referee ON referral.referral (referee, tenant);
--- What the order trigger probes for every inserted order (src/order_candidates.c):
--- a hash index finds that a customer nobody referred has no referral without
--- comparing text in the database's collation, as a btree descent does.
-CREATE INDEX referral_referee_hash ON referral.referral USING hash (referee)
-	WHERE status <> 'rejected';
+-- Every referral of a customer, rejected attempts included.  The order trigger
+-- probes it for every inserted order (src/order_candidates.c): a hash index finds
+-- that a customer nobody referred has no referral without comparing text in the
+-- database's collation, as a btree descent does.
+CREATE INDEX referral_referee_hash ON referral.referral USING hash (referee);
 CREATE INDEX referral_referrer ON referral.referral (referrer, tenant, program_id, created_at);
 CREATE INDEX referral_program_created ON referral.referral (program_id, created_at);
 COMMENT ON TABLE referral.referral IS 'referrals: every redeem attempt, accepted (pending, converted) or rejected with its reason';

@@ -9,7 +9,7 @@ CREATE TABLE referral.reward (
 	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.reward_id_seq') PRIMARY KEY,
 	program_id		bigint NOT NULL,	-- its referral's (see below)
 	beneficiary		text NOT NULL,
-	referral_id		bigint NOT NULL REFERENCES referral.referral (id),
+	referral_id		bigint NOT NULL,	-- see below
 	order_source	text,
 	order_ref		text,
 	level			int NOT NULL CHECK (level >= 1),
@@ -46,12 +46,43 @@ CREATE INDEX reward_beneficiary ON referral.reward (tenant, beneficiary, program
 CREATE INDEX reward_program ON referral.reward (program_id, status);
 CREATE INDEX reward_referral ON referral.reward (referral_id);
 CREATE INDEX reward_pending_created ON referral.reward (created_at) WHERE status = 'pending';
--- program_id has no foreign key: it is the program of the reward's referral, whose own
--- key holds it, and a second key queued a second after-row check per reward (20 µs
--- each in a bulk load).  audit() reports a reward whose program is not its referral's.
+-- referral_id and program_id have no foreign keys.  A key checks every new reward
+-- with a query of its own after the statement: some 30 µs a reward, a seventh of a
+-- bulk load that converts.  Only the extension writes rewards, each for a referral
+-- it has just read and locked; a referral with rewards cannot be deleted or
+-- truncated away (the triggers below, as the key would); and audit() reports a
+-- reward without its referral, or whose program is not its referral's.
 -- clawback_of has no foreign key: a table referencing itself makes every pg_dump of
 -- the database warn of circular foreign keys (config tables are dumped data-only).
 -- Only the extension writes this table; audit() reports a clawback without its reward.
+-- What the foreign key on reward.referral_id would refuse: removing a referral that
+-- has rewards.  A DELETE is checked per referral; a TRUNCATE after the fact, so that
+-- one that empties referral.reward too (TRUNCATE referral.reward, referral.referral)
+-- passes, as it does with the key.
+CREATE FUNCTION referral._referral_keep_rewarded()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.referral_id = OLD.id) THEN
+		RAISE EXCEPTION 'referral % has rewards and cannot be deleted', OLD.id
+			USING ERRCODE = 'foreign_key_violation',
+			      DETAIL = 'Rewards are the ledger: they keep their referral.';
+	ELSIF TG_OP = 'TRUNCATE' AND EXISTS (SELECT 1 FROM referral.reward) THEN
+		RAISE EXCEPTION 'referral.referral cannot be truncated while referral.reward has rows'
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = 'Truncate both in one statement, or referral.reward first.';
+	END IF;
+	RETURN OLD;	-- NULL for TRUNCATE
+END
+$$;
+COMMENT ON FUNCTION referral._referral_keep_rewarded() IS 'internal: refuses to delete or truncate referrals that have rewards';
+CREATE TRIGGER referral_keep_rewarded BEFORE DELETE ON referral.referral
+	FOR EACH ROW EXECUTE FUNCTION referral._referral_keep_rewarded();
+CREATE TRIGGER referral_keep_rewarded_truncate AFTER TRUNCATE ON referral.referral
+	FOR EACH STATEMENT EXECUTE FUNCTION referral._referral_keep_rewarded();
+
 COMMENT ON TABLE referral.reward IS 'the reward ledger: one row per reward (referee, referrer by level, milestone) and per clawback of a paid reward';
 SELECT pg_catalog.pg_extension_config_dump('referral.reward', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.reward_id_seq', '');

@@ -127,6 +127,14 @@ BEGIN
 	 ORDER BY c.id;
 
 	RETURN QUERY
+	SELECT 'reward_without_referral',
+	       format('reward %s of %s names referral %s, which does not exist', w.id, w.beneficiary, w.referral_id)
+	  FROM referral.reward w
+	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	 ORDER BY w.id;
+
+	RETURN QUERY
 	SELECT 'reward_program_mismatch',
 	       format('reward %s is in program %s, but its referral %s is in program %s',
 	              w.id, w.program_id, r.id, r.program_id)

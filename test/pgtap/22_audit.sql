@@ -2,7 +2,7 @@
 -- behind the triggers' back (orders changed with the triggers off, ledger rows edited
 -- by hand).  Every tampering is undone before the next, so each test sees one problem.
 BEGIN;
-SELECT plan(10);
+SELECT plan(15);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.audit_orders (
@@ -96,6 +96,31 @@ SELECT results_eq($$SELECT problem, detail FROM referral.audit()$$,
 	'a reward whose program is not its referral''s');
 UPDATE referral.reward SET program_id = program_id - 1000
  WHERE id = (SELECT min(id) FROM referral.reward);
+
+-- A reward whose referral does not exist (reward.referral_id has no foreign key: a
+-- trigger keeps referrals with rewards, and audit() checks).
+SELECT id AS first_reward, referral_id AS first_referral FROM referral.reward ORDER BY id LIMIT 1 \gset
+UPDATE referral.reward SET referral_id = -1 WHERE id = :first_reward;
+SELECT results_eq($$SELECT problem, detail FROM referral.audit()$$,
+	$$SELECT 'reward_without_referral'::text,
+	         format('reward %s of %s names referral -1, which does not exist', w.id, w.beneficiary)
+	    FROM referral.reward w WHERE w.id = $$ || :first_reward,
+	'a reward whose referral does not exist');
+UPDATE referral.reward SET referral_id = :first_referral WHERE id = :first_reward;
+
+-- What the foreign key refused, the trigger refuses: a referral with rewards stays.
+SELECT throws_ok($$DELETE FROM referral.referral WHERE referee = 'bo'$$, '23503',
+	format('referral %s has rewards and cannot be deleted', (SELECT id FROM referral.referral WHERE referee = 'bo')),
+	'a referral with rewards cannot be deleted');
+SELECT throws_ok($$TRUNCATE referral.referral$$, '23503',
+	'referral.referral cannot be truncated while referral.reward has rows', 'nor truncated away');
+-- (The block truncates, then fails on purpose so that the truncation is undone.)
+SELECT throws_ok($t$DO $do$ BEGIN TRUNCATE referral.reward, referral.referral;
+	RAISE EXCEPTION 'truncated' USING ERRCODE = 'P0001'; END $do$$t$, 'P0001', 'truncated',
+	'both truncated in one statement, as the foreign key allowed');
+DELETE FROM referral.referral WHERE referee = 'di';
+SELECT is((SELECT count(*) FROM referral.referral WHERE referee IN ('bo', 'di')), 1::bigint,
+	'a referral without rewards can be deleted');
 
 SELECT is_empty($$SELECT * FROM referral.audit()$$, 'audit() is empty again once every damage is undone');
 
