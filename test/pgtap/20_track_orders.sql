@@ -4,7 +4,7 @@
 -- refunds, deletes, amount changes, and a trigger that takes its configuration
 -- from its own arguments only.
 BEGIN;
-SELECT plan(115);
+SELECT plan(120);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -430,6 +430,30 @@ SELECT is((SELECT count(*) FROM referral.attributed_order WHERE order_source = '
 	AND length(order_ref) = 5 AND order_ref COLLATE "C" > '20000' AND reversed_at IS NULL), 2000::bigint, 'every order of the statement is revenue');
 SELECT is((SELECT count(*) FROM referral.attributed_order WHERE order_source = 'public.bulk_orders'
 	AND length(order_ref) = 5 AND order_ref COLLATE "C" > '20000' AND converting), 25::bigint, 'and 25 of them converting ones');
+
+------------------------------------------------------------------------------------
+-- A bulk INSERT (10,000 orders or more) whose orders are all of referees converted
+-- before records their revenue with a plain INSERT, in a subtransaction; an order id
+-- attributed before makes it fail, and the statement runs again with ON CONFLICT,
+-- which skips that order.  (The table's ids are not unique.)
+CREATE TABLE public.bulk_again (id bigint, customer text NOT NULL, amount numeric NOT NULL);
+SELECT referral.track_orders('public.bulk_again', 'customer', 'amount');
+SELECT is(pg_temp.refer(main, 'bulk-boss', 'bulk-loyal', now()), 'pending', 'bulk-loyal referred') FROM prog;
+INSERT INTO public.bulk_again VALUES (1, 'bulk-loyal', 50);
+INSERT INTO public.bulk_again SELECT i, 'bulk-loyal', 20 FROM generate_series(2, 10001) i;
+SELECT is((SELECT count(*) FROM referral.attributed_order WHERE order_source = 'public.bulk_again'),
+	10001::bigint, 'the converting order and 10,000 later ones are revenue');
+SELECT isnt((SELECT a.xmin::text FROM referral.attributed_order a
+              WHERE a.order_source = 'public.bulk_again' AND a.order_ref = '5000'),
+            (SELECT o.xmin::text FROM public.bulk_again o WHERE o.id = 5000),
+	'recorded by a plain INSERT in a subtransaction of its own');
+INSERT INTO public.bulk_again SELECT i, 'bulk-loyal', 30 FROM generate_series(10001, 20001) i;
+SELECT is((SELECT count(*) || ' ' || sum(amount) FROM referral.attributed_order WHERE order_source = 'public.bulk_again'),
+	'20001 ' || (50 + 10000 * 20 + 10000 * 30), 'an order id attributed before is skipped, the 10,000 others are revenue');
+SELECT is((SELECT a.xmin::text FROM referral.attributed_order a
+            WHERE a.order_source = 'public.bulk_again' AND a.order_ref = '15000'),
+          (SELECT o.xmin::text FROM public.bulk_again o WHERE o.id = 15000),
+	'after the unique violation the statement ran again in the order''s own transaction');
 
 ------------------------------------------------------------------------------------
 -- untrack_orders: triggers and registry row gone, rewards stay, orders no longer count.
