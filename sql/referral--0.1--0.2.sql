@@ -84,7 +84,7 @@ ALTER TABLE referral.reward DROP CONSTRAINT reward_clawback_of_fkey;
 -- reward.program_id loses its foreign key: it is the program of the reward's referral,
 -- whose key holds it (one after-row check less per reward); audit() reports a mismatch.
 ALTER TABLE referral.reward DROP CONSTRAINT reward_program_id_fkey;
--- reward.referral_id loses its foreign key too (its check cost some 30 µs a reward):
+-- reward.referral_id loses its foreign key too (its check cost 10 to 30 µs a reward):
 -- triggers refuse to delete or truncate referrals that have rewards, as the key did,
 -- and audit() reports a reward without its referral.
 ALTER TABLE referral.reward DROP CONSTRAINT reward_referral_id_fkey;

@@ -762,8 +762,8 @@ order_run(OrderStatement stmt, const char *sql, int64 nrows, Relation rel,
  * converted before, run before anything else in the firing.  A bulk one
  * (ORDER_BULK_STATEMENT orders or more) runs first as a plain INSERT, in a
  * subtransaction: ON CONFLICT's speculative insertion costs every row an
- * index probe and a second WAL record, an eighth of a 1M-order load whose
- * 100k orders are revenue.  New orders conflict only when an order id is
+ * index probe and a second WAL record, about a tenth of the time of a
+ * 1M-order load whose 100k orders are revenue.  New orders conflict only when an order id is
  * used again (an order deleted and its id reused, or two orders sharing one)
  * or a concurrent statement attributes the same order; then the plain INSERT
  * fails with a unique violation, its subtransaction rolls back, and the

@@ -51,6 +51,9 @@ CREATE TABLE bench.orders_noop (
 CREATE FUNCTION bench.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
 CREATE TRIGGER noop AFTER INSERT ON bench.orders_noop REFERENCING NEW TABLE AS new_orders
 	FOR EACH STATEMENT EXECUTE FUNCTION bench.noop();
+CREATE TRIGGER noop_update AFTER UPDATE ON bench.orders_noop
+	REFERENCING OLD TABLE AS old_orders NEW TABLE AS new_orders
+	FOR EACH STATEMENT EXECUTE FUNCTION bench.noop();
 
 -- The backend's CPU time so far (user + system, /proc/self/stat, in clock ticks of
 -- 10 ms), to tell a statement that computed from one that waited.
