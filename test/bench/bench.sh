@@ -8,7 +8,7 @@ here=$PWD
 
 if [ -z "${REFERRAL_IN_CLUSTER:-}" ]; then
 	exec pg_virtualenv -t -o synchronous_commit=off -o shared_buffers=1GB -o max_wal_size=8GB \
-		-o checkpoint_timeout=30min env REFERRAL_IN_CLUSTER=1 bash "$here/bench.sh" "$@"
+		-o checkpoint_timeout=30min -o track_functions=all env REFERRAL_IN_CLUSTER=1 bash "$here/bench.sh" "$@"
 fi
 
 ROUNDS=${ROUNDS:-3}
@@ -32,6 +32,7 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 104857
 printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
 bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() refund=() refund_base=() refund_noop=()
+refund_functions=()
 for r in $(seq "$ROUNDS"); do
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	bulk_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
@@ -41,7 +42,11 @@ for r in $(seq "$ROUNDS"); do
 	steady+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	noop+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_noop (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	refund_base+=("$(q "SELECT bench.ms('UPDATE bench.orders_plain SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
+	q "SELECT pg_stat_reset()" >/dev/null
 	refund+=("$(q "SELECT bench.ms('UPDATE bench.orders_tracked SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
+	# Where a refund's time went (track_functions = all), to explain a slow round.
+	refund_functions+=("$(q "SELECT string_agg(funcname || ' ' || round(total_time) || ' ms', ', ' ORDER BY total_time DESC)
+	                           FROM pg_stat_user_functions WHERE schemaname = 'referral' AND total_time >= 1")")
 	refund_noop+=("$(q "SELECT bench.ms('UPDATE bench.orders_noop SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	copy_base+=("$(q "SELECT bench.ms('COPY bench.orders_plain (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
@@ -55,6 +60,9 @@ report "  floor: a no-op trigger, transition table" "${noop[*]}" "${steady_base[
 report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.15"
 report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 report "  floor: a no-op trigger, transition tables" "${refund_noop[*]}" "${refund_base[*]}" ms "(what any statement trigger costs)"
+for i in "${!refund_functions[@]}"; do
+	printf '   refund round %d, time in functions: %s\n' "$((i + 1))" "${refund_functions[$i]}"
+done
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
 # A round much slower than the others: did the backend compute, or wait (I/O, locks)?
 q "SELECT '   wall ' || wall_ms || ' ms, backend CPU ' || cpu_ms || ' ms: ' || left(statement, 60)
