@@ -47,16 +47,7 @@
 #include "accepted_referrals.h"
 #include "order_candidates.h"
 
-/* The referral table and the index this pass probes, looked up once. */
-static Oid	ReferralTable = InvalidOid;
-static Oid	AcceptedIndex = InvalidOid;
-static bool AcceptedIndexIsHash = false;
-static AttrNumber StatusColumn = InvalidAttrNumber;
-static AttrNumber TenantColumn = InvalidAttrNumber;
-static AttrNumber RefereeColumn = InvalidAttrNumber;
-static bool InvalidationRegistered = false;
-
-/* The referral table's OIDs and columns, as the caller copies them. */
+/* The referral table's OIDs and columns this pass reads. */
 typedef struct ReferralTableInfo
 {
 	Oid			table;
@@ -67,54 +58,72 @@ typedef struct ReferralTableInfo
 	AttrNumber	referee;
 } ReferralTableInfo;
 
-/* Forgets the cached OIDs when any relation changes (DROP/CREATE EXTENSION). */
+/*
+ * The look-up, kept per backend until an invalidation of the referral table or
+ * its index (or of every relation) clears it.
+ */
+static ReferralTableInfo CachedInfo;
+static bool CachedInfoValid = false;
+static uint64 InvalidationCount = 0;
+static bool InvalidationRegistered = false;
+
+/*
+ * Forgets the look-up when the referral table or the index changes (a new
+ * index, DROP/CREATE EXTENSION).  While no look-up is kept, every invalidation
+ * counts: order_candidates_lookup keeps one only if none came during it.
+ */
 static void
 order_candidates_invalidate(Datum arg, Oid relid)
 {
-	ReferralTable = InvalidOid;
-	AcceptedIndex = InvalidOid;
-	StatusColumn = InvalidAttrNumber;
-	TenantColumn = InvalidAttrNumber;
-	RefereeColumn = InvalidAttrNumber;
+	if (!CachedInfoValid || !OidIsValid(relid) ||
+		relid == CachedInfo.table || relid == CachedInfo.accepted_index)
+	{
+		CachedInfoValid = false;
+		InvalidationCount++;
+	}
 }
 
 /*
- * Looks up (once) the referral table, its index of accepted referrals and the
- * columns read here.  The caller copies them: opening a relation processes
- * invalidations, which may clear the cache.
+ * Looks up the referral table, the index to probe and the columns read here.
+ * The catalog look-ups may process invalidations, which call
+ * order_candidates_invalidate: so the result goes to *info first, and is kept
+ * for later statements only when no invalidation came in between.
  */
 static void
 order_candidates_lookup(Oid schema, ReferralTableInfo *info)
 {
+	uint64		generation;
+
 	if (!InvalidationRegistered)
 	{
 		CacheRegisterRelcacheCallback(order_candidates_invalidate, (Datum) 0);
 		InvalidationRegistered = true;
 	}
-	if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex) ||
-		StatusColumn == InvalidAttrNumber || TenantColumn == InvalidAttrNumber ||
-		RefereeColumn == InvalidAttrNumber)
+	if (CachedInfoValid)
 	{
-		ReferralTable = get_relname_relid("referral", schema);
-		AcceptedIndex = get_relname_relid("referral_referee_hash", schema);
-		AcceptedIndexIsHash = OidIsValid(AcceptedIndex);
-		if (!AcceptedIndexIsHash)
-			AcceptedIndex = get_relname_relid("referral_one_accepted_per_referee", schema);
-		if (!OidIsValid(ReferralTable) || !OidIsValid(AcceptedIndex))
-			elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
-		StatusColumn = get_attnum(ReferralTable, "status");
-		TenantColumn = get_attnum(ReferralTable, "tenant");
-		RefereeColumn = get_attnum(ReferralTable, "referee");
-		if (StatusColumn == InvalidAttrNumber || TenantColumn == InvalidAttrNumber ||
-			RefereeColumn == InvalidAttrNumber)
-			elog(ERROR, "referral order trigger: a column of referral.referral (status, tenant, referee) is missing");
+		*info = CachedInfo;
+		return;
 	}
-	info->table = ReferralTable;
-	info->accepted_index = AcceptedIndex;
-	info->hash_index = AcceptedIndexIsHash;
-	info->status = StatusColumn;
-	info->tenant = TenantColumn;
-	info->referee = RefereeColumn;
+
+	generation = InvalidationCount;
+	info->table = get_relname_relid("referral", schema);
+	info->accepted_index = get_relname_relid("referral_referee_hash", schema);
+	info->hash_index = OidIsValid(info->accepted_index);
+	if (!info->hash_index)
+		info->accepted_index = get_relname_relid("referral_one_accepted_per_referee", schema);
+	if (!OidIsValid(info->table) || !OidIsValid(info->accepted_index))
+		elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
+	info->status = get_attnum(info->table, "status");
+	info->tenant = get_attnum(info->table, "tenant");
+	info->referee = get_attnum(info->table, "referee");
+	if (info->status == InvalidAttrNumber || info->tenant == InvalidAttrNumber ||
+		info->referee == InvalidAttrNumber)
+		elog(ERROR, "referral order trigger: a column of referral.referral (status, tenant, referee) is missing");
+	if (InvalidationCount == generation)
+	{
+		CachedInfo = *info;
+		CachedInfoValid = true;
+	}
 }
 
 /*
