@@ -20,34 +20,19 @@ SELECT count(*) FILTER (WHERE r.status = 'pending') AS referred
 	(SELECT c.code FROM referral.code c WHERE c.customer = (CASE WHEN i <= 1000 THEN 1 + i % 100 ELSE 1 + i % 1000 END)::text),
 	i::text) r;
 
--- The tracked orders table and its untracked twin (same shape, own sequence).
-CREATE TABLE bench.orders_tracked (
+-- The tracked orders table and its untracked twins: the same shape, each with its
+-- own sequence.  The floor of the design is orders_noop, whose statement trigger,
+-- with transition tables like referral's, does nothing: what it costs over
+-- orders_plain is the capture of the transition tables and the trigger call, which
+-- any statement-level attribution pays before it does anything.
+SELECT format('CREATE TABLE bench.%I (
 	id			bigserial PRIMARY KEY,
 	customer_id	bigint NOT NULL,
 	total		numeric(12, 2) NOT NULL,
-	status		text NOT NULL DEFAULT 'paid',
+	status		text NOT NULL DEFAULT ''paid'',
 	placed_at	timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE bench.orders_plain (
-	id			bigserial PRIMARY KEY,
-	customer_id	bigint NOT NULL,
-	total		numeric(12, 2) NOT NULL,
-	status		text NOT NULL DEFAULT 'paid',
-	placed_at	timestamptz NOT NULL DEFAULT now()
-);
+)', t) FROM unnest(ARRAY['orders_tracked', 'orders_plain', 'orders_noop']) t \gexec
 SELECT referral.track_orders('bench.orders_tracked', 'customer_id', 'total', status_column => 'status');
-
--- The floor of the design: a third twin whose statement trigger, with a transition
--- table like referral's, does nothing.  What it costs over orders_plain is the
--- capture of the transition table and the trigger call, which any statement-level
--- attribution pays before it does anything.
-CREATE TABLE bench.orders_noop (
-	id			bigserial PRIMARY KEY,
-	customer_id	bigint NOT NULL,
-	total		numeric(12, 2) NOT NULL,
-	status		text NOT NULL DEFAULT 'paid',
-	placed_at	timestamptz NOT NULL DEFAULT now()
-);
 CREATE FUNCTION bench.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
 CREATE TRIGGER noop AFTER INSERT ON bench.orders_noop REFERENCING NEW TABLE AS new_orders
 	FOR EACH STATEMENT EXECUTE FUNCTION bench.noop();
