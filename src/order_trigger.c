@@ -415,21 +415,23 @@ order_batch_function_exists(Oid schema)
  * earliest candidate is past its attribution window cannot convert: its
  * orders go nowhere (no function call, no row lock).  The rest go three ways,
  * by the referral's state when the statement started:
- * - converted, without recurring_window: the orders can only be revenue; the
- *   data-modifying CTE records them, without a function call per order (the
- *   common case: later orders of customers referred long ago);
+ * - converted, without recurring_window: the orders can only be revenue,
+ *   which the revenue statement records (without a function call per order:
+ *   the common case, later orders of customers referred long ago);
  * - with recurring_window: every candidate goes to referral._orders_paid,
  *   which rechecks it under locks;
  * - pending: the first candidate goes to _orders_paid (it may convert the
- *   referral); the rest are revenue if it did, which the revenue statement
- *   (order_sql_revenue) records after this one for all such referrals at
- *   once.  _orders_paid gets the whole statement's candidates in one call, so
- *   that it can convert them set-based.
- * Orders attributed before are left out (they never count twice), so a
- * referral's first candidate is one that can convert; for the orders that can
- * only be revenue, the key of attributed_order (ON CONFLICT DO NOTHING) does
- * that instead of one more index probe per order.  NULL in the customer,
- * amount, id or tenant keeps a row out.
+ *   referral); the rest are revenue if it did.  _orders_paid gets the whole
+ *   statement's candidates in one call, so that it can convert them
+ *   set-based.
+ * The revenue statement (order_sql_revenue) runs after this one and records
+ * the revenue of both kinds at once: it is then the only writer of revenue
+ * in the firing, so that a bulk one can insert without ON CONFLICT
+ * (order_run_revenue).  Orders attributed before are left out (they never
+ * count twice), so a referral's first candidate is one that can convert; for
+ * the orders that can only be revenue, the revenue statement does that
+ * instead of one more index probe per order.  NULL in the customer, amount,
+ * id or tenant keeps a row out.
  *
  * batch: the candidates go to referral._orders_paid in one call (0.2 on); else
  * to _order_paid one call each, in the same order (order_batch_function_exists).
@@ -439,7 +441,9 @@ order_batch_function_exists(Oid schema)
  * lean one, whose plan starts up in a fraction of the time: no window
  * functions, and no revenue statement after it (the revenue statement runs
  * before it instead, and this one only when that did not record every
- * candidate); a referral found pending after all (a refund committed since
+ * candidate; its data-modifying CTE records the same revenue again with ON
+ * CONFLICT DO NOTHING, which keeps it right on its own);
+ * a referral found pending after all (a refund committed since
  * the probe) or with recurring_window goes to _order_paid order by order,
  * which handles any state.
  */
@@ -477,15 +481,15 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 						   " AND x.amount >= p.min_order_amount"
 						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
 						   " AND x.at >= r.created_at"
-						   " OFFSET 0) k),"
-						   " revenue AS (INSERT INTO referral.attributed_order"
-						   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
-						   " SELECT c.tenant, $2, c.order_ref, c.program_id, c.referral_id, c.amount, c.at, false"
-						   " FROM c WHERE c.converted AND NOT c.recurring"
-						   " ORDER BY c.order_ref COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING)");
+						   " OFFSET 0) k)");
 	if (converted_only)
 	{
 		appendStringInfoString(&buf,
+							   ", revenue AS (INSERT INTO referral.attributed_order"
+							   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
+							   " SELECT c.tenant, $2, c.order_ref, c.program_id, c.referral_id, c.amount, c.at, false"
+							   " FROM c WHERE c.converted AND NOT c.recurring"
+							   " ORDER BY c.order_ref COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING)"
 							   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
 							   " FROM c WHERE c.recurring OR NOT c.converted"
 							   " ORDER BY c.referral_id, c.at, c.order_ref COLLATE pg_catalog.\"C\"");
@@ -517,14 +521,16 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
  * _orders_paid: the other orders of the statement whose referral is converted
  * now (by one of them, or before), without recurring_window, that qualify and
  * are not yet attributed, are revenue.  One statement for the whole load
- * instead of one call per referral that converted.
+ * instead of one call per referral that converted.  The order that converted
+ * a referral is attributed already, and left out by the referral's own record
+ * of it, which costs no look-up (see order_run_revenue for the others).
  *
  * A load of ORDER_SMALL_STATEMENT orders or more inserts its rows in key order
  * (the index pages are touched in order); a smaller one is not sorted, which
  * spares two plan nodes (sort and subquery) at every start-up of the plan.
  *
  * on_conflict: ON CONFLICT DO NOTHING skips orders attributed before; without
- * it such an order fails the statement (see order_run_revenue_first).
+ * it such an order fails the statement (see order_run_revenue).
  */
 static char *
 order_sql_revenue(const OrderTriggerConfig *cfg, OrderEvent event, int64 nrows,
@@ -546,7 +552,9 @@ order_sql_revenue(const OrderTriggerConfig *cfg, OrderEvent event, int64 nrows,
 						   " WHERE p.recurring_window IS NULL"
 						   " AND x.amount >= p.min_order_amount"
 						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
-						   " AND x.at >= r.created_at");
+						   " AND x.at >= r.created_at"
+						   " AND (r.converting_order IS DISTINCT FROM x.order_ref"
+						   " OR r.converting_source IS DISTINCT FROM $2)");
 	if (nrows >= ORDER_SMALL_STATEMENT)
 		appendStringInfoString(&buf, " ORDER BY x.order_ref COLLATE pg_catalog.\"C\"");
 	if (on_conflict)
@@ -758,23 +766,23 @@ order_run(OrderStatement stmt, const char *sql, int64 nrows, Relation rel,
 }
 
 /*
- * The revenue statement of an INSERT whose orders are all of referees
- * converted before, run before anything else in the firing.  A bulk one
- * (ORDER_BULK_STATEMENT orders or more) runs first as a plain INSERT, in a
- * subtransaction: ON CONFLICT's speculative insertion costs every row an
- * index probe and a second WAL record, about a tenth of the time of a
- * 1M-order load whose 100k orders are revenue.  New orders conflict only when an order id is
- * used again (an order deleted and its id reused, or two orders sharing one)
- * or a concurrent statement attributes the same order; then the plain INSERT
- * fails with a unique violation, its subtransaction rolls back, and the
- * statement runs again with ON CONFLICT DO NOTHING.  Smaller statements run
+ * Runs the revenue statement.  A bulk one (ORDER_BULK_STATEMENT orders or
+ * more) runs first as a plain INSERT, in a subtransaction: ON CONFLICT's
+ * speculative insertion costs every row an index probe and a second WAL
+ * record, about a tenth of the time of a 1M-order load whose 100k orders are
+ * revenue.  The statement's orders conflict only when an order id is used
+ * again (an order deleted and its id reused, or two orders sharing one) or a
+ * concurrent statement attributes the same order (the orders that converted
+ * a referral in this firing are left out by the statement itself); then the
+ * plain INSERT fails with a unique violation, its subtransaction rolls back,
+ * and the statement runs again with ON CONFLICT DO NOTHING.  Smaller statements run
  * with ON CONFLICT straight away: a subtransaction costs a single-row INSERT
  * more than it saves, and a transaction with more than 64 of them would make
  * every other session's snapshots slower (the subtransaction cache of its
  * PGPROC overflows).
  */
 static uint64
-order_run_revenue_first(OrderEvent event, int64 nrows, Relation rel,
+order_run_revenue(OrderEvent event, int64 nrows, Relation rel,
 						const OrderTriggerConfig *cfg, Datum *values, const char *nulls)
 {
 	MemoryContext outer = CurrentMemoryContext;
@@ -1137,22 +1145,23 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	 * skips the orders recorded now.
 	 */
 	if (pays && paid_stmt == ORDER_STMT_PAID_CONVERTED &&
-		order_run_revenue_first(event, nrows, trigdata->tg_relation, &cfg,
-								values, nulls) == (uint64) nrows)
+		order_run_revenue(event, nrows, trigdata->tg_relation, &cfg,
+						  values, nulls) == (uint64) nrows)
 		pays = false;
 
 	/*
-	 * Conversions first; then the revenue of the referrals they converted.  The
-	 * paid-orders SQL is built only here: most single-row orders of converted
-	 * referees are done without it.
+	 * Conversions first; then the revenue, of the referrals they converted and
+	 * of those converted before.  The paid-orders SQL is built only here: most
+	 * single-row orders of converted referees are done without it.
 	 */
-	if (pays &&
+	if (pays)
+	{
 		order_run(paid_stmt,
 				  order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
-				  nrows, trigdata->tg_relation, &cfg, values, nulls) > 0 &&
-		paid_stmt == ORDER_STMT_PAID)
-		order_run(ORDER_STMT_REVENUE, order_sql_revenue(&cfg, event, nrows, true), nrows,
-				  trigdata->tg_relation, &cfg, values, nulls);
+				  nrows, trigdata->tg_relation, &cfg, values, nulls);
+		if (paid_stmt == ORDER_STMT_PAID)
+			order_run_revenue(event, nrows, trigdata->tg_relation, &cfg, values, nulls);
+	}
 
 	if ((rc = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
