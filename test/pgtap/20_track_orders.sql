@@ -4,7 +4,7 @@
 -- refunds, deletes, amount changes, and a trigger that takes its configuration
 -- from its own arguments only.
 BEGIN;
-SELECT plan(120);
+SELECT plan(127);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -454,6 +454,33 @@ SELECT is((SELECT a.xmin::text FROM referral.attributed_order a
             WHERE a.order_source = 'public.bulk_again' AND a.order_ref = '15000'),
           (SELECT o.xmin::text FROM public.bulk_again o WHERE o.id = 15000),
 	'after the unique violation the statement ran again in the order''s own transaction');
+-- A bulk load that converts: the revenue of the referrals it converts and of those
+-- converted before is written after the conversions, by one plain INSERT that
+-- leaves out the converting orders (attributed already) without a conflict.
+SELECT is(pg_temp.refer(main, 'bulk-boss', 'bulk-new', now()), 'pending', 'bulk-new referred') FROM prog;
+INSERT INTO public.bulk_again
+SELECT i, CASE WHEN i % 2 = 0 THEN 'bulk-new' ELSE 'bulk-loyal' END, 10 FROM generate_series(30001, 50000) i;
+SELECT is((SELECT status || ' ' || converting_order FROM referral.referral WHERE referee = 'bulk-new'),
+	'converted 30002', 'bulk-new converted by its first order of the load');
+SELECT is((SELECT count(*) || ' ' || count(*) FILTER (WHERE converting) FROM referral.attributed_order
+            WHERE order_source = 'public.bulk_again' AND order_ref::bigint BETWEEN 30001 AND 50000),
+	'20000 1', 'every order of the load is attributed: one converting, the rest revenue of both referees');
+SELECT is((SELECT count(*) FROM referral.attributed_order a JOIN public.bulk_again o ON o.id::text = a.order_ref
+            WHERE a.order_source = 'public.bulk_again' AND o.id BETWEEN 30001 AND 50000
+              AND a.xmin::text = o.xmin::text),
+	1::bigint, 'only the converting order was written in the order''s transaction; the revenue in a subtransaction');
+-- The same with an order id attributed before in the load: the plain INSERT fails,
+-- and the statement runs again with ON CONFLICT DO NOTHING.
+SELECT is(pg_temp.refer(main, 'bulk-boss', 'bulk-third', now()), 'pending', 'bulk-third referred') FROM prog;
+INSERT INTO public.bulk_again
+SELECT i, CASE WHEN i = 50001 THEN 'bulk-loyal' ELSE 'bulk-third' END, CASE WHEN i = 50001 THEN 99 ELSE 10 END
+  FROM generate_series(50001, 60001) i
+UNION ALL SELECT 5000, 'bulk-loyal', 99;
+SELECT is((SELECT count(*) || ' ' || sum(amount) FROM referral.attributed_order
+            WHERE order_source = 'public.bulk_again' AND order_ref::bigint BETWEEN 50001 AND 60001),
+	'10001 ' || (99 + 10000 * 10), 'bulk-third converted and its 10,000 later orders are revenue');
+SELECT is((SELECT amount FROM referral.attributed_order WHERE order_source = 'public.bulk_again' AND order_ref = '5000'),
+	20::numeric, 'the order id attributed before keeps its first attribution');
 
 ------------------------------------------------------------------------------------
 -- untrack_orders: triggers and registry row gone, rewards stay, orders no longer count.
