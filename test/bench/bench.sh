@@ -32,11 +32,27 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 104857
 printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
 bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() refund=() refund_base=() refund_noop=()
-refund_functions=()
+bulk_functions=() refund_functions=()
+# Where a round's time went, by function (track_functions = all), since the last
+# pg_stat_reset(): it explains a slow round.
+functions() {
+	q "SELECT string_agg(funcname || ' ' || round(total_time) || ' ms', ', ' ORDER BY total_time DESC)
+	     FROM pg_stat_user_functions WHERE schemaname = 'referral' AND total_time >= 1"
+}
+function_rounds() {	# label, then each round's functions()
+	local label=$1 round=0
+	shift
+	for f in "$@"; do
+		round=$((round + 1))
+		printf '   %s round %d, time in functions: %s\n' "$label" "$round" "$f"
+	done
+}
 for r in $(seq "$ROUNDS"); do
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	bulk_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	q "SELECT pg_stat_reset()" >/dev/null
 	bulk+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	bulk_functions+=("$(functions)")
 	# The same again: every referral has converted, so this measures the trigger itself.
 	steady_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	steady+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
@@ -44,9 +60,7 @@ for r in $(seq "$ROUNDS"); do
 	refund_base+=("$(q "SELECT bench.ms('UPDATE bench.orders_plain SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	q "SELECT pg_stat_reset()" >/dev/null
 	refund+=("$(q "SELECT bench.ms('UPDATE bench.orders_tracked SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
-	# Where a refund's time went (track_functions = all), to explain a slow round.
-	refund_functions+=("$(q "SELECT string_agg(funcname || ' ' || round(total_time) || ' ms', ', ' ORDER BY total_time DESC)
-	                           FROM pg_stat_user_functions WHERE schemaname = 'referral' AND total_time >= 1")")
+	refund_functions+=("$(functions)")
 	refund_noop+=("$(q "SELECT bench.ms('UPDATE bench.orders_noop SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	copy_base+=("$(q "SELECT bench.ms('COPY bench.orders_plain (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
@@ -55,14 +69,13 @@ done
 conversions=$(q "SELECT count(*) FROM referral.referral WHERE status = 'converted'")
 rewards=$(q "SELECT count(*) FROM referral.reward")
 report "bulk INSERT ... SELECT, 1M orders (converts)" "${bulk[*]}" "${bulk_base[*]}" ms "<= 1.15"
+function_rounds converting "${bulk_functions[@]}"
 report "bulk INSERT, 1M orders, nothing to convert" "${steady[*]}" "${steady_base[*]}" ms "<= 1.15"
 report "  floor: a no-op trigger, transition table" "${noop[*]}" "${steady_base[*]}" ms "(what any statement trigger costs)"
 report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.15"
 report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 report "  floor: a no-op trigger, transition tables" "${refund_noop[*]}" "${refund_base[*]}" ms "(what any statement trigger costs)"
-for i in "${!refund_functions[@]}"; do
-	printf '   refund round %d, time in functions: %s\n' "$((i + 1))" "${refund_functions[$i]}"
-done
+function_rounds refund "${refund_functions[@]}"
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
 # A round much slower than the others: did the backend compute, or wait (I/O, locks)?
 q "SELECT '   wall ' || wall_ms || ' ms, backend CPU ' || cpu_ms || ' ms: ' || left(statement, 60)
