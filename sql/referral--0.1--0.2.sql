@@ -631,12 +631,17 @@ DECLARE
 	to_reverse bigint[];
 BEGIN
 	-- Referrals first (the lock order), then their rewards; one event each, in
-	-- referral id order.
+	-- referral id order.  A referral's converting order is an attributed order
+	-- (converting), which is how it is found: no index of referral reads the
+	-- converting order (see referral.referral).
 	WITH locked AS (
-		SELECT x.id, x.converting_order FROM referral.referral x
-		 WHERE x.tenant = _orders_reversed.tenant AND x.converting_source = source
-		   AND x.converting_order = ANY (order_refs)
-		 ORDER BY x.id FOR UPDATE
+		SELECT x.id, x.converting_order
+		  FROM referral.attributed_order a
+		  JOIN referral.referral x ON x.id = a.referral_id
+		 WHERE a.tenant = _orders_reversed.tenant AND a.order_source = source
+		   AND a.order_ref = ANY (order_refs) AND a.converting
+		   AND x.converting_source = source AND x.converting_order = a.order_ref
+		 ORDER BY x.id FOR UPDATE OF x
 	), back_to_pending AS (
 		UPDATE referral.referral x
 		   SET status = 'pending', converted_at = NULL, converting_source = NULL,
@@ -770,6 +775,18 @@ ALTER TABLE referral.attributed_order DROP CONSTRAINT attributed_order_program_i
 -- A refund's reversed_at stays a HOT update in the free tenth of each page (pages
 -- written from now on).
 ALTER TABLE referral.attributed_order SET (fillfactor = 90);
+
+-- A conversion and its reversal update a referral in place (HOT): no index reads the
+-- columns they change, not even in a predicate, and pages written from now on keep
+-- room for the new row versions (VACUUM FULL referral.referral applies it to all).
+-- _orders_reversed finds a converting order's referral through attributed_order.
+ALTER TABLE referral.referral SET (fillfactor = 70);
+DROP INDEX referral.referral_converting_order;
+CREATE UNIQUE INDEX referral_one_accepted_per_referee_by_reason
+	ON referral.referral (referee, tenant) WHERE reason IS NULL;
+DROP INDEX referral.referral_one_accepted_per_referee;
+ALTER INDEX referral.referral_one_accepted_per_referee_by_reason
+	RENAME TO referral_one_accepted_per_referee;
 
 -- The order trigger switches to its owner in C, only around the SQL it runs (a
 -- statement of orders that need no SQL no longer pays for the switch).

@@ -424,12 +424,17 @@ DECLARE
 	to_reverse bigint[];
 BEGIN
 	-- Referrals first (the lock order), then their rewards; one event each, in
-	-- referral id order.
+	-- referral id order.  A referral's converting order is an attributed order
+	-- (converting), which is how it is found: no index of referral reads the
+	-- converting order (see referral.referral).
 	WITH locked AS (
-		SELECT x.id, x.converting_order FROM referral.referral x
-		 WHERE x.tenant = _orders_reversed.tenant AND x.converting_source = source
-		   AND x.converting_order = ANY (order_refs)
-		 ORDER BY x.id FOR UPDATE
+		SELECT x.id, x.converting_order
+		  FROM referral.attributed_order a
+		  JOIN referral.referral x ON x.id = a.referral_id
+		 WHERE a.tenant = _orders_reversed.tenant AND a.order_source = source
+		   AND a.order_ref = ANY (order_refs) AND a.converting
+		   AND x.converting_source = source AND x.converting_order = a.order_ref
+		 ORDER BY x.id FOR UPDATE OF x
 	), back_to_pending AS (
 		UPDATE referral.referral x
 		   SET status = 'pending', converted_at = NULL, converting_source = NULL,
