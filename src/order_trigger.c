@@ -424,14 +424,16 @@ order_batch_function_exists(Oid schema)
  *   referral); the rest are revenue if it did.  _orders_paid gets the whole
  *   statement's candidates in one call, so that it can convert them
  *   set-based.
- * The revenue statement (order_sql_revenue) runs after this one and records
- * the revenue of both kinds at once: it is then the only writer of revenue
- * in the firing, so that a bulk one can insert without ON CONFLICT
- * (order_run_revenue).  Orders attributed before are left out (they never
- * count twice), so a referral's first candidate is one that can convert; for
- * the orders that can only be revenue, the revenue statement does that
- * instead of one more index probe per order.  NULL in the customer, amount,
- * id or tenant keeps a row out.
+ * The statement returns a row for each call (one in the batch form) and one
+ * more when an order of a referral converted before is revenue; when it
+ * returned any, the revenue statement (order_sql_revenue) runs after it and
+ * records the revenue of both kinds at once, so that a bulk one can insert
+ * without ON CONFLICT (order_run_revenue).  A statement that pays nothing,
+ * such as a refund, runs no revenue statement.  Orders attributed before are
+ * left out (they never count twice), so a referral's first candidate is one
+ * that can convert; for the orders that can only be revenue, the revenue
+ * statement does that instead of one more index probe per order.  NULL in the
+ * customer, amount, id or tenant keeps a row out.
  *
  * batch: the candidates go to referral._orders_paid in one call (0.2 on); else
  * to _order_paid one call each, in the same order (order_batch_function_exists).
@@ -496,31 +498,33 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 		return buf.data;
 	}
 	if (!batch)
-	{
 		appendStringInfoString(&buf,
-							   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
+							   " (SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)::pg_catalog.text"
 							   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
 							   " AND (c.converted OR c.first_at <= c.convert_by)"
-							   " ORDER BY c.referral_id, c.nth");
-		return buf.data;
-	}
+							   " ORDER BY c.referral_id, c.nth)");
+	else
+		appendStringInfoString(&buf,
+							   " (SELECT referral._orders_paid($2,"
+							   " pg_catalog.array_agg(c.referral_id ORDER BY c.referral_id, c.nth),"
+							   " pg_catalog.array_agg(c.order_ref ORDER BY c.referral_id, c.nth),"
+							   " pg_catalog.array_agg(c.amount ORDER BY c.referral_id, c.nth),"
+							   " pg_catalog.array_agg(c.at ORDER BY c.referral_id, c.nth))::pg_catalog.text"
+							   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
+							   " AND (c.converted OR c.first_at <= c.convert_by)"
+							   " HAVING pg_catalog.count(*) > 0)");
+	/* One more row when orders of referrals converted before are revenue. */
 	appendStringInfoString(&buf,
-						   " SELECT referral._orders_paid($2,"
-						   " pg_catalog.array_agg(c.referral_id ORDER BY c.referral_id, c.nth),"
-						   " pg_catalog.array_agg(c.order_ref ORDER BY c.referral_id, c.nth),"
-						   " pg_catalog.array_agg(c.amount ORDER BY c.referral_id, c.nth),"
-						   " pg_catalog.array_agg(c.at ORDER BY c.referral_id, c.nth))"
-						   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
-						   " AND (c.converted OR c.first_at <= c.convert_by)"
-						   " HAVING pg_catalog.count(*) > 0");
+						   " UNION ALL (SELECT NULL FROM c WHERE c.converted AND NOT c.recurring LIMIT 1)");
 	return buf.data;
 }
 
 /*
- * The revenue statement, run after a paid-orders statement that called
- * _orders_paid: the other orders of the statement whose referral is converted
- * now (by one of them, or before), without recurring_window, that qualify and
- * are not yet attributed, are revenue.  One statement for the whole load
+ * The revenue statement, run before the paid-orders statement when the C pass
+ * found every candidate's referral converted, else after it when it returned
+ * a row: the orders of the statement whose referral is converted now (by one
+ * of them, or before), without recurring_window, that qualify and are not yet
+ * attributed, are revenue.  One statement for the whole load
  * instead of one call per referral that converted.  The order that converted
  * a referral is attributed already, and left out by the referral's own record
  * of it, which costs no look-up (see order_run_revenue for the others).
@@ -771,19 +775,21 @@ order_run(OrderStatement stmt, const char *sql, int64 nrows, Relation rel,
  * speculative insertion costs every row an index probe and a second WAL
  * record, about a tenth of the time of a 1M-order load whose 100k orders are
  * revenue.  The statement's orders conflict only when an order id is used
- * again (an order deleted and its id reused, or two orders sharing one) or a
- * concurrent statement attributes the same order (the orders that converted
- * a referral in this firing are left out by the statement itself); then the
- * plain INSERT fails with a unique violation, its subtransaction rolls back,
- * and the statement runs again with ON CONFLICT DO NOTHING.  Smaller statements run
- * with ON CONFLICT straight away: a subtransaction costs a single-row INSERT
+ * again (an order deleted and its id reused, or two orders sharing one), when
+ * a concurrent statement attributes the same order, or when _order_paid
+ * recorded one as revenue in this firing (its referral converted by another
+ * session since the paid-orders statement's snapshot); the orders that
+ * converted a referral in this firing are left out by the statement itself.
+ * Then the plain INSERT fails with a unique violation, its subtransaction
+ * rolls back, and the statement runs again with ON CONFLICT DO NOTHING.
+ * Smaller statements run with ON CONFLICT straight away: a subtransaction costs a single-row INSERT
  * more than it saves, and a transaction with more than 64 of them would make
  * every other session's snapshots slower (the subtransaction cache of its
  * PGPROC overflows).
  */
 static uint64
 order_run_revenue(OrderEvent event, int64 nrows, Relation rel,
-						const OrderTriggerConfig *cfg, Datum *values, const char *nulls)
+				  const OrderTriggerConfig *cfg, Datum *values, const char *nulls)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1154,14 +1160,12 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	 * of those converted before.  The paid-orders SQL is built only here: most
 	 * single-row orders of converted referees are done without it.
 	 */
-	if (pays)
-	{
+	if (pays &&
 		order_run(paid_stmt,
 				  order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
-				  nrows, trigdata->tg_relation, &cfg, values, nulls);
-		if (paid_stmt == ORDER_STMT_PAID)
-			order_run_revenue(event, nrows, trigdata->tg_relation, &cfg, values, nulls);
-	}
+				  nrows, trigdata->tg_relation, &cfg, values, nulls) > 0 &&
+		paid_stmt == ORDER_STMT_PAID)
+		order_run_revenue(event, nrows, trigdata->tg_relation, &cfg, values, nulls);
 
 	if ((rc = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "referral order trigger: SPI_finish failed: %s",

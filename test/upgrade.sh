@@ -72,6 +72,22 @@ if [ "$old_orders" != "10 converted, 100.00 earned" ]; then
 fi
 echo "ok"
 
+# A conversion made under the oldest version, reversed after the update: the referral
+# is found through its converting order in attributed_order.
+echo "== a conversion made under $oldest, reversed after the update"
+reversed=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_old_orders \
+	-c "ALTER EXTENSION referral UPDATE TO '$current'" \
+	-c "DELETE FROM shop_orders WHERE id = 1" \
+	-c "SELECT (SELECT status FROM referral.referral WHERE referee = 'c1') || ', '
+	           || (SELECT count(*) FROM referral.referral WHERE status = 'converted') || ' converted, '
+	           || (SELECT sum(amount) FROM referral.reward WHERE status <> 'reversed') || ' earned, '
+	           || (SELECT count(*) FROM referral.audit()) || ' audit problems'")
+if [ "$reversed" != "pending, 9 converted, 90.00 earned, 0 audit problems" ]; then
+	printf 'upgrade: reversal after the update: %s, expected pending, 9 converted, 90.00 earned, 0 audit problems\n' "$reversed" >&2
+	exit 1
+fi
+echo "ok"
+
 echo "== pgTAP suites on the updated database"
 psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c 'CREATE EXTENSION pgtap'
 pg_prove -d referral_updated --failures test/pgtap/*.sql
