@@ -27,9 +27,9 @@ CREATE TABLE referral.referral (
 ALTER SEQUENCE referral.referral_id_seq OWNED BY referral.referral.id;
 -- A conversion, and its reversal, update status, converted_at, converting_source,
 -- converting_order and reverted_at: no index reads them, not even in a predicate, so
--- that the update is HOT (no new entry in every index, most of the cost of an
--- update that is not), and the fillfactor leaves room on the page for the new row
--- versions.
+-- that the update can be HOT (no new entry in every index, most of the cost of an
+-- update that is not), and the fillfactor leaves room on the page for new row
+-- versions (README: how many fit, when one statement converts a whole page).
 -- Indexes lead with the customer, the selective column, so that the planner picks
 -- them even before the table is first analysed (the order triggers probe by referee).
 -- An accepted referral is one without a reason (the CHECK above: status is not
