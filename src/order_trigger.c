@@ -444,10 +444,10 @@ order_batch_function_exists(Oid schema)
  * functions, and no revenue statement after it (the revenue statement runs
  * before it instead, and this one only when that did not record every
  * candidate; its data-modifying CTE records the same revenue again with ON
- * CONFLICT DO NOTHING, which keeps it right on its own);
- * a referral found pending after all (a refund committed since
- * the probe) or with recurring_window goes to _order_paid order by order,
- * which handles any state.
+ * CONFLICT DO NOTHING, which keeps it right on its own); a referral found
+ * pending after all (a refund committed since the probe) or with
+ * recurring_window goes to _order_paid order by order, which handles any
+ * state.
  */
 static char *
 order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_only,
@@ -524,10 +524,10 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
  * found every candidate's referral converted, else after it when it returned
  * a row: the orders of the statement whose referral is converted now (by one
  * of them, or before), without recurring_window, that qualify and are not yet
- * attributed, are revenue.  One statement for the whole load
- * instead of one call per referral that converted.  The order that converted
- * a referral is attributed already, and left out by the referral's own record
- * of it, which costs no look-up (see order_run_revenue for the others).
+ * attributed, are revenue.  One statement for the whole load instead of one
+ * call per referral that converted.  The order that converted a referral is
+ * attributed already, and left out by the referral's own record of it, which
+ * costs no look-up (see order_run_revenue for the others).
  *
  * A load of ORDER_SMALL_STATEMENT orders or more inserts its rows in key order
  * (the index pages are touched in order); a smaller one is not sorted, which
@@ -782,10 +782,10 @@ order_run(OrderStatement stmt, const char *sql, int64 nrows, Relation rel,
  * converted a referral in this firing are left out by the statement itself.
  * Then the plain INSERT fails with a unique violation, its subtransaction
  * rolls back, and the statement runs again with ON CONFLICT DO NOTHING.
- * Smaller statements run with ON CONFLICT straight away: a subtransaction costs a single-row INSERT
- * more than it saves, and a transaction with more than 64 of them would make
- * every other session's snapshots slower (the subtransaction cache of its
- * PGPROC overflows).
+ * Smaller statements run with ON CONFLICT straight away: a subtransaction
+ * costs a single-row INSERT more than it saves, and a transaction with more
+ * than 64 of them would make every other session's snapshots slower (the
+ * subtransaction cache of its PGPROC overflows).
  */
 static uint64
 order_run_revenue(OrderEvent event, int64 nrows, Relation rel,
