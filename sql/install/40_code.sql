@@ -65,37 +65,43 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-	p referral.program;
 	email_h bytea := referral._hash('email', issue_code.email);
 	device_h bytea := referral._hash('device', issue_code.device);
+	program_tenant text;
 	key bytea;
 	candidate referral.referral_code;
 	issued referral.referral_code;
 	old_email_h bytea;
 	old_device_h bytea;
 BEGIN
-	-- The program and the key read inline: this runs once per customer, and a
-	-- call of _program or _secret costs a function call of its own.  Those
-	-- raise the unknown program's error and create the first key.
-	SELECT * INTO p FROM referral.program x WHERE x.id = issue_code.program;
-	IF NOT FOUND THEN
-		p := referral._program(issue_code.program);
-	END IF;
-	PERFORM referral._check_customer(issue_code.customer);
 	LOOP
-		-- The customer's existing code wins (a later vanity is ignored); new
-		-- fingerprints given now are kept.  A repeat call (an app showing the
-		-- customer's code) writes nothing unless a fingerprint changed.
-		SELECT c.code, c.email_hash, c.device_hash INTO issued, old_email_h, old_device_h
-		  FROM referral.code c
-		 WHERE c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer;
+		-- The program, the customer's existing code and the code key in one
+		-- statement: this runs once per customer, and each statement of a
+		-- PL/pgSQL function pays the executor's start-up.  The customer's
+		-- existing code wins (a later vanity is ignored); new fingerprints given
+		-- now are kept.  A repeat call (an app showing the customer's code) writes
+		-- nothing unless a fingerprint changed.
+		SELECT p.tenant, c.code, c.email_hash, c.device_hash, s.code_key
+		  INTO program_tenant, issued, old_email_h, old_device_h, key
+		  FROM referral.program p
+		  LEFT JOIN referral.code c
+		    ON c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer
+		  LEFT JOIN referral.secret s ON true
+		 WHERE p.id = issue_code.program;
+		IF NOT FOUND THEN
+			PERFORM referral._program(issue_code.program);	-- raises RF003
+		END IF;
+		IF NULLIF(btrim(issue_code.customer), '') IS NULL OR octet_length(issue_code.customer) > 1000 THEN
+			PERFORM referral._check_customer(issue_code.customer);	-- raises 22023
+		END IF;
 		IF issued IS NOT NULL THEN
 			IF (email_h IS NOT NULL AND email_h IS DISTINCT FROM old_email_h)
 			   OR (device_h IS NOT NULL AND device_h IS DISTINCT FROM old_device_h) THEN
 				UPDATE referral.code c
 				   SET email_hash = COALESCE(email_h, c.email_hash),
 				       device_hash = COALESCE(device_h, c.device_hash)
-				 WHERE c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer;
+				 WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
+				   AND c.customer = issue_code.customer;
 			END IF;
 			RETURN issued;
 		END IF;
@@ -104,16 +110,14 @@ BEGIN
 			candidate := issue_code.vanity;
 		ELSE
 			IF key IS NULL THEN
-				SELECT s.code_key INTO key FROM referral.secret s;
-				IF key IS NULL THEN
-					key := (referral._secret()).code_key;
-				END IF;
+				key := (referral._secret()).code_key;	-- the database's first code
 			END IF;
 			candidate := referral._generate_code(nextval('referral.code_counter_seq'), key);
 		END IF;
 
 		INSERT INTO referral.code AS c (tenant, code, program_id, customer, vanity, email_hash, device_hash)
-		VALUES (p.tenant, candidate, p.id, issue_code.customer, issue_code.vanity IS NOT NULL, email_h, device_h)
+		VALUES (program_tenant, candidate, issue_code.program, issue_code.customer,
+		        issue_code.vanity IS NOT NULL, email_h, device_h)
 		ON CONFLICT DO NOTHING
 		RETURNING c.code INTO issued;
 		IF issued IS NOT NULL THEN
@@ -121,9 +125,9 @@ BEGIN
 		END IF;
 
 		-- Nothing inserted: either the code is taken, or this customer got a code
-		-- from a concurrent call (the loop's UPDATE returns it).
+		-- from a concurrent call (the loop's next look-up returns it).
 		IF NOT EXISTS (SELECT 1 FROM referral.code c
-		                WHERE c.tenant = p.tenant AND c.program_id = p.id
+		                WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
 		                  AND c.customer = issue_code.customer)
 		   AND issue_code.vanity IS NOT NULL THEN
 			RAISE EXCEPTION 'referral code "%" is already taken', issue_code.vanity::text
