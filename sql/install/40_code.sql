@@ -155,8 +155,7 @@ DECLARE
 	key bytea;
 	bad_position bigint;
 	bad_customer text;
-	wanted bigint;
-	inserted bigint;
+	still_missing bigint;	-- customers left without a code; NULL: not known yet
 BEGIN
 	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
 	SELECT u.n, u.c INTO bad_position, bad_customer
@@ -174,11 +173,29 @@ BEGIN
 	END IF;
 
 	key := (referral._secret()).code_key;
+	-- The first attempt is a plain INSERT of every customer without a code, which
+	-- spares ON CONFLICT's probe of both unique indexes before each row (a third
+	-- of the INSERT's time).  A code taken as a vanity code, or a customer given
+	-- a code by a concurrent call, makes it fail as a whole; the passes below
+	-- then issue the codes with ON CONFLICT.
+	BEGIN
+		INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+		SELECT p.tenant, referral._generate_code(nextval('referral.code_counter_seq'), key),
+		       p.id, m.customer, false
+		  FROM (SELECT DISTINCT u.c AS customer
+		          FROM unnest(customers) u(c)
+		         WHERE NOT EXISTS (SELECT 1 FROM referral.code k
+		                            WHERE k.tenant = p.tenant AND k.program_id = p.id
+		                              AND k.customer = u.c)) m;
+		still_missing := 0;
+	EXCEPTION WHEN unique_violation THEN
+		still_missing := NULL;
+	END;
 	-- Each pass issues a generated code to every customer still without one.  A
 	-- row is skipped (ON CONFLICT) when its code was taken as a vanity code or
 	-- the customer got a code from a concurrent call; the next pass sees the
 	-- latter's code and gives the former the next counter value.
-	LOOP
+	WHILE still_missing IS NULL OR still_missing > 0 LOOP
 		WITH missing AS MATERIALIZED (
 			SELECT DISTINCT u.c AS customer
 			  FROM unnest(customers) u(c)
@@ -192,9 +209,7 @@ BEGIN
 			  FROM missing m
 			ON CONFLICT DO NOTHING
 			RETURNING 1)
-		SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM issued)
-		  INTO wanted, inserted;
-		EXIT WHEN inserted = wanted;
+		SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
 	END LOOP;
 
 	RETURN QUERY

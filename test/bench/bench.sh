@@ -31,7 +31,7 @@ psql -qX -v ON_ERROR_STOP=1 -d referral_bench -f setup.sql >/dev/null
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(psql -AtXc 'SHOW server_version' postgres)"
 printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
-bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() refund=() refund_base=() refund_noop=()
+bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() copy_noop=() refund=() refund_base=() refund_noop=()
 bulk_functions=() refund_functions=()
 # Where a round's time went, by function (track_functions = all), since the last
 # pg_stat_reset(): it explains a slow round.
@@ -65,6 +65,7 @@ for r in $(seq "$ROUNDS"); do
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	copy_base+=("$(q "SELECT bench.ms('COPY bench.orders_plain (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
 	copy+=("$(q "SELECT bench.ms('COPY bench.orders_tracked (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
+	copy_noop+=("$(q "SELECT bench.ms('COPY bench.orders_noop (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
 done
 conversions=$(q "SELECT count(*) FROM referral.referral WHERE status = 'converted'")
 rewards=$(q "SELECT count(*) FROM referral.reward")
@@ -73,6 +74,7 @@ function_rounds converting "${bulk_functions[@]}"
 report "bulk INSERT, 1M orders, nothing to convert" "${steady[*]}" "${steady_base[*]}" ms "<= 1.15"
 report "  floor: a no-op trigger, transition table" "${noop[*]}" "${steady_base[*]}" ms "(what any statement trigger costs)"
 report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.15"
+report "  floor: a no-op trigger, transition table" "${copy_noop[*]}" "${copy_base[*]}" ms "(what any statement trigger costs)"
 report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 report "  floor: a no-op trigger, transition tables" "${refund_noop[*]}" "${refund_base[*]}" ms "(what any statement trigger costs)"
 function_rounds refund "${refund_functions[@]}"
@@ -106,14 +108,20 @@ done
 report "referral_code parse + print, 10M values" "${codes[*]}" "${texts[*]}" ms "<= 1.1"
 
 # issue_code against inserting plain rows (100k customers a round).
+# The floor is a PL/pgSQL function called per customer that inserts the same plain
+# row: what any function issuing one code per call costs before it checks anything.
 q "CREATE TABLE bench.plain_codes (customer text PRIMARY KEY, code text)"
-issue=() issue_base=()
+q "CREATE FUNCTION bench.plain_code(customer text) RETURNS text LANGUAGE plpgsql AS
+     \$\$BEGIN INSERT INTO bench.plain_codes VALUES (customer, md5(customer)); RETURN customer; END\$\$"
+issue=() issue_base=() issue_floor=()
 for r in $(seq "$ROUNDS"); do
 	q "TRUNCATE bench.plain_codes"
 	issue_base+=("$(q "SELECT bench.ms('INSERT INTO bench.plain_codes SELECT ''r$r-'' || i, md5(i::text) FROM generate_series(1, 100000) i')")")
+	issue_floor+=("$(q "SELECT bench.ms('SELECT count(bench.plain_code(''f$r-'' || i)) FROM generate_series(1, 100000) i')")")
 	issue+=("$(q "SELECT bench.ms('SELECT count(referral.issue_code((SELECT id FROM referral.program WHERE name = ''Bench''), ''r$r-'' || i)) FROM generate_series(1, 100000) i')")")
 done
 report "issue_code, 100k customers" "${issue[*]}" "${issue_base[*]}" ms "<= 1.5"
+report "  floor: a PL/pgSQL call per row, one INSERT" "${issue_floor[*]}" "${issue_base[*]}" ms "(what any function call per code costs)"
 
 # issue_codes: the same number of customers in one call (a program's launch).
 bulk_issue=()
@@ -123,15 +131,19 @@ done
 report "  issue_codes, 100k customers in one call" "${bulk_issue[*]}" "${issue_base[*]}" ms "(no target)"
 
 # Chains: referral's materialised path against a recursive CTE over parent pointers.
-up=() up_base=() down=() down_base=()
+up=() up_base=() down=() down_base=() down_floor=()
 for r in $(seq "$ROUNDS"); do
 	up_base+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL (WITH RECURSIVE u AS (SELECT parent, 1 AS level FROM bench.tree WHERE id = 2000050 + (g - g) UNION ALL SELECT t.parent, u.level + 1 FROM u JOIN bench.tree t ON t.id = u.parent WHERE u.parent IS NOT NULL) SELECT * FROM u WHERE parent IS NOT NULL) s')")")
 	up+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000) g, LATERAL referral.upline(''t'' || (2000050 + (g - g)), ''bench-tree'') s')")")
 	down_base+=("$(q "SELECT bench.ms('WITH RECURSIVE d AS (SELECT id, 0 AS level FROM bench.tree WHERE id = 1 UNION ALL SELECT t.id, d.level + 1 FROM d JOIN bench.tree t ON t.parent = d.id) SELECT count(*) FROM d')")")
 	down+=("$(q "SELECT bench.ms('SELECT count(*) FROM referral.downline(''t1'', ''bench-tree'')')")")
+	# The floor: a set-returning function in FROM is stored in a tuplestore before
+	# the query reads it; generate_series's million integers only pay that.
+	down_floor+=("$(q "SELECT bench.ms('SELECT count(*) FROM generate_series(1, 1000000)')")")
 done
 report "upline at depth 50 (x1000)" "${up[*]}" "${up_base[*]}" ms "<= 0.10"
 report "downline of a 1M-node tree" "${down[*]}" "${down_base[*]}" ms "<= 0.10"
+report "  floor: generate_series, 1M rows" "${down_floor[*]}" "${down_base[*]}" ms "(what any set-returning function of 1M rows costs)"
 
 # Memory: a fresh backend's peak RSS (VmHWM, which counts the shared buffers it
 # touched) and its private memory after the statement (RssAnon), after one bulk INSERT
