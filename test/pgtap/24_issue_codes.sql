@@ -1,7 +1,7 @@
 -- issue_codes: the codes of many customers in one call (a program's launch for an
 -- existing customer base), the same codes issue_code gives or would give.
 BEGIN;
-SELECT plan(16);
+SELECT plan(20);
 
 SELECT referral.create_program('Launch') AS program \gset
 SELECT referral.create_program('Launch', tenant => 'other') AS other \gset
@@ -47,6 +47,36 @@ CREATE TEMP TABLE after_squat AS SELECT * FROM referral.issue_codes(:program, AR
 SELECT ok((SELECT count(*) = 2 AND count(DISTINCT code) = 2 AND bool_and(code::text <> :'next_code')
              FROM after_squat),
 	'a generated code already taken as a vanity code is skipped, and the customer gets the next one');
+
+-- A list of 1,000 customers or more is first inserted without ON CONFLICT.
+CREATE TEMP TABLE long_launch AS
+	SELECT * FROM referral.issue_codes(:program,
+		ARRAY['c1'] || ARRAY(SELECT 'm' || i FROM generate_series(1, 1200) i) || ARRAY['m7']);
+SELECT results_eq(
+	$$SELECT customer, code::text FROM long_launch WHERE customer IN ('c1', 'm1') ORDER BY customer$$,
+	$$VALUES ('c1', (SELECT code::text FROM launch WHERE customer = 'c1')),
+	         ('m1', (SELECT c.code::text FROM referral.code c WHERE c.program_id = $$ || :program || $$ AND c.customer = 'm1'))$$,
+	'a long list: a customer who had a code keeps it, a new one gets the stored code');
+SELECT ok((SELECT count(*) = 1201 AND count(DISTINCT code) = 1201 FROM long_launch)
+          AND (SELECT count(*) = 1200 FROM referral.code WHERE program_id = :program AND customer LIKE 'm%'),
+	'a long list: each customer once, with a code of its own, stored once');
+
+-- A squatted code makes that first attempt fail as a whole; the passes with ON
+-- CONFLICT then issue every code.
+SELECT referral._generate_code(CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END,
+                               (referral._secret()).code_key)::text AS next_long_code
+  FROM referral.code_counter_seq s \gset
+SELECT referral.issue_code(:program, 'squatter-2', vanity => :'next_long_code') IS NOT NULL AS squatted \gset
+CREATE TEMP TABLE long_squat AS
+	SELECT * FROM referral.issue_codes(:program, ARRAY(SELECT 'n' || i FROM generate_series(1, 1000) i));
+SELECT ok((SELECT count(*) = 1000 AND count(DISTINCT code) = 1000 AND bool_and(code::text <> :'next_long_code')
+             FROM long_squat),
+	'a long list whose next code is squatted: every customer gets a code, the squatted one skipped');
+SELECT results_eq(
+	$$SELECT customer, code::text FROM long_squat ORDER BY customer$$,
+	$$SELECT c.customer, c.code::text FROM referral.code c
+	   WHERE c.program_id = $$ || :program || $$ AND c.customer LIKE 'n%' ORDER BY c.customer$$,
+	'a long list whose next code is squatted: the codes returned are the stored ones, stored once');
 
 -- Bad input: an error naming the element, and nothing issued.
 SELECT throws_ok(format($$SELECT * FROM referral.issue_codes(%s, ARRAY['e1', '  ', 'e3'])$$, :program),
