@@ -2,7 +2,7 @@
 # (apt packages, a throwaway cluster); see README.md.
 
 EXTENSION    = referral
-EXTVERSION   = 0.2
+EXTVERSION   = 0.3
 MODULE_big   = referral
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
@@ -10,7 +10,7 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # order, so that each concern keeps its own file.  Released versions keep their
 # install script as released, and every release adds an upgrade script.
 DATA_built   = sql/referral--$(EXTVERSION).sql
-DATA         = sql/referral--0.1.sql sql/referral--0.1--0.2.sql
+DATA         = sql/referral--0.1.sql sql/referral--0.1--0.2.sql sql/referral--0.2.sql sql/referral--0.2--0.3.sql
 EXTRA_CLEAN  = sql/referral--$(EXTVERSION).sql
 
 # pg_regress: every sql/NAME.sql except the install script is a test.
