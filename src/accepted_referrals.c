@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
+
 #include "access/tableam.h"
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
@@ -41,6 +43,10 @@ struct AcceptedReferrals
 	MemoryContext context;
 	HTAB	   *table;
 	StringInfoData probe;		/* the key of a lookup, reused */
+	/* With a dirty snapshot: transactions whose inserted referrals were read. */
+	TransactionId *inserters;
+	int			ninserters;
+	int			max_inserters;
 };
 
 static uint32
@@ -132,6 +138,17 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 		key.bytes = memcpy(palloc(key.len), set->probe.data, key.len);
 		entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_ENTER, &found);
 		entry->converted = referral_status_is(status, "converted");
+		if (snapshot->snapshot_type == SNAPSHOT_DIRTY && TransactionIdIsValid(snapshot->xmin))
+		{
+			if (set->ninserters == set->max_inserters)
+			{
+				set->max_inserters = Max(8, set->max_inserters * 2);
+				set->inserters = (set->inserters == NULL) ?
+					palloc(set->max_inserters * sizeof(TransactionId)) :
+					repalloc(set->inserters, set->max_inserters * sizeof(TransactionId));
+			}
+			set->inserters[set->ninserters++] = snapshot->xmin;
+		}
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(row);
@@ -161,6 +178,13 @@ accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee, boo
 		return false;
 	*converted = entry->converted;
 	return true;
+}
+
+const TransactionId *
+accepted_referrals_inserters(AcceptedReferrals *set, int *count)
+{
+	*count = set->ninserters;
+	return set->inserters;
 }
 
 void

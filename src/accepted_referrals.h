@@ -31,6 +31,12 @@ extern AcceptedReferrals *accepted_referrals_load(Relation referrals, Snapshot s
 extern bool accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee,
 									bool *converted);
 
+/*
+ * Loaded with a dirty snapshot: the transactions, still in progress then, whose
+ * inserted referrals the set holds (the caller waits for them).
+ */
+extern const TransactionId *accepted_referrals_inserters(AcceptedReferrals *set, int *count);
+
 extern void accepted_referrals_free(AcceptedReferrals *set);
 
 /* Whether a referral's status (a text datum) is `status`. */

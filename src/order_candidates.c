@@ -35,6 +35,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -249,6 +250,24 @@ slot_text_equals(TupleTableSlot *slot, AttrNumber att, text *value)
 }
 
 /*
+ * Waits for a transaction that inserted an accepted referral of an order's
+ * customer: a redeem still in progress must not miss this order, nor this order
+ * its referral.  Under REPEATABLE READ or SERIALIZABLE a referral it committed
+ * would stay invisible to this transaction's SQL, so that is a serialization
+ * failure, to be retried.
+ */
+static void
+wait_for_redeem(TransactionId xid)
+{
+	XactLockTableWait(xid, NULL, NULL, XLTW_None);
+	if (IsolationUsesXactSnapshot() && TransactionIdDidCommit(xid))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent redeem of an order's customer"),
+				 errhint("Retry the transaction.")));
+}
+
+/*
  * Whether customer holds an accepted referral in tenant (at most one, by the
  * unique index), with in *converted whether it is converted.  The hash index
  * holds every referral of the referee, rejected ones and those of other
@@ -259,7 +278,7 @@ slot_text_equals(TupleTableSlot *slot, AttrNumber att, text *value)
  */
 static bool
 probe_accepted_referral(IndexScanDesc scan, Relation index, const ReferralTableInfo *info,
-						TupleTableSlot *referral, text *tenant, text *customer,
+						Snapshot dirty, TupleTableSlot *referral, text *tenant, text *customer,
 						bool *converted)
 {
 	ScanKeyData keys[2];
@@ -272,6 +291,7 @@ probe_accepted_referral(IndexScanDesc scan, Relation index, const ReferralTableI
 		ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 							   index->rd_indcollation[1], F_TEXTEQ,
 							   PointerGetDatum(tenant));
+rescan:
 	index_rescan(scan, keys, info->hash_index ? 1 : 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, referral))
 	{
@@ -284,6 +304,11 @@ probe_accepted_referral(IndexScanDesc scan, Relation index, const ReferralTableI
 			(!slot_text_equals(referral, info->referee, customer) ||
 			 !slot_text_equals(referral, info->tenant, tenant)))
 			continue;
+		if (TransactionIdIsValid(dirty->xmin))
+		{
+			wait_for_redeem(dirty->xmin);
+			goto rescan;
+		}
 		*converted = referral_status_is(status, "converted");
 		return true;
 	}
@@ -306,6 +331,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	Relation	referrals;
 	Relation	accepted;
 	Snapshot	snapshot;
+	SnapshotData dirty;
 	IndexScanDesc scan;
 	TupleTableSlot *order;
 	TupleTableSlot *referral;
@@ -326,15 +352,30 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	/* What the SQL after this pass would see: rows of this command too. */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	/*
+	 * Referrals of transactions still in progress count too, and are waited
+	 * for: redeem's existing_customer check sees this statement's orders the
+	 * same way (src/customer_orders.c).
+	 */
+	InitDirtySnapshot(dirty);
 	hash_memory = order_candidates_hash_memory(referrals, tuplestore_tuple_count(orders));
 	if (hash_memory > 0)
-		hashed = accepted_referrals_load(referrals, snapshot, info.tenant, info.referee,
+		hashed = accepted_referrals_load(referrals, &dirty, info.tenant, info.referee,
 										 info.status, hash_memory);
+	if (hashed != NULL)
+	{
+		int			ninserters;
+		const TransactionId *inserters = accepted_referrals_inserters(hashed, &ninserters);
+		int			i;
+
+		for (i = 0; i < ninserters; i++)
+			wait_for_redeem(inserters[i]);
+	}
 	elog(DEBUG1, "referral order trigger: %s for " INT64_FORMAT " orders",
 		 hashed != NULL ? "a hash of the accepted referrals" :
 		 info.hash_index ? "a hash index probe per order" : "a btree probe per order",
 		 (int64) tuplestore_tuple_count(orders));
-	scan = index_beginscan(referrals, accepted, snapshot, info.hash_index ? 1 : 2, 0);
+	scan = index_beginscan(referrals, accepted, &dirty, info.hash_index ? 1 : 2, 0);
 	referral = table_slot_create(referrals, NULL);
 	order = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
@@ -365,7 +406,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		if (customer != NULL && order_tenant != NULL && hashed != NULL)
 			referred = accepted_referrals_find(hashed, order_tenant, customer, &converted);
 		else if (customer != NULL && order_tenant != NULL)
-			referred = probe_accepted_referral(scan, accepted, &info, referral,
+			referred = probe_accepted_referral(scan, accepted, &info, &dirty, referral,
 											   order_tenant, customer, &converted);
 		MemoryContextReset(per_order);
 

@@ -21,49 +21,54 @@ COMMENT ON TABLE referral.tracked_table IS 'orders tables with referral triggers
 COMMENT ON COLUMN referral.tracked_table.source IS 'the label the triggers give this table''s orders (reward.order_source): its quoted qualified name when tracked';
 SELECT pg_catalog.pg_extension_config_dump('referral.tracked_table', '');
 
+-- Reads a shop's table as that table's owner (src/owner_query.c): casts, domain
+-- checks and operators of its columns' types run with the owner's rights, never
+-- with the extension owner's.  The caller's column list must match the query's.
+CREATE FUNCTION referral._query_as_owner(relid regclass, query text)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'referral_query_as_owner';
+COMMENT ON FUNCTION referral._query_as_owner(regclass, text)
+	IS 'internal: run a read-only query over a shop''s table with the rights of the table''s owner';
+REVOKE ALL ON FUNCTION referral._query_as_owner(regclass, text) FROM PUBLIC;
+
+-- Whether a customer has an order in one tracked table (src/customer_orders.c):
+-- heap and btree reads through built-in types only, uncommitted orders included
+-- (it waits for their transactions).  tenant_column NULL: tenant is not compared.
+CREATE FUNCTION referral._customer_has_orders(orders regclass, customer_column name,
+	tenant_column name, tenant text, customer text)
+RETURNS boolean
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'referral_customer_has_orders';
+COMMENT ON FUNCTION referral._customer_has_orders(regclass, name, name, text, text)
+	IS 'internal: whether a customer has an order, committed or in progress, in one tracked table';
+REVOKE ALL ON FUNCTION referral._customer_has_orders(regclass, name, name, text, text) FROM PUBLIC;
+
 -- Whether the customer has any order, whatever its status, in a tracked table of the
--- tenant.  A key that is not a valid value of a table's customer column has no
--- orders there; nor has one that is not the column value's own text form ('0042'
--- for 42), since the order triggers match customers by that text form.  The key is
--- cast to the column's type so that an index on the column serves the lookup.
+-- tenant.  A key that is not the customer column's own text form of a value ('0042'
+-- for 42) has no orders there, since the order triggers match customers by that
+-- text form.
 CREATE FUNCTION referral._has_orders(tenant text, customer text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	t record;
-	found_one boolean;
 BEGIN
 	FOR t IN
-		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-		       tt.customer_column, tt.tenant_column, tt.tenant AS fixed_tenant,
-		       format_type(a.atttypid, a.atttypmod) AS customer_type
+		SELECT tt.relid, tt.customer_column, tt.tenant_column
 		  FROM referral.tracked_table tt
-		  JOIN pg_class c ON c.oid = tt.relid
-		  JOIN pg_namespace n ON n.oid = c.relnamespace
-		  JOIN pg_attribute a ON a.attrelid = tt.relid AND a.attname = tt.customer_column
-		 WHERE tt.tenant_column IS NOT NULL OR tt.tenant = _has_orders.tenant
+		 WHERE (tt.tenant_column IS NOT NULL OR tt.tenant = _has_orders.tenant)
+		   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
 		 ORDER BY tt.relid
 	LOOP
-		BEGIN
-			IF t.tenant_column IS NULL THEN
-				EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s) AND $1::%s::text = $1',
-				               t.qualified, t.customer_column, t.customer_type, t.customer_type)
-				   INTO found_one USING customer;
-			ELSE
-				EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s AND %I::text = $2) AND $1::%s::text = $1',
-				               t.qualified, t.customer_column, t.customer_type, t.tenant_column, t.customer_type)
-				   INTO found_one USING customer, tenant;
-			END IF;
-		EXCEPTION WHEN data_exception THEN
-			found_one := false;		-- not a valid key of this table: no orders here
-		END;
-		IF found_one THEN
+		IF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
+		                                 _has_orders.tenant, _has_orders.customer) THEN
 			RETURN true;
 		END IF;
 	END LOOP;
 	RETURN false;
 END
 $$;
-COMMENT ON FUNCTION referral._has_orders(text, text) IS 'internal: whether a customer has an order (any status) in a tracked table of the tenant';
+COMMENT ON FUNCTION referral._has_orders(text, text) IS 'internal: whether a customer has an order (any status, committed or in progress) in a tracked table of the tenant';

@@ -125,6 +125,15 @@ BEGIN
 		 referral.variant_of(p.id, c.customer), email_h, ip_h, device_h, redeem.at)
 	RETURNING r.id INTO new_id;
 
+	-- A first order that began after the check above and before this insert saw no
+	-- referral; with the pending referral in place, look again (an order still in
+	-- progress is waited for, and one that commits makes the referee existing).
+	IF rule IS NULL AND referral._has_orders(c.tenant, redeem.customer) THEN
+		rule := 'existing_customer';
+		new_status := 'rejected';
+		UPDATE referral.referral r SET status = new_status, reason = rule WHERE r.id = new_id;
+	END IF;
+
 	IF rule IS NULL THEN
 		PERFORM referral._attach(referrer_m, referee_m);
 	END IF;

@@ -75,6 +75,31 @@ COMMENT ON FUNCTION referral.mark_paid(bigint[], text)
 
 -- audit(): recomputes from the tracked orders and the referrals what the ledger
 -- should hold, and reports every difference.  No rows when consistent.
+-- The query that reads a tracked table's orders for audit(), as
+-- (order_ref, customer, tenant, amount, paid, ordered_at): every identifier
+-- quoted, every value a built-in type.  Run by _query_as_owner as the table's owner.
+CREATE FUNCTION referral._orders_query(orders regclass, qualified text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('SELECT (x.%I)::text, (x.%I)::text, %s, (x.%I)::numeric, %s, %s FROM %s x',
+	              t.id_column, t.customer_column,
+	              CASE WHEN t.tenant_column IS NULL THEN format('%L::text', t.tenant)
+	                   ELSE format('(x.%I)::text', t.tenant_column) END,
+	              t.amount_column,
+	              CASE WHEN t.status_column IS NULL THEN 'true'
+	                   ELSE format('((x.%I)::text = ANY (%L::text[]))', t.status_column, t.paid_statuses) END,
+	              CASE WHEN t.ordered_at_column IS NULL THEN 'NULL::timestamptz'
+	                   ELSE format('(x.%I)::timestamptz', t.ordered_at_column) END,
+	              qualified)
+	  FROM referral.tracked_table t
+	 WHERE t.relid = orders
+$$;
+COMMENT ON FUNCTION referral._orders_query(regclass, text)
+	IS 'internal: the query audit() reads a tracked table''s orders with, as the table''s owner';
+REVOKE ALL ON FUNCTION referral._orders_query(regclass, text) FROM PUBLIC;
+
 CREATE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -83,8 +108,6 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	t record;
-	paid_test text;
-	tenant_test text;
 BEGIN
 	IF program IS NOT NULL THEN
 		PERFORM referral._program(program);
@@ -178,7 +201,9 @@ BEGIN
 	   AND (audit.program IS NULL OR p.id = audit.program)
 	 ORDER BY p.id, s.beneficiary;
 
-	-- Against the orders of every table still tracked.
+	-- Against the orders of every table still tracked, read as the table's owner
+	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
+	-- rows come back as built-in types, compared here.
 	FOR t IN
 		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
 		  FROM referral.tracked_table tt
@@ -186,46 +211,40 @@ BEGIN
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 ORDER BY tt.relid
 	LOOP
-		paid_test := CASE WHEN t.status_column IS NULL THEN 'true'
-		                  ELSE format('(x.%I::text = ANY (%L::text[]))', t.status_column, t.paid_statuses) END;
-		tenant_test := CASE WHEN t.tenant_column IS NULL THEN format('%L', t.tenant)
-		                    ELSE format('x.%I::text', t.tenant_column) END;
-
-		-- An attributed, unreversed order that is no longer there or no longer paid.
-		RETURN QUERY EXECUTE format(
-			'SELECT %L, format(%L, o.order_ref, o.order_source, o.referral_id, CASE WHEN x.%I IS NULL THEN %L ELSE %L END)
-			   FROM referral.attributed_order o
-			   LEFT JOIN %s x ON x.%I::text = o.order_ref AND %s = o.tenant
-			  WHERE o.order_source = $1 AND o.reversed_at IS NULL
-			    AND ($2::bigint IS NULL OR o.program_id = $2)
-			    AND (x.%I IS NULL OR NOT %s)
-			  ORDER BY o.order_ref',
-			'order_not_paid', 'order %s of %s (referral %s) earned rewards but is %s',
-			t.id_column, 'deleted', 'not paid',
-			t.qualified, t.id_column, tenant_test, t.id_column, paid_test)
-		USING t.source, program;
-
-		-- A pending referral whose referee has a qualifying paid order in the window,
-		-- placed after the referral last went back to pending: a missed conversion.
-		IF t.ordered_at_column IS NOT NULL THEN
-			RETURN QUERY EXECUTE format(
-				'SELECT %L, format(%L, r.id, x.%I::text)
-				   FROM referral.referral r
-				   JOIN referral.program p ON p.id = r.program_id
-				   JOIN %s x ON x.%I::text = r.referee AND %s = r.tenant
-				  WHERE r.status = ''pending'' AND ($1::bigint IS NULL OR r.program_id = $1)
-				    AND %s AND x.%I::numeric >= p.min_order_amount
-				    AND x.%I::timestamptz >= GREATEST(r.created_at, p.starts_at, r.reverted_at)
-				    AND x.%I::timestamptz <= r.created_at + p.attribution_window
-				    AND (p.ends_at IS NULL OR x.%I::timestamptz < p.ends_at)
-				    AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
-				                     WHERE o.tenant = r.tenant AND o.order_source = $2 AND o.order_ref = x.%I::text)
-				  ORDER BY r.id',
-				'missed_conversion', 'referral %s is pending although order %s qualifies',
-				t.id_column, t.qualified, t.customer_column, tenant_test, paid_test, t.amount_column,
-				t.ordered_at_column, t.ordered_at_column, t.ordered_at_column, t.id_column)
-			USING program, t.source;
-		END IF;
+		RETURN QUERY
+		WITH x AS MATERIALIZED (
+			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, t.qualified))
+			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, ordered_at timestamptz)),
+		problems AS (
+			-- An attributed, unreversed order that is no longer there or no longer paid.
+			SELECT 1 AS part, o.order_ref AS sort_ref, NULL::bigint AS sort_id, 'order_not_paid' AS problem,
+			       format('order %s of %s (referral %s) earned rewards but is %s',
+			              o.order_ref, o.order_source, o.referral_id,
+			              CASE WHEN x.order_ref IS NULL THEN 'deleted' ELSE 'not paid' END) AS detail
+			  FROM referral.attributed_order o
+			  LEFT JOIN x ON x.order_ref = o.order_ref AND x.tenant = o.tenant
+			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
+			   AND (audit.program IS NULL OR o.program_id = audit.program)
+			   AND (x.order_ref IS NULL OR x.paid IS NOT TRUE)
+			UNION ALL
+			-- A pending referral whose referee has a qualifying paid order in the window,
+			-- placed after the referral last went back to pending: a missed conversion.
+			SELECT 2, NULL, r.id, 'missed_conversion',
+			       format('referral %s is pending although order %s qualifies', r.id, x.order_ref)
+			  FROM referral.referral r
+			  JOIN referral.program p ON p.id = r.program_id
+			  JOIN x ON x.customer = r.referee AND x.tenant = r.tenant
+			 WHERE t.ordered_at_column IS NOT NULL
+			   AND r.status = 'pending' AND (audit.program IS NULL OR r.program_id = audit.program)
+			   AND x.paid AND x.amount >= p.min_order_amount
+			   AND x.ordered_at >= GREATEST(r.created_at, p.starts_at, r.reverted_at)
+			   AND x.ordered_at <= r.created_at + p.attribution_window
+			   AND (p.ends_at IS NULL OR x.ordered_at < p.ends_at)
+			   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+			                    WHERE o.tenant = r.tenant AND o.order_source = t.source
+			                      AND o.order_ref = x.order_ref))
+		SELECT problems.problem, problems.detail FROM problems
+		 ORDER BY problems.part, problems.sort_ref, problems.sort_id;
 	END LOOP;
 END
 $$;
