@@ -111,6 +111,8 @@ typedef struct OrderTriggerConfig
 	const char *reversed_statuses;	/* text[] literal */
 	const char *ordered_at_column;	/* NULL: the transaction time */
 	const char *tenant_column;	/* NULL: the fixed tenant */
+	bool		moves;			/* UPDATE: an order can change id, customer or
+								 * tenant (referral._orders_moved, 0.3 on) */
 } OrderTriggerConfig;
 
 /* A kept plan, by the text that identifies it. */
@@ -322,21 +324,57 @@ append_status_in(StringInfo buf, const OrderTriggerConfig *cfg,
 	appendStringInfo(buf, " OPERATOR(pg_catalog.=) ANY (%s))", paid ? "$3" : "$4");
 }
 
-/* Appends the join of the UPDATE transition tables: n (new) with o (old) by order id. */
+/*
+ * Appends "o and n are the same order": the same id, customer and tenant, as the
+ * text the ledger keys them by.  An UPDATE that changes any of them is the old
+ * order reversed and a new one paid (append_moved, append_paid_orders).
+ */
 static void
-append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
+append_same_order(StringInfo buf, const OrderTriggerConfig *cfg)
 {
-	appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n JOIN "
-						   ORDER_TRIGGER_OLD_TABLE " o ON ");
-	append_column(buf, "o", cfg->id_column);
+	/* Before 0.3, the same id (an order that changes customer stays put). */
+	if (!cfg->moves)
+	{
+		append_column(buf, "o", cfg->id_column);
+		appendStringInfoString(buf, " = ");
+		append_column(buf, "n", cfg->id_column);
+		return;
+	}
+	append_text(buf, "o", cfg->id_column);
 	appendStringInfoString(buf, " = ");
-	append_column(buf, "n", cfg->id_column);
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfoString(buf, " AND ");
+	append_text(buf, "o", cfg->customer_column);
+	appendStringInfoString(buf, " = ");
+	append_text(buf, "n", cfg->customer_column);
+	if (cfg->tenant_column != NULL)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_text(buf, "o", cfg->tenant_column);
+		appendStringInfoString(buf, " = ");
+		append_text(buf, "n", cfg->tenant_column);
+	}
+}
+
+/*
+ * Appends the join of the UPDATE transition tables: n (new) with o (old), the
+ * same order (append_same_order); a LEFT JOIN keeps the new rows that are no
+ * old order (o.id is NULL).
+ */
+static void
+append_update_join(StringInfo buf, const OrderTriggerConfig *cfg, bool left)
+{
+	appendStringInfo(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n %sJOIN "
+					 ORDER_TRIGGER_OLD_TABLE " o ON ", left ? "LEFT " : "");
+	append_same_order(buf, cfg);
 }
 
 /*
  * Appends the orders newly paid by this INSERT or UPDATE, as a subquery of
  * (order_ref, customer, amount, at, tenant), the keys as text; a NULL in the
- * customer, amount, id or tenant keeps a row out.
+ * customer, amount, id or tenant keeps a row out.  An UPDATE newly pays the
+ * orders paid now and not before, and those paid now whose id, customer or
+ * tenant changed (the old order is reversed first: append_moved).
  */
 static void
 append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
@@ -353,7 +391,7 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
 	append_tenant(buf, cfg, "n");
 	appendStringInfoString(buf, " AS tenant");
 	if (event == ORDER_EVENT_UPDATE)
-		append_update_join(buf, cfg);
+		append_update_join(buf, cfg, true);
 	else
 		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n");
 	appendStringInfoString(buf, " WHERE ");
@@ -366,9 +404,11 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
 	append_status_in(buf, cfg, "n", true);
 	if (event == ORDER_EVENT_UPDATE)
 	{
-		appendStringInfoString(buf, " AND ");
+		appendStringInfoString(buf, " AND (");
+		append_column(buf, "o", cfg->id_column);
+		appendStringInfoString(buf, " IS NULL OR ");
 		append_status_in(buf, cfg, "o", true);
-		appendStringInfoString(buf, " IS NOT TRUE");
+		appendStringInfoString(buf, " IS NOT TRUE)");
 	}
 	appendStringInfoChar(buf, ')');
 }
@@ -393,6 +433,25 @@ order_batch_function_exists(Oid schema)
 	argtypes[4] = get_array_type(TIMESTAMPTZOID);
 	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_paid"));
 	return OidIsValid(LookupFuncName(name, 5, argtypes, true));
+}
+
+/*
+ * Whether the extension's schema has referral._orders_moved (0.3 on).  Before,
+ * an UPDATE pairs old and new rows by id alone, as that version's functions
+ * expect: an order moved without _orders_moved would be attributed twice.
+ */
+static bool
+order_moved_function_exists(Oid schema)
+{
+	Oid			argtypes[4];
+	List	   *name;
+
+	argtypes[0] = TEXTOID;
+	argtypes[1] = TEXTOID;
+	argtypes[2] = TEXTARRAYOID;
+	argtypes[3] = TEXTARRAYOID;
+	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_moved"));
+	return OidIsValid(LookupFuncName(name, 4, argtypes, true));
 }
 
 /*
@@ -589,7 +648,7 @@ append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 	appendStringInfo(buf, " AS tenant, pg_catalog.array_agg(DISTINCT %s ORDER BY %s) AS refs",
 					 ref.data, ref.data);
 	if (event == ORDER_EVENT_UPDATE)
-		append_update_join(buf, cfg);
+		append_update_join(buf, cfg, false);
 	else
 		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_OLD_TABLE " o");
 	appendStringInfoString(buf, " WHERE ");
@@ -633,7 +692,7 @@ append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 	appendStringInfoString(buf, " AS order_ref, ");
 	append_amount(buf, cfg, "n");
 	appendStringInfoString(buf, " AS amount");
-	append_update_join(buf, cfg);
+	append_update_join(buf, cfg, false);
 	appendStringInfoString(buf, " WHERE ");
 	append_finite_amount(buf, cfg, "n");
 	appendStringInfoString(buf, " AND ");
@@ -656,10 +715,58 @@ append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 }
 
 /*
+ * Appends the moved-order part (UPDATE): one referral._orders_moved call per
+ * tenant with the distinct ids of the old orders (attributed to a referral)
+ * that are no new order, their id, customer or tenant changed; `released`,
+ * those whose tenant and id are still there (the customer changed), whose
+ * attribution _orders_moved removes so that the new customer's referral can
+ * have it.  Those paid now are then newly paid (append_paid_orders).
+ */
+static void
+append_moved(StringInfo buf, const OrderTriggerConfig *cfg)
+{
+	StringInfoData ref;
+
+	initStringInfo(&ref);
+	append_text(&ref, "o", cfg->id_column);
+
+	appendStringInfoString(buf,
+						   "SELECT referral._orders_moved(g.tenant, $2, g.refs, g.released)"
+						   " FROM (SELECT m.tenant, pg_catalog.array_agg(DISTINCT m.ref ORDER BY m.ref) AS refs,"
+						   " pg_catalog.array_agg(DISTINCT m.ref ORDER BY m.ref) FILTER (WHERE m.released) AS released"
+						   " FROM (SELECT ");
+	append_tenant(buf, cfg, "o");
+	appendStringInfo(buf, " AS tenant, %s AS ref, EXISTS (SELECT 1 FROM "
+					 ORDER_TRIGGER_NEW_TABLE " n WHERE ", ref.data);
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfo(buf, " = %s", ref.data);
+	if (cfg->tenant_column != NULL)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_text(buf, "n", cfg->tenant_column);
+		appendStringInfoString(buf, " = ");
+		append_text(buf, "o", cfg->tenant_column);
+	}
+	appendStringInfoString(buf, ") AS released FROM " ORDER_TRIGGER_OLD_TABLE " o WHERE ");
+	append_column(buf, "o", cfg->id_column);
+	appendStringInfoString(buf, " IS NOT NULL AND ");
+	append_tenant(buf, cfg, "o");
+	appendStringInfoString(buf, " IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+						   ORDER_TRIGGER_NEW_TABLE " n WHERE ");
+	append_same_order(buf, cfg);
+	appendStringInfoString(buf,
+						   ") AND EXISTS (SELECT 1 FROM referral.attributed_order a WHERE a.tenant = ");
+	append_tenant(buf, cfg, "o");
+	appendStringInfo(buf, " AND a.order_source = $2 AND a.order_ref = %s)", ref.data);
+	appendStringInfoString(buf, ") m GROUP BY 1 ORDER BY 1) g");
+	pfree(ref.data);
+}
+
+/*
  * The reversal statement: DELETE reverses every deleted order; UPDATE
- * reverses orders newly in a reversed status and reports amount changes of
- * orders paid before and after (the two parts run in this order, UNION ALL).
- * NULL for an event that has none (UPDATE with neither).
+ * reverses orders newly in a reversed status, then the orders whose id,
+ * customer or tenant changed, and reports amount changes of the orders paid
+ * before and after (the parts run in this order, UNION ALL).
  */
 static char *
 order_sql_reversed(const OrderTriggerConfig *cfg, OrderEvent event)
@@ -674,6 +781,11 @@ order_sql_reversed(const OrderTriggerConfig *cfg, OrderEvent event)
 		if (cfg->status_column != NULL)
 		{
 			append_reversed(&buf, cfg, event);
+			appendStringInfoString(&buf, " UNION ALL ");
+		}
+		if (cfg->moves)
+		{
+			append_moved(&buf, cfg);
 			appendStringInfoString(&buf, " UNION ALL ");
 		}
 		append_amount_changed(&buf, cfg);
@@ -862,6 +974,7 @@ order_config(Trigger *trigger, OrderTriggerConfig *cfg)
 	cfg->reversed_statuses = args[7];
 	cfg->ordered_at_column = order_optional(args[8]);
 	cfg->tenant_column = order_optional(args[9]);
+	cfg->moves = false;
 
 	if (cfg->customer_column[0] == '\0' || cfg->amount_column[0] == '\0' ||
 		cfg->id_column[0] == '\0' ||
@@ -1101,12 +1214,17 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* Without a status column, an UPDATE newly pays nothing. */
+	/*
+	 * An UPDATE newly pays orders when they have a status, or when they can
+	 * move (an order whose id, customer or tenant changed is a new one).
+	 */
+	cfg.moves = (event == ORDER_EVENT_UPDATE &&
+				 order_moved_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid)));
 	sql_reversed = order_sql_reversed(&cfg, event);
 	paid_stmt = (candidates != NULL && all_converted) ?
 		ORDER_STMT_PAID_CONVERTED : ORDER_STMT_PAID;
 	pays = (event == ORDER_EVENT_INSERT ||
-			(event == ORDER_EVENT_UPDATE && cfg.status_column != NULL));
+			(event == ORDER_EVENT_UPDATE && (cfg.status_column != NULL || cfg.moves)));
 	batch = pays && paid_stmt == ORDER_STMT_PAID &&
 		order_batch_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid));
 
