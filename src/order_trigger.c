@@ -122,8 +122,21 @@ typedef struct OrderPlanEntry
 	SPIPlanPtr	plan;
 } OrderPlanEntry;
 
+/*
+ * Plans kept at most, about (a firing adds its few after the check).  A plan's
+ * key holds the SQL, built from the trigger's arguments, and the table's column
+ * signature, so every tracked table's configuration and every ALTER TABLE of it
+ * makes plans of its own, and the ones made before are never looked up again: a
+ * backend that serves many such tables would keep them all.  Past the cap every
+ * plan is dropped; those still used are prepared again at their next firing.
+ */
+#define ORDER_PLAN_CACHE_MAX	256
+
 static MemoryContext OrderPlanContext = NULL;
 static HTAB *OrderPlans = NULL;
+
+/* Firings running in this backend: plans are dropped only when none is. */
+static int	OrderFirings = 0;
 
 /* Hash of a plan key (a C string, the key field holds a pointer to it). */
 static uint32
@@ -171,6 +184,30 @@ order_plan_cache_init(void)
 	OrderPlans = hash_create("referral order trigger plans", 16, &ctl,
 							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
 							 HASH_KEYCOPY | HASH_CONTEXT);
+}
+
+/*
+ * Drops every kept plan once there are ORDER_PLAN_CACHE_MAX of them.  Called
+ * only when no firing runs: a firing nested in another (through a trigger on
+ * what the SQL writes) must not free a plan the outer one is executing.
+ */
+static void
+order_plan_cache_trim(void)
+{
+	HASH_SEQ_STATUS status;
+	OrderPlanEntry *entry;
+
+	if (OrderPlans == NULL || OrderFirings > 0 ||
+		hash_get_num_entries(OrderPlans) < ORDER_PLAN_CACHE_MAX)
+		return;
+	hash_seq_init(&status, OrderPlans);
+	while ((entry = (OrderPlanEntry *) hash_seq_search(&status)) != NULL)
+	{
+		SPI_freeplan(entry->plan);
+		pfree(entry->key);
+	}
+	hash_destroy(OrderPlans);
+	OrderPlans = NULL;
 }
 
 /* The kept plan for key, prepared from sql on first use in this backend. */
@@ -1135,6 +1172,62 @@ order_owner_leave(OrderOwnerScope *scope)
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }
 
+/*
+ * Runs a firing's statements in SPI: the reversals, then the paid orders and
+ * their revenue (see referral_order_trigger).
+ */
+static void
+order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, OrderEvent event,
+					 int64 nrows, const char *sql_reversed, bool pays, bool batch,
+					 Tuplestorestate *candidates, OrderStatement paid_stmt,
+					 Datum *values, const char *nulls)
+{
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
+			 SPI_result_code_string(rc));
+	if (candidates != NULL)
+		order_register_new_table(trigdata->tg_relation, candidates, nrows);
+	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
+			 SPI_result_code_string(rc));
+
+	if (sql_reversed != NULL)
+		order_run(ORDER_STMT_REVERSED, sql_reversed, nrows, trigdata->tg_relation,
+				  cfg, values, nulls);
+
+	/*
+	 * Orders of referees converted before (the common later order): the
+	 * revenue statement alone, a plain INSERT ... SELECT whose plan starts up
+	 * in a fraction of the paid-orders statement's time, records them.  When it
+	 * recorded them all, that is everything the paid-orders statement would
+	 * have done; otherwise (recurring_window, a referral reverted since the
+	 * probe, an order that does not qualify) that statement runs after it, and
+	 * skips the orders recorded now.
+	 */
+	if (pays && paid_stmt == ORDER_STMT_PAID_CONVERTED &&
+		order_run_revenue(event, nrows, trigdata->tg_relation, cfg,
+						  values, nulls) == (uint64) nrows)
+		pays = false;
+
+	/*
+	 * Conversions first; then the revenue, of the referrals they converted and
+	 * of those converted before.  The paid-orders SQL is built only here: most
+	 * single-row orders of converted referees are done without it.
+	 */
+	if (pays &&
+		order_run(paid_stmt,
+				  order_sql_paid(cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
+				  nrows, trigdata->tg_relation, cfg, values, nulls) > 0 &&
+		paid_stmt == ORDER_STMT_PAID)
+		order_run_revenue(event, nrows, trigdata->tg_relation, cfg, values, nulls);
+
+	if ((rc = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
+			 SPI_result_code_string(rc));
+}
+
 /* Attributes the orders of one INSERT, UPDATE or DELETE statement to referrals. */
 PG_FUNCTION_INFO_V1(referral_order_trigger);
 Datum
@@ -1148,13 +1241,12 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	char	   *sql_reversed;
 	bool		pays;
 	bool		batch;
-	Tuplestorestate *candidates = NULL;
+	Tuplestorestate *volatile candidates = NULL;	/* volatile: read after PG_TRY */
 	bool		all_converted = false;
 	OrderStatement paid_stmt;
 	Datum		values[ORDER_NPARAMS];
 	char		nulls[ORDER_NPARAMS];
 	OrderOwnerScope owner;
-	int			rc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -1245,52 +1337,23 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	}
 
 	order_check_column_types(trigdata->tg_relation, &cfg);
+	order_plan_cache_trim();
 	order_owner_enter(fcinfo, &owner);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
-			 SPI_result_code_string(rc));
-	if (candidates != NULL)
-		order_register_new_table(trigdata->tg_relation, candidates, nrows);
-	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
-			 SPI_result_code_string(rc));
-
-	if (sql_reversed != NULL)
-		order_run(ORDER_STMT_REVERSED, sql_reversed, nrows, trigdata->tg_relation,
-				  &cfg, values, nulls);
-
-	/*
-	 * Orders of referees converted before (the common later order): the
-	 * revenue statement alone, a plain INSERT ... SELECT whose plan starts up
-	 * in a fraction of the paid-orders statement's time, records them.  When it
-	 * recorded them all, that is everything the paid-orders statement would
-	 * have done; otherwise (recurring_window, a referral reverted since the
-	 * probe, an order that does not qualify) that statement runs after it, and
-	 * skips the orders recorded now.
-	 */
-	if (pays && paid_stmt == ORDER_STMT_PAID_CONVERTED &&
-		order_run_revenue(event, nrows, trigdata->tg_relation, &cfg,
-						  values, nulls) == (uint64) nrows)
-		pays = false;
-
-	/*
-	 * Conversions first; then the revenue, of the referrals they converted and
-	 * of those converted before.  The paid-orders SQL is built only here: most
-	 * single-row orders of converted referees are done without it.
-	 */
-	if (pays &&
-		order_run(paid_stmt,
-				  order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
-				  nrows, trigdata->tg_relation, &cfg, values, nulls) > 0 &&
-		paid_stmt == ORDER_STMT_PAID)
-		order_run_revenue(event, nrows, trigdata->tg_relation, &cfg, values, nulls);
-
-	if ((rc = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
-			 SPI_result_code_string(rc));
+	OrderFirings++;
+	PG_TRY();
+	{
+		order_run_statements(trigdata, &cfg, event, nrows, sql_reversed, pays, batch,
+							 candidates, paid_stmt, values, nulls);
+	}
+	PG_FINALLY();
+	{
+		OrderFirings--;
+	}
+	PG_END_TRY();
 	order_owner_leave(&owner);
 	if (candidates != NULL)
 		tuplestore_end(candidates);
 
 	return PointerGetDatum(NULL);
 }
+

@@ -3,7 +3,7 @@
 -- tenant or id is the old order reversed and a new one paid, in the same statement.
 -- audit() is empty after each.  Every figure is worked out by hand in the comments.
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.change_orders (
@@ -101,6 +101,17 @@ DELETE FROM referral.reward WHERE order_ref IS NULL AND kind = 'clawback' AND am
 
 INSERT INTO public.change_orders VALUES (2, 'cy', 120, 'paid', '2026-02-02');
 SELECT pg_temp.pay(2);
+-- A paid reward moved by hand to a referral its order is not attributed to.
+UPDATE referral.reward SET referral_id = (SELECT id FROM referral.referral WHERE referee = 'di')
+ WHERE order_ref = '2' AND kind = 'referee';
+SELECT results_eq($$SELECT problem, detail FROM referral.audit()$$,
+	$$SELECT 'reward_without_order'::text,
+	         format('reward %s (referee 5.00 for order 2 of public.change_orders) is paid although the order is not attributed to its referral %s',
+	                w.id, w.referral_id)
+	    FROM referral.reward w WHERE w.order_ref = '2' AND w.kind = 'referee'$$,
+	'a reward not reversed of an order not attributed to its referral');
+UPDATE referral.reward SET referral_id = (SELECT id FROM referral.referral WHERE referee = 'cy')
+ WHERE order_ref = '2' AND kind = 'referee';
 SET LOCAL session_replication_role = replica;
 UPDATE referral.attributed_order SET amount = 60 WHERE order_ref = '2';
 SET LOCAL session_replication_role = origin;
