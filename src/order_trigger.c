@@ -7,8 +7,10 @@
  *		tables (none when no order concerns a referral):
  *
  *		- reversals: orders updated to a reversed status or deleted go to
- *		  referral._orders_reversed (one call per tenant), and paid orders
- *		  whose amount changed go to referral._order_amount_changed;
+ *		  referral._orders_reversed (one call per tenant), orders whose id,
+ *		  customer or tenant changed to referral._orders_moved (the old order
+ *		  reversed; the new one is a paid order below if it is paid), and paid
+ *		  orders whose amount changed go to referral._order_amount_changed;
  *		- paid orders: orders inserted as, or updated to, a paid status are
  *		  looked up (one index probe each) in the accepted referrals of
  *		  their customers; later orders of referees converted before are
@@ -40,8 +42,8 @@
  *		built from the arguments with every column name quoted; values
  *		(tenant, source label, status lists) are SPI parameters.  Prepared
  *		plans are kept per backend in a hash table in their own memory
- *		context; the plan cache revalidates them when referral's own objects
- *		change.
+ *		context, a few hundred at most; the plan cache revalidates them when
+ *		referral's own objects change.
  */
 #include "postgres.h"
 
@@ -52,6 +54,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -59,6 +62,7 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -111,8 +115,8 @@ typedef struct OrderTriggerConfig
 	const char *reversed_statuses;	/* text[] literal */
 	const char *ordered_at_column;	/* NULL: the transaction time */
 	const char *tenant_column;	/* NULL: the fixed tenant */
-	bool		moves;			/* UPDATE: an order can change id, customer or
-								 * tenant (referral._orders_moved, 0.3 on) */
+	bool		moves;			/* UPDATE: an order may have changed id, customer
+								 * or tenant (referral._orders_moved, 0.3 on) */
 } OrderTriggerConfig;
 
 /* A kept plan, by the text that identifies it. */
@@ -1065,6 +1069,69 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 							tenant_att, count, all_converted);
 }
 
+/*
+ * Whether every old row of this UPDATE has the id, customer and tenant of the
+ * new row at its place in the transition tables, the same bytes: then no
+ * order moved, and the statements are those of an UPDATE that pairs rows by id
+ * (cfg->moves false).  A sufficient test, not a necessary one: rows paired
+ * otherwise, or a key whose bytes changed and its text did not, are left to
+ * the SQL, which compares the text.  Most UPDATEs change neither key, and are
+ * spared the moved-order part (and, without a status column, the paid-orders
+ * statement).
+ */
+static bool
+order_keys_unchanged(TriggerData *trigdata, const OrderTriggerConfig *cfg)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Tuplestorestate *olds = trigdata->tg_oldtable;
+	Tuplestorestate *news = trigdata->tg_newtable;
+	AttrNumber	atts[3];
+	int			natts = 0;
+	TupleTableSlot *o;
+	TupleTableSlot *n;
+	bool		same = true;
+
+	if (tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
+		return false;
+	atts[natts++] = order_column(rel, cfg->source, cfg->id_column);
+	atts[natts++] = order_column(rel, cfg->source, cfg->customer_column);
+	if (cfg->tenant_column != NULL)
+		atts[natts++] = order_column(rel, cfg->source, cfg->tenant_column);
+
+	o = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	/* Read pointers of our own: other readers of the transition tables keep theirs. */
+	tuplestore_select_read_pointer(olds, tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND));
+	tuplestore_rescan(olds);
+	tuplestore_select_read_pointer(news, tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND));
+	tuplestore_rescan(news);
+	while (same && tuplestore_gettupleslot(olds, true, false, o))
+	{
+		if (!tuplestore_gettupleslot(news, true, false, n))
+		{
+			same = false;
+			break;
+		}
+		for (int i = 0; i < natts && same; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, atts[i] - 1);
+			bool		onull;
+			bool		nnull;
+			Datum		ovalue = slot_getattr(o, atts[i], &onull);
+			Datum		nvalue = slot_getattr(n, atts[i], &nnull);
+
+			same = (onull == nnull &&
+					(onull || datumIsEqual(ovalue, nvalue, att->attbyval, att->attlen)));
+		}
+	}
+	tuplestore_select_read_pointer(olds, 0);
+	tuplestore_select_read_pointer(news, 0);
+	ExecDropSingleTupleTableSlot(o);
+	ExecDropSingleTupleTableSlot(n);
+	return same;
+}
+
 /* Makes `orders` (rows of rel) the new transition table the SQL reads. */
 static void
 order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count)
@@ -1311,6 +1378,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	 * move (an order whose id, customer or tenant changed is a new one).
 	 */
 	cfg.moves = (event == ORDER_EVENT_UPDATE &&
+				 !order_keys_unchanged(trigdata, &cfg) &&
 				 order_moved_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid)));
 	sql_reversed = order_sql_reversed(&cfg, event);
 	paid_stmt = (candidates != NULL && all_converted) ?

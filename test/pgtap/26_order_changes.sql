@@ -3,7 +3,7 @@
 -- tenant or id is the old order reversed and a new one paid, in the same statement.
 -- audit() is empty after each.  Every figure is worked out by hand in the comments.
 BEGIN;
-SELECT plan(32);
+SELECT plan(34);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.change_orders (
@@ -188,6 +188,20 @@ INSERT INTO public.plain_orders VALUES (1, 'jo', 40);
 UPDATE public.plain_orders SET buyer = 'kim';
 SELECT is(pg_temp.referral_of('jo') || ' ' || pg_temp.referral_of('kim'), 'pending:- converted:1',
 	'without a status column, the order moves to its new customer');
+-- Two orders swap customers in one statement: both are reversed, then both paid.
+SELECT referral.redeem(referral.issue_code((SELECT p FROM t), 'ann'), c) FROM unnest(ARRAY['lu', 'mo']) c;
+INSERT INTO public.plain_orders VALUES (3, 'lu', 20), (4, 'mo', 30);
+UPDATE public.plain_orders SET buyer = CASE buyer WHEN 'lu' THEN 'mo' ELSE 'lu' END WHERE id IN (3, 4);
+SELECT is(pg_temp.referral_of('lu') || ' ' || pg_temp.referral_of('mo'), 'converted:4 converted:3',
+	'two orders that swap customers convert each other''s referral');
+SELECT results_eq($$SELECT order_ref, beneficiary, amount, status FROM referral.reward
+                     WHERE order_source = 'public.plain_orders' AND order_ref IN ('3', '4')
+                     ORDER BY status DESC, order_ref, beneficiary$$,
+	$$VALUES ('3'::text, 'ann'::text, 2::numeric, 'reversed'::text), ('3', 'lu', 5, 'reversed'),
+	         ('4', 'ann', 3, 'reversed'), ('4', 'mo', 5, 'reversed'),
+	         ('3', 'ann', 2, 'pending'), ('3', 'mo', 5, 'pending'),
+	         ('4', 'ann', 3, 'pending'), ('4', 'lu', 5, 'pending')$$,
+	'with the rewards of the new referees');
 
 CREATE TABLE public.shop_orders (id bigint, shop text NOT NULL, buyer text NOT NULL, total numeric NOT NULL,
 	PRIMARY KEY (shop, id));
