@@ -67,156 +67,184 @@ COMMENT ON FUNCTION referral._orders_query(regclass, text)
 	IS 'internal: the query audit() reads a tracked table''s orders with, as the table''s owner';
 REVOKE ALL ON FUNCTION referral._orders_query(regclass, text) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
-RETURNS TABLE (problem text, detail text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+-- orders changed after they earned: partial clawbacks of paid rewards, orders that
+-- change customer, tenant or id (issue #18, items 5 and 6):
+DROP INDEX referral.reward_once_per_order;
+-- The referral is in the key because an order that changes customer is attributed to
+-- the new customer's referral, whose referrer may be the old one's.
+CREATE UNIQUE INDEX reward_once_per_order ON referral.reward
+	(tenant, order_source, order_ref, referral_id, beneficiary, level, kind) WHERE kind IN ('referee', 'referrer');
+DROP INDEX referral.reward_one_clawback;
+-- The clawbacks of a paid reward (no unique key: _claw_back nets them under the paid
+-- reward's row lock).
+CREATE INDEX reward_clawbacks ON referral.reward (clawback_of) WHERE kind = 'clawback';
+
+-- Claws paid rewards back down to a net (amount plus clawbacks) of `nets` (0: all of
+-- it): a clawback (negative, approved, so that the next payout nets it) for each one
+-- whose net is above, with its event.  The net is read here, not passed in, so that a
+-- second call for the same change claws back nothing: callers hold the rewards' row
+-- locks, taken in an earlier statement, so this one's snapshot has every clawback
+-- committed before.  The paid reward row is updated too: reversed_at when nothing is
+-- left, else the same values, so that a concurrent transaction that locks it after
+-- this one commits sees it changed (a serialization failure under REPEATABLE READ)
+-- instead of clawing back the same difference again.
+CREATE FUNCTION referral._claw_back(reward_ids bigint[], nets numeric[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
 AS $$
-#variable_conflict use_column
 DECLARE
-	t record;
+	clawbacks bigint[];
 BEGIN
-	IF program IS NOT NULL THEN
-		PERFORM referral._program(program);
+	WITH due AS (
+		SELECT DISTINCT ON (w.id) w.*, GREATEST(x.net, 0) AS target,
+		       w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
+		                             WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) AS net
+		  FROM unnest(reward_ids, nets) AS x(id, net)
+		  JOIN referral.reward w ON w.id = x.id
+		 WHERE w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
+		 ORDER BY w.id, x.net
+	), claw AS (
+		INSERT INTO referral.reward AS c
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
+		SELECT d.tenant, d.program_id, d.beneficiary, d.referral_id, d.order_source, d.order_ref,
+		       d.level, 'clawback', d.reward_type, d.target - d.net, d.currency, 'approved', now(),
+		       d.rule_id, NULL, d.id
+		  FROM due d
+		 WHERE d.target < d.net
+		 ORDER BY d.id
+		RETURNING c.id, c.clawback_of
+	), touched AS (
+		-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
+		UPDATE referral.reward w
+		   SET reversed_at = CASE WHEN d.target = 0 THEN now() ELSE w.reversed_at END
+		  FROM due d
+		 WHERE w.id = d.id AND d.target < d.net
+	)
+	SELECT array_agg(claw.id ORDER BY claw.id) INTO clawbacks FROM claw;
+	IF clawbacks IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', clawbacks);
 	END IF;
-
-	-- Within the ledger.
-	RETURN QUERY
-	SELECT 'conversion_without_order',
-	       format('referral %s is converted but its converting order %s (%s) is not an attributed, unreversed order',
-	              r.id, r.converting_order, r.converting_source)
-	  FROM referral.referral r
-	 WHERE r.status = 'converted' AND (audit.program IS NULL OR r.program_id = audit.program)
-	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
-	                    WHERE o.tenant = r.tenant AND o.order_source = r.converting_source
-	                      AND o.order_ref = r.converting_order AND o.referral_id = r.id
-	                      AND o.converting AND o.reversed_at IS NULL)
-	 ORDER BY r.id;
-
-	RETURN QUERY
-	SELECT 'reward_not_reversed',
-	       format('reward %s (%s %s for order %s) is %s although the order was reversed',
-	              w.id, w.kind, w.amount, w.order_ref, w.status)
-	  FROM referral.reward w
-	  JOIN referral.attributed_order o
-	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
-	 WHERE w.kind IN ('referee', 'referrer') AND o.reversed_at IS NOT NULL
-	   AND (audit.program IS NULL OR w.program_id = audit.program)
-	   AND (w.status IN ('pending', 'approved')
-	        OR (w.status = 'paid' AND NOT EXISTS (SELECT 1 FROM referral.reward c WHERE c.clawback_of = w.id)))
-	 ORDER BY w.id;
-
-	RETURN QUERY
-	SELECT 'clawback_without_reward',
-	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s for %s',
-	              c.id, c.amount, c.clawback_of, c.beneficiary, -c.amount)
-	  FROM referral.reward c
-	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
-	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
-	   AND (w.id IS NULL OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary OR w.amount <> -c.amount)
-	 ORDER BY c.id;
-
-	RETURN QUERY
-	SELECT 'reward_without_referral',
-	       format('reward %s of %s names referral %s, which does not exist', w.id, w.beneficiary, w.referral_id)
-	  FROM referral.reward w
-	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
-	   AND (audit.program IS NULL OR w.program_id = audit.program)
-	 ORDER BY w.id;
-
-	RETURN QUERY
-	SELECT 'reward_program_mismatch',
-	       format('reward %s is in program %s, but its referral %s is in program %s',
-	              w.id, w.program_id, r.id, r.program_id)
-	  FROM referral.reward w
-	  JOIN referral.referral r ON r.id = w.referral_id
-	 WHERE w.program_id <> r.program_id
-	   AND (audit.program IS NULL OR w.program_id = audit.program OR r.program_id = audit.program)
-	 ORDER BY w.id;
-
-	RETURN QUERY
-	SELECT 'reward_above_rule',
-	       format('reward %s pays %s, more than rule %s gives for order %s of %s (%s)',
-	              w.id, w.amount, w.rule_id, w.order_ref, o.amount,
-	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
-	  FROM referral.reward w
-	  JOIN referral.reward_rule rr ON rr.id = w.rule_id
-	  JOIN referral.attributed_order o
-	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
-	 WHERE w.kind IN ('referee', 'referrer') AND w.status <> 'reversed'
-	   AND (audit.program IS NULL OR w.program_id = audit.program)
-	   AND w.amount > referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency)
-	 ORDER BY w.id;
-
-	RETURN QUERY
-	SELECT 'budget_exceeded',
-	       format('program %s has created %s of rewards, over its budget of %s', p.id, s.total, p.budget)
-	  FROM referral.program p
-	  JOIN (SELECT w.program_id, sum(w.amount) AS total FROM referral.reward w
-	         WHERE w.status <> 'reversed' GROUP BY w.program_id) s ON s.program_id = p.id
-	 WHERE p.budget IS NOT NULL AND s.total > p.budget
-	   AND (audit.program IS NULL OR p.id = audit.program)
-	 ORDER BY p.id;
-
-	RETURN QUERY
-	SELECT 'referrer_cap_exceeded',
-	       format('%s has earned %s in program %s, over its referrer_cap of %s', s.beneficiary, s.total, p.id, p.referrer_cap)
-	  FROM referral.program p
-	  JOIN (SELECT w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
-	         WHERE w.status <> 'reversed' GROUP BY w.program_id, w.beneficiary) s ON s.program_id = p.id
-	 WHERE p.referrer_cap IS NOT NULL AND s.total > p.referrer_cap
-	   AND (audit.program IS NULL OR p.id = audit.program)
-	 ORDER BY p.id, s.beneficiary;
-
-	-- Against the orders of every table still tracked, read as the table's owner
-	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
-	-- rows come back as built-in types, compared here.
-	FOR t IN
-		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
-		  FROM referral.tracked_table tt
-		  JOIN pg_class c ON c.oid = tt.relid
-		  JOIN pg_namespace n ON n.oid = c.relnamespace
-		 ORDER BY tt.relid
-	LOOP
-		RETURN QUERY
-		WITH x AS MATERIALIZED (
-			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, t.qualified))
-			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, ordered_at timestamptz)),
-		problems AS (
-			-- An attributed, unreversed order that is no longer there or no longer paid.
-			SELECT 1 AS part, o.order_ref AS sort_ref, NULL::bigint AS sort_id, 'order_not_paid' AS problem,
-			       format('order %s of %s (referral %s) earned rewards but is %s',
-			              o.order_ref, o.order_source, o.referral_id,
-			              CASE WHEN x.order_ref IS NULL THEN 'deleted' ELSE 'not paid' END) AS detail
-			  FROM referral.attributed_order o
-			  LEFT JOIN x ON x.order_ref = o.order_ref AND x.tenant = o.tenant
-			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
-			   AND (audit.program IS NULL OR o.program_id = audit.program)
-			   AND (x.order_ref IS NULL OR x.paid IS NOT TRUE)
-			UNION ALL
-			-- A pending referral whose referee has a qualifying paid order in the window,
-			-- placed after the referral last went back to pending: a missed conversion.
-			SELECT 2, NULL, r.id, 'missed_conversion',
-			       format('referral %s is pending although order %s qualifies', r.id, x.order_ref)
-			  FROM referral.referral r
-			  JOIN referral.program p ON p.id = r.program_id
-			  JOIN x ON x.customer = r.referee AND x.tenant = r.tenant
-			 WHERE t.ordered_at_column IS NOT NULL
-			   AND r.status = 'pending' AND (audit.program IS NULL OR r.program_id = audit.program)
-			   AND x.paid AND x.amount >= p.min_order_amount
-			   AND x.ordered_at >= GREATEST(r.created_at, p.starts_at, r.reverted_at)
-			   AND x.ordered_at <= r.created_at + p.attribution_window
-			   AND (p.ends_at IS NULL OR x.ordered_at < p.ends_at)
-			   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
-			                    WHERE o.tenant = r.tenant AND o.order_source = t.source
-			                      AND o.order_ref = x.order_ref))
-		SELECT problems.problem, problems.detail FROM problems
-		 ORDER BY problems.part, problems.sort_ref, problems.sort_id;
-	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION referral.audit(bigint)
-	IS 'recompute from tracked orders and referrals what the ledger should hold; one row per difference, none when consistent';
+COMMENT ON FUNCTION referral._claw_back(bigint[], numeric[])
+	IS 'internal: claw paid rewards back down to a net amount (0: all of it), once';
+REVOKE EXECUTE ON FUNCTION referral._claw_back(bigint[], numeric[]) FROM PUBLIC;
+
+-- Reverses rewards: pending and approved ones become reversed; paid ones are clawed
+-- back (_claw_back) in full.
+CREATE OR REPLACE FUNCTION referral._reverse_rewards(reward_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	reversed bigint[];
+	paid bigint[];
+BEGIN
+	WITH locked AS (
+		SELECT w.id, w.status FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+		 ORDER BY w.id FOR UPDATE
+	), upd AS (
+		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
+		  FROM locked l
+		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
+		RETURNING w.id
+	)
+	SELECT (SELECT array_agg(upd.id) FROM upd),
+	       (SELECT array_agg(l.id ORDER BY l.id) FROM locked l WHERE l.status = 'paid')
+	  INTO reversed, paid;
+
+	IF reversed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_reversed', reversed);
+	END IF;
+	IF paid IS NOT NULL THEN
+		PERFORM referral._claw_back(paid, array_fill(0::numeric, ARRAY[cardinality(paid)]));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
+
+-- Orders that changed customer, keeping their tenant and id (`released`, among
+-- `order_refs`), or changed tenant or id (the rest): each is reversed as a refund
+-- reverses it.  The released ones are then no longer attributed, so that the paid
+-- orders of the same statement (which run after) can attribute them to the new
+-- customer's referral; their old rewards keep the order_ref (the new referral's are
+-- distinct by referral_id).
+CREATE FUNCTION referral._orders_moved(tenant text, source text, order_refs text[], released text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+BEGIN
+	PERFORM referral._orders_reversed(tenant, source, order_refs);
+	IF released IS NOT NULL THEN
+		DELETE FROM referral.attributed_order o
+		 WHERE o.tenant = _orders_moved.tenant AND o.order_source = source
+		   AND o.order_ref = ANY (released);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_moved(text, text, text[], text[])
+	IS 'internal: orders that changed customer, tenant or id: reverse them as refunds, and release those that keep their id for their new customer';
+REVOKE EXECUTE ON FUNCTION referral._orders_moved(text, text, text[], text[]) FROM PUBLIC;
+
+-- A paid order's amount changed.  Its rewards follow a lower amount, recomputed with
+-- the rule that created them: one not yet paid is lowered (or reversed when it comes
+-- to nothing); a paid one is clawed back by the difference (_claw_back), so that its
+-- net is what the rule gives now.  A higher amount changes nothing, and a reward
+-- lowered or clawed back is never raised again: it may have been cut to the budget or
+-- cap, and raising it would need the same checks as a new reward.
+CREATE OR REPLACE FUNCTION referral._order_amount_changed(tenant text, source text, order_ref text, amount numeric)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	changed bigint[];
+	vanished bigint[];
+	paid bigint[];
+	paid_nets numeric[];
+BEGIN
+	UPDATE referral.attributed_order o SET amount = _order_amount_changed.amount
+	 WHERE o.tenant = _order_amount_changed.tenant AND o.order_source = source
+	   AND o.order_ref = _order_amount_changed.order_ref AND o.reversed_at IS NULL;
+	WITH recomputed AS (
+		SELECT w.id, w.status, w.amount AS old_amount,
+		       referral.reward_amount(_order_amount_changed.amount, r.percent, r.fixed, r.cap, w.currency) AS new_amount
+		  FROM referral.reward w
+		  JOIN referral.reward_rule r ON r.id = w.rule_id
+		 WHERE w.tenant = _order_amount_changed.tenant AND w.order_source = source
+		   AND w.order_ref = _order_amount_changed.order_ref AND w.kind IN ('referee', 'referrer')
+		   AND w.status IN ('pending', 'approved', 'paid')
+		 ORDER BY w.id
+		   FOR UPDATE OF w
+	), upd AS (
+		UPDATE referral.reward w SET amount = c.new_amount
+		  FROM recomputed c
+		 WHERE w.id = c.id AND c.status <> 'paid' AND c.new_amount > 0 AND c.new_amount < c.old_amount
+		RETURNING w.id
+	)
+	SELECT (SELECT array_agg(upd.id) FROM upd),
+	       (SELECT array_agg(c.id) FROM recomputed c WHERE c.status <> 'paid' AND c.new_amount <= 0),
+	       (SELECT array_agg(c.id ORDER BY c.id) FROM recomputed c WHERE c.status = 'paid' AND c.new_amount < c.old_amount),
+	       (SELECT array_agg(c.new_amount ORDER BY c.id) FROM recomputed c WHERE c.status = 'paid' AND c.new_amount < c.old_amount)
+	  INTO changed, vanished, paid, paid_nets;
+	IF changed IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_changed', changed);
+	END IF;
+	IF vanished IS NOT NULL THEN
+		PERFORM referral._reverse_rewards(vanished);
+	END IF;
+	IF paid IS NOT NULL THEN
+		PERFORM referral._claw_back(paid, paid_nets);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
+	IS 'internal: a paid order''s amount went down: lower its unpaid rewards, claw back the difference of its paid ones';
+
 
 CREATE OR REPLACE FUNCTION referral.redeem(
 	code referral.referral_code,
@@ -315,3 +343,193 @@ END
 $$;
 COMMENT ON FUNCTION referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)
 	IS 'redeem a code at sign-up: returns the referral (pending), a rejection with its reason, or the customer''s existing referral';
+
+-- audit(), with every check above:
+CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
+RETURNS TABLE (problem text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	t record;
+BEGIN
+	IF program IS NOT NULL THEN
+		PERFORM referral._program(program);
+	END IF;
+
+	-- Within the ledger.
+	RETURN QUERY
+	SELECT 'conversion_without_order',
+	       format('referral %s is converted but its converting order %s (%s) is not an attributed, unreversed order',
+	              r.id, r.converting_order, r.converting_source)
+	  FROM referral.referral r
+	 WHERE r.status = 'converted' AND (audit.program IS NULL OR r.program_id = audit.program)
+	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+	                    WHERE o.tenant = r.tenant AND o.order_source = r.converting_source
+	                      AND o.order_ref = r.converting_order AND o.referral_id = r.id
+	                      AND o.converting AND o.reversed_at IS NULL)
+	 ORDER BY r.id;
+
+	RETURN QUERY
+	SELECT 'reward_not_reversed',
+	       format('reward %s (%s %s for order %s) is %s although the order was reversed',
+	              w.id, w.kind, w.amount, w.order_ref, w.status)
+	  FROM referral.reward w
+	  JOIN referral.attributed_order o
+	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
+	 WHERE w.kind IN ('referee', 'referrer') AND o.reversed_at IS NOT NULL
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND (w.status IN ('pending', 'approved')
+	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
+	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'clawback_without_reward',
+	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s',
+	              c.id, c.amount, c.clawback_of, c.beneficiary)
+	  FROM referral.reward c
+	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
+	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
+	   AND (w.id IS NULL OR w.kind = 'clawback' OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary)
+	 ORDER BY c.id;
+
+	-- The clawbacks of a paid reward may offset part of it (its order's amount went
+	-- down), or all of it (refunded), never more.
+	RETURN QUERY
+	SELECT 'clawbacks_exceed_reward',
+	       format('the clawbacks of reward %s of %s (%s) offset %s', w.id, w.beneficiary, w.amount, -s.total)
+	  FROM referral.reward w
+	  JOIN (SELECT c.clawback_of, sum(c.amount) AS total FROM referral.reward c
+	         WHERE c.kind = 'clawback' GROUP BY c.clawback_of) s ON s.clawback_of = w.id
+	 WHERE w.kind <> 'clawback' AND w.amount + s.total < 0
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	 ORDER BY w.id;
+
+	-- A reward of an order that is not attributed to the reward's referral (it moved
+	-- to another customer) must have been reversed or clawed back.  (One whose referral
+	-- does not exist is reward_without_referral.)
+	RETURN QUERY
+	SELECT 'reward_without_order',
+	       format('reward %s (%s %s for order %s of %s) is %s although the order is not attributed to its referral %s',
+	              w.id, w.kind, w.amount, w.order_ref, w.order_source, w.status, w.referral_id)
+	  FROM referral.reward w
+	 WHERE w.kind IN ('referee', 'referrer') AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND (w.status IN ('pending', 'approved')
+	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
+	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	   AND EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+	                    WHERE o.tenant = w.tenant AND o.order_source = w.order_source
+	                      AND o.order_ref = w.order_ref AND o.referral_id = w.referral_id)
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'reward_without_referral',
+	       format('reward %s of %s names referral %s, which does not exist', w.id, w.beneficiary, w.referral_id)
+	  FROM referral.reward w
+	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'reward_program_mismatch',
+	       format('reward %s is in program %s, but its referral %s is in program %s',
+	              w.id, w.program_id, r.id, r.program_id)
+	  FROM referral.reward w
+	  JOIN referral.referral r ON r.id = w.referral_id
+	 WHERE w.program_id <> r.program_id
+	   AND (audit.program IS NULL OR w.program_id = audit.program OR r.program_id = audit.program)
+	 ORDER BY w.id;
+
+	-- A paid reward counts net of its clawbacks: a lower amount of its order claws back
+	-- the difference.
+	RETURN QUERY
+	SELECT 'reward_above_rule',
+	       format('reward %s pays %s%s, more than rule %s gives for order %s of %s (%s)',
+	              w.id, w.net, CASE WHEN w.status = 'paid' THEN ' net of clawbacks' ELSE '' END,
+	              w.rule_id, w.order_ref, o.amount,
+	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
+	  FROM (SELECT x.*, x.amount + CASE WHEN x.status = 'paid'
+	                                    THEN COALESCE((SELECT sum(c.amount) FROM referral.reward c
+	                                                    WHERE c.clawback_of = x.id AND c.kind = 'clawback'), 0)
+	                                    ELSE 0 END AS net
+	          FROM referral.reward x
+	         WHERE x.kind IN ('referee', 'referrer') AND x.status <> 'reversed'
+	           AND (audit.program IS NULL OR x.program_id = audit.program)) w
+	  JOIN referral.reward_rule rr ON rr.id = w.rule_id
+	  JOIN referral.attributed_order o
+	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
+	 WHERE w.net > referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency)
+	 ORDER BY w.id;
+
+	RETURN QUERY
+	SELECT 'budget_exceeded',
+	       format('program %s has created %s of rewards, over its budget of %s', p.id, s.total, p.budget)
+	  FROM referral.program p
+	  JOIN (SELECT w.program_id, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.program_id) s ON s.program_id = p.id
+	 WHERE p.budget IS NOT NULL AND s.total > p.budget
+	   AND (audit.program IS NULL OR p.id = audit.program)
+	 ORDER BY p.id;
+
+	RETURN QUERY
+	SELECT 'referrer_cap_exceeded',
+	       format('%s has earned %s in program %s, over its referrer_cap of %s', s.beneficiary, s.total, p.id, p.referrer_cap)
+	  FROM referral.program p
+	  JOIN (SELECT w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.program_id, w.beneficiary) s ON s.program_id = p.id
+	 WHERE p.referrer_cap IS NOT NULL AND s.total > p.referrer_cap
+	   AND (audit.program IS NULL OR p.id = audit.program)
+	 ORDER BY p.id, s.beneficiary;
+
+	-- Against the orders of every table still tracked, read as the table's owner
+	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
+	-- rows come back as built-in types, compared here.
+	FOR t IN
+		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
+		  FROM referral.tracked_table tt
+		  JOIN pg_class c ON c.oid = tt.relid
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 ORDER BY tt.relid
+	LOOP
+		RETURN QUERY
+		WITH x AS MATERIALIZED (
+			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, t.qualified))
+			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, ordered_at timestamptz)),
+		problems AS (
+			-- An attributed, unreversed order that is no longer there or no longer paid.
+			SELECT 1 AS part, o.order_ref AS sort_ref, NULL::bigint AS sort_id, 'order_not_paid' AS problem,
+			       format('order %s of %s (referral %s) earned rewards but is %s',
+			              o.order_ref, o.order_source, o.referral_id,
+			              CASE WHEN x.order_ref IS NULL THEN 'deleted' ELSE 'not paid' END) AS detail
+			  FROM referral.attributed_order o
+			  LEFT JOIN x ON x.order_ref = o.order_ref AND x.tenant = o.tenant
+			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
+			   AND (audit.program IS NULL OR o.program_id = audit.program)
+			   AND (x.order_ref IS NULL OR x.paid IS NOT TRUE)
+			UNION ALL
+			-- A pending referral whose referee has a qualifying paid order in the window,
+			-- placed after the referral last went back to pending: a missed conversion.
+			SELECT 2, NULL, r.id, 'missed_conversion',
+			       format('referral %s is pending although order %s qualifies', r.id, x.order_ref)
+			  FROM referral.referral r
+			  JOIN referral.program p ON p.id = r.program_id
+			  JOIN x ON x.customer = r.referee AND x.tenant = r.tenant
+			 WHERE t.ordered_at_column IS NOT NULL
+			   AND r.status = 'pending' AND (audit.program IS NULL OR r.program_id = audit.program)
+			   AND x.paid AND x.amount >= p.min_order_amount
+			   AND x.ordered_at >= GREATEST(r.created_at, p.starts_at, r.reverted_at)
+			   AND x.ordered_at <= r.created_at + p.attribution_window
+			   AND (p.ends_at IS NULL OR x.ordered_at < p.ends_at)
+			   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+			                    WHERE o.tenant = r.tenant AND o.order_source = t.source
+			                      AND o.order_ref = x.order_ref))
+		SELECT problems.problem, problems.detail FROM problems
+		 ORDER BY problems.part, problems.sort_ref, problems.sort_id;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.audit(bigint)
+	IS 'recompute from tracked orders and referrals what the ledger should hold; one row per difference, none when consistent';

@@ -7,8 +7,10 @@
  *		tables (none when no order concerns a referral):
  *
  *		- reversals: orders updated to a reversed status or deleted go to
- *		  referral._orders_reversed (one call per tenant), and paid orders
- *		  whose amount changed go to referral._order_amount_changed;
+ *		  referral._orders_reversed (one call per tenant), orders whose id,
+ *		  customer or tenant changed to referral._orders_moved (the old order
+ *		  reversed; the new one is a paid order below if it is paid), and paid
+ *		  orders whose amount changed go to referral._order_amount_changed;
  *		- paid orders: orders inserted as, or updated to, a paid status are
  *		  looked up (one index probe each) in the accepted referrals of
  *		  their customers; later orders of referees converted before are
@@ -40,8 +42,8 @@
  *		built from the arguments with every column name quoted; values
  *		(tenant, source label, status lists) are SPI parameters.  Prepared
  *		plans are kept per backend in a hash table in their own memory
- *		context; the plan cache revalidates them when referral's own objects
- *		change.
+ *		context, a few hundred at most; the plan cache revalidates them when
+ *		referral's own objects change.
  */
 #include "postgres.h"
 
@@ -52,6 +54,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -59,6 +62,7 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -111,6 +115,8 @@ typedef struct OrderTriggerConfig
 	const char *reversed_statuses;	/* text[] literal */
 	const char *ordered_at_column;	/* NULL: the transaction time */
 	const char *tenant_column;	/* NULL: the fixed tenant */
+	bool		moves;			/* UPDATE: an order may have changed id, customer
+								 * or tenant (referral._orders_moved, 0.3 on) */
 } OrderTriggerConfig;
 
 /* A kept plan, by the text that identifies it. */
@@ -120,8 +126,21 @@ typedef struct OrderPlanEntry
 	SPIPlanPtr	plan;
 } OrderPlanEntry;
 
+/*
+ * Plans kept at most, about (a firing adds its few after the check).  A plan's
+ * key holds the SQL, built from the trigger's arguments, and the table's column
+ * signature, so every tracked table's configuration and every ALTER TABLE of it
+ * makes plans of its own, and the ones made before are never looked up again: a
+ * backend that serves many such tables would keep them all.  Past the cap every
+ * plan is dropped; those still used are prepared again at their next firing.
+ */
+#define ORDER_PLAN_CACHE_MAX	256
+
 static MemoryContext OrderPlanContext = NULL;
 static HTAB *OrderPlans = NULL;
+
+/* Firings running in this backend: plans are dropped only when none is. */
+static int	OrderFirings = 0;
 
 /* Hash of a plan key (a C string, the key field holds a pointer to it). */
 static uint32
@@ -169,6 +188,30 @@ order_plan_cache_init(void)
 	OrderPlans = hash_create("referral order trigger plans", 16, &ctl,
 							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
 							 HASH_KEYCOPY | HASH_CONTEXT);
+}
+
+/*
+ * Drops every kept plan once there are ORDER_PLAN_CACHE_MAX of them.  Called
+ * only when no firing runs: a firing nested in another (through a trigger on
+ * what the SQL writes) must not free a plan the outer one is executing.
+ */
+static void
+order_plan_cache_trim(void)
+{
+	HASH_SEQ_STATUS status;
+	OrderPlanEntry *entry;
+
+	if (OrderPlans == NULL || OrderFirings > 0 ||
+		hash_get_num_entries(OrderPlans) < ORDER_PLAN_CACHE_MAX)
+		return;
+	hash_seq_init(&status, OrderPlans);
+	while ((entry = (OrderPlanEntry *) hash_seq_search(&status)) != NULL)
+	{
+		SPI_freeplan(entry->plan);
+		pfree(entry->key);
+	}
+	hash_destroy(OrderPlans);
+	OrderPlans = NULL;
 }
 
 /* The kept plan for key, prepared from sql on first use in this backend. */
@@ -322,21 +365,57 @@ append_status_in(StringInfo buf, const OrderTriggerConfig *cfg,
 	appendStringInfo(buf, " OPERATOR(pg_catalog.=) ANY (%s))", paid ? "$3" : "$4");
 }
 
-/* Appends the join of the UPDATE transition tables: n (new) with o (old) by order id. */
+/*
+ * Appends "o and n are the same order": the same id, customer and tenant, as the
+ * text the ledger keys them by.  An UPDATE that changes any of them is the old
+ * order reversed and a new one paid (append_moved, append_paid_orders).
+ */
 static void
-append_update_join(StringInfo buf, const OrderTriggerConfig *cfg)
+append_same_order(StringInfo buf, const OrderTriggerConfig *cfg)
 {
-	appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n JOIN "
-						   ORDER_TRIGGER_OLD_TABLE " o ON ");
-	append_column(buf, "o", cfg->id_column);
+	/* Before 0.3, the same id (an order that changes customer stays put). */
+	if (!cfg->moves)
+	{
+		append_column(buf, "o", cfg->id_column);
+		appendStringInfoString(buf, " = ");
+		append_column(buf, "n", cfg->id_column);
+		return;
+	}
+	append_text(buf, "o", cfg->id_column);
 	appendStringInfoString(buf, " = ");
-	append_column(buf, "n", cfg->id_column);
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfoString(buf, " AND ");
+	append_text(buf, "o", cfg->customer_column);
+	appendStringInfoString(buf, " = ");
+	append_text(buf, "n", cfg->customer_column);
+	if (cfg->tenant_column != NULL)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_text(buf, "o", cfg->tenant_column);
+		appendStringInfoString(buf, " = ");
+		append_text(buf, "n", cfg->tenant_column);
+	}
+}
+
+/*
+ * Appends the join of the UPDATE transition tables: n (new) with o (old), the
+ * same order (append_same_order); a LEFT JOIN keeps the new rows that are no
+ * old order (o.id is NULL).
+ */
+static void
+append_update_join(StringInfo buf, const OrderTriggerConfig *cfg, bool left)
+{
+	appendStringInfo(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n %sJOIN "
+					 ORDER_TRIGGER_OLD_TABLE " o ON ", left ? "LEFT " : "");
+	append_same_order(buf, cfg);
 }
 
 /*
  * Appends the orders newly paid by this INSERT or UPDATE, as a subquery of
  * (order_ref, customer, amount, at, tenant), the keys as text; a NULL in the
- * customer, amount, id or tenant keeps a row out.
+ * customer, amount, id or tenant keeps a row out.  An UPDATE newly pays the
+ * orders paid now and not before, and those paid now whose id, customer or
+ * tenant changed (the old order is reversed first: append_moved).
  */
 static void
 append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
@@ -353,7 +432,7 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
 	append_tenant(buf, cfg, "n");
 	appendStringInfoString(buf, " AS tenant");
 	if (event == ORDER_EVENT_UPDATE)
-		append_update_join(buf, cfg);
+		append_update_join(buf, cfg, true);
 	else
 		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n");
 	appendStringInfoString(buf, " WHERE ");
@@ -366,9 +445,11 @@ append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent eve
 	append_status_in(buf, cfg, "n", true);
 	if (event == ORDER_EVENT_UPDATE)
 	{
-		appendStringInfoString(buf, " AND ");
+		appendStringInfoString(buf, " AND (");
+		append_column(buf, "o", cfg->id_column);
+		appendStringInfoString(buf, " IS NULL OR ");
 		append_status_in(buf, cfg, "o", true);
-		appendStringInfoString(buf, " IS NOT TRUE");
+		appendStringInfoString(buf, " IS NOT TRUE)");
 	}
 	appendStringInfoChar(buf, ')');
 }
@@ -393,6 +474,25 @@ order_batch_function_exists(Oid schema)
 	argtypes[4] = get_array_type(TIMESTAMPTZOID);
 	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_paid"));
 	return OidIsValid(LookupFuncName(name, 5, argtypes, true));
+}
+
+/*
+ * Whether the extension's schema has referral._orders_moved (0.3 on).  Before,
+ * an UPDATE pairs old and new rows by id alone, as that version's functions
+ * expect: an order moved without _orders_moved would be attributed twice.
+ */
+static bool
+order_moved_function_exists(Oid schema)
+{
+	Oid			argtypes[4];
+	List	   *name;
+
+	argtypes[0] = TEXTOID;
+	argtypes[1] = TEXTOID;
+	argtypes[2] = TEXTARRAYOID;
+	argtypes[3] = TEXTARRAYOID;
+	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_moved"));
+	return OidIsValid(LookupFuncName(name, 4, argtypes, true));
 }
 
 /*
@@ -589,7 +689,7 @@ append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 	appendStringInfo(buf, " AS tenant, pg_catalog.array_agg(DISTINCT %s ORDER BY %s) AS refs",
 					 ref.data, ref.data);
 	if (event == ORDER_EVENT_UPDATE)
-		append_update_join(buf, cfg);
+		append_update_join(buf, cfg, false);
 	else
 		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_OLD_TABLE " o");
 	appendStringInfoString(buf, " WHERE ");
@@ -633,7 +733,7 @@ append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 	appendStringInfoString(buf, " AS order_ref, ");
 	append_amount(buf, cfg, "n");
 	appendStringInfoString(buf, " AS amount");
-	append_update_join(buf, cfg);
+	append_update_join(buf, cfg, false);
 	appendStringInfoString(buf, " WHERE ");
 	append_finite_amount(buf, cfg, "n");
 	appendStringInfoString(buf, " AND ");
@@ -656,10 +756,58 @@ append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 }
 
 /*
+ * Appends the moved-order part (UPDATE): one referral._orders_moved call per
+ * tenant with the distinct ids of the old orders (attributed to a referral)
+ * that are no new order, their id, customer or tenant changed; `released`,
+ * those whose tenant and id are still there (the customer changed), whose
+ * attribution _orders_moved removes so that the new customer's referral can
+ * have it.  Those paid now are then newly paid (append_paid_orders).
+ */
+static void
+append_moved(StringInfo buf, const OrderTriggerConfig *cfg)
+{
+	StringInfoData ref;
+
+	initStringInfo(&ref);
+	append_text(&ref, "o", cfg->id_column);
+
+	appendStringInfoString(buf,
+						   "SELECT referral._orders_moved(g.tenant, $2, g.refs, g.released)"
+						   " FROM (SELECT m.tenant, pg_catalog.array_agg(DISTINCT m.ref ORDER BY m.ref) AS refs,"
+						   " pg_catalog.array_agg(DISTINCT m.ref ORDER BY m.ref) FILTER (WHERE m.released) AS released"
+						   " FROM (SELECT ");
+	append_tenant(buf, cfg, "o");
+	appendStringInfo(buf, " AS tenant, %s AS ref, EXISTS (SELECT 1 FROM "
+					 ORDER_TRIGGER_NEW_TABLE " n WHERE ", ref.data);
+	append_text(buf, "n", cfg->id_column);
+	appendStringInfo(buf, " = %s", ref.data);
+	if (cfg->tenant_column != NULL)
+	{
+		appendStringInfoString(buf, " AND ");
+		append_text(buf, "n", cfg->tenant_column);
+		appendStringInfoString(buf, " = ");
+		append_text(buf, "o", cfg->tenant_column);
+	}
+	appendStringInfoString(buf, ") AS released FROM " ORDER_TRIGGER_OLD_TABLE " o WHERE ");
+	append_column(buf, "o", cfg->id_column);
+	appendStringInfoString(buf, " IS NOT NULL AND ");
+	append_tenant(buf, cfg, "o");
+	appendStringInfoString(buf, " IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+						   ORDER_TRIGGER_NEW_TABLE " n WHERE ");
+	append_same_order(buf, cfg);
+	appendStringInfoString(buf,
+						   ") AND EXISTS (SELECT 1 FROM referral.attributed_order a WHERE a.tenant = ");
+	append_tenant(buf, cfg, "o");
+	appendStringInfo(buf, " AND a.order_source = $2 AND a.order_ref = %s)", ref.data);
+	appendStringInfoString(buf, ") m GROUP BY 1 ORDER BY 1) g");
+	pfree(ref.data);
+}
+
+/*
  * The reversal statement: DELETE reverses every deleted order; UPDATE
- * reverses orders newly in a reversed status and reports amount changes of
- * orders paid before and after (the two parts run in this order, UNION ALL).
- * NULL for an event that has none (UPDATE with neither).
+ * reverses orders newly in a reversed status, then the orders whose id,
+ * customer or tenant changed, and reports amount changes of the orders paid
+ * before and after (the parts run in this order, UNION ALL).
  */
 static char *
 order_sql_reversed(const OrderTriggerConfig *cfg, OrderEvent event)
@@ -674,6 +822,11 @@ order_sql_reversed(const OrderTriggerConfig *cfg, OrderEvent event)
 		if (cfg->status_column != NULL)
 		{
 			append_reversed(&buf, cfg, event);
+			appendStringInfoString(&buf, " UNION ALL ");
+		}
+		if (cfg->moves)
+		{
+			append_moved(&buf, cfg);
 			appendStringInfoString(&buf, " UNION ALL ");
 		}
 		append_amount_changed(&buf, cfg);
@@ -862,6 +1015,7 @@ order_config(Trigger *trigger, OrderTriggerConfig *cfg)
 	cfg->reversed_statuses = args[7];
 	cfg->ordered_at_column = order_optional(args[8]);
 	cfg->tenant_column = order_optional(args[9]);
+	cfg->moves = false;
 
 	if (cfg->customer_column[0] == '\0' || cfg->amount_column[0] == '\0' ||
 		cfg->id_column[0] == '\0' ||
@@ -913,6 +1067,69 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	return order_candidates(get_func_namespace(fcinfo->flinfo->fn_oid), rel,
 							trigdata->tg_newtable, customer_att, cfg->tenant,
 							tenant_att, count, all_converted);
+}
+
+/*
+ * Whether every old row of this UPDATE has the id, customer and tenant of the
+ * new row at its place in the transition tables, the same bytes: then no
+ * order moved, and the statements are those of an UPDATE that pairs rows by id
+ * (cfg->moves false).  A sufficient test, not a necessary one: rows paired
+ * otherwise, or a key whose bytes changed and its text did not, are left to
+ * the SQL, which compares the text.  Most UPDATEs change neither key, and are
+ * spared the moved-order part (and, without a status column, the paid-orders
+ * statement).
+ */
+static bool
+order_keys_unchanged(TriggerData *trigdata, const OrderTriggerConfig *cfg)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Tuplestorestate *olds = trigdata->tg_oldtable;
+	Tuplestorestate *news = trigdata->tg_newtable;
+	AttrNumber	atts[3];
+	int			natts = 0;
+	TupleTableSlot *o;
+	TupleTableSlot *n;
+	bool		same = true;
+
+	if (tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
+		return false;
+	atts[natts++] = order_column(rel, cfg->source, cfg->id_column);
+	atts[natts++] = order_column(rel, cfg->source, cfg->customer_column);
+	if (cfg->tenant_column != NULL)
+		atts[natts++] = order_column(rel, cfg->source, cfg->tenant_column);
+
+	o = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	/* Read pointers of our own: other readers of the transition tables keep theirs. */
+	tuplestore_select_read_pointer(olds, tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND));
+	tuplestore_rescan(olds);
+	tuplestore_select_read_pointer(news, tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND));
+	tuplestore_rescan(news);
+	while (same && tuplestore_gettupleslot(olds, true, false, o))
+	{
+		if (!tuplestore_gettupleslot(news, true, false, n))
+		{
+			same = false;
+			break;
+		}
+		for (int i = 0; i < natts && same; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, atts[i] - 1);
+			bool		onull;
+			bool		nnull;
+			Datum		ovalue = slot_getattr(o, atts[i], &onull);
+			Datum		nvalue = slot_getattr(n, atts[i], &nnull);
+
+			same = (onull == nnull &&
+					(onull || datumIsEqual(ovalue, nvalue, att->attbyval, att->attlen)));
+		}
+	}
+	tuplestore_select_read_pointer(olds, 0);
+	tuplestore_select_read_pointer(news, 0);
+	ExecDropSingleTupleTableSlot(o);
+	ExecDropSingleTupleTableSlot(n);
+	return same;
 }
 
 /* Makes `orders` (rows of rel) the new transition table the SQL reads. */
@@ -1022,6 +1239,62 @@ order_owner_leave(OrderOwnerScope *scope)
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }
 
+/*
+ * Runs a firing's statements in SPI: the reversals, then the paid orders and
+ * their revenue (see referral_order_trigger).
+ */
+static void
+order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, OrderEvent event,
+					 int64 nrows, const char *sql_reversed, bool pays, bool batch,
+					 Tuplestorestate *candidates, OrderStatement paid_stmt,
+					 Datum *values, const char *nulls)
+{
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
+			 SPI_result_code_string(rc));
+	if (candidates != NULL)
+		order_register_new_table(trigdata->tg_relation, candidates, nrows);
+	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
+			 SPI_result_code_string(rc));
+
+	if (sql_reversed != NULL)
+		order_run(ORDER_STMT_REVERSED, sql_reversed, nrows, trigdata->tg_relation,
+				  cfg, values, nulls);
+
+	/*
+	 * Orders of referees converted before (the common later order): the
+	 * revenue statement alone, a plain INSERT ... SELECT whose plan starts up
+	 * in a fraction of the paid-orders statement's time, records them.  When it
+	 * recorded them all, that is everything the paid-orders statement would
+	 * have done; otherwise (recurring_window, a referral reverted since the
+	 * probe, an order that does not qualify) that statement runs after it, and
+	 * skips the orders recorded now.
+	 */
+	if (pays && paid_stmt == ORDER_STMT_PAID_CONVERTED &&
+		order_run_revenue(event, nrows, trigdata->tg_relation, cfg,
+						  values, nulls) == (uint64) nrows)
+		pays = false;
+
+	/*
+	 * Conversions first; then the revenue, of the referrals they converted and
+	 * of those converted before.  The paid-orders SQL is built only here: most
+	 * single-row orders of converted referees are done without it.
+	 */
+	if (pays &&
+		order_run(paid_stmt,
+				  order_sql_paid(cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
+				  nrows, trigdata->tg_relation, cfg, values, nulls) > 0 &&
+		paid_stmt == ORDER_STMT_PAID)
+		order_run_revenue(event, nrows, trigdata->tg_relation, cfg, values, nulls);
+
+	if ((rc = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
+			 SPI_result_code_string(rc));
+}
+
 /* Attributes the orders of one INSERT, UPDATE or DELETE statement to referrals. */
 PG_FUNCTION_INFO_V1(referral_order_trigger);
 Datum
@@ -1035,13 +1308,12 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	char	   *sql_reversed;
 	bool		pays;
 	bool		batch;
-	Tuplestorestate *candidates = NULL;
+	Tuplestorestate *volatile candidates = NULL;	/* volatile: read after PG_TRY */
 	bool		all_converted = false;
 	OrderStatement paid_stmt;
 	Datum		values[ORDER_NPARAMS];
 	char		nulls[ORDER_NPARAMS];
 	OrderOwnerScope owner;
-	int			rc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -1101,12 +1373,18 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* Without a status column, an UPDATE newly pays nothing. */
+	/*
+	 * An UPDATE newly pays orders when they have a status, or when they can
+	 * move (an order whose id, customer or tenant changed is a new one).
+	 */
+	cfg.moves = (event == ORDER_EVENT_UPDATE &&
+				 !order_keys_unchanged(trigdata, &cfg) &&
+				 order_moved_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid)));
 	sql_reversed = order_sql_reversed(&cfg, event);
 	paid_stmt = (candidates != NULL && all_converted) ?
 		ORDER_STMT_PAID_CONVERTED : ORDER_STMT_PAID;
 	pays = (event == ORDER_EVENT_INSERT ||
-			(event == ORDER_EVENT_UPDATE && cfg.status_column != NULL));
+			(event == ORDER_EVENT_UPDATE && (cfg.status_column != NULL || cfg.moves)));
 	batch = pays && paid_stmt == ORDER_STMT_PAID &&
 		order_batch_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid));
 
@@ -1127,52 +1405,23 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	}
 
 	order_check_column_types(trigdata->tg_relation, &cfg);
+	order_plan_cache_trim();
 	order_owner_enter(fcinfo, &owner);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
-			 SPI_result_code_string(rc));
-	if (candidates != NULL)
-		order_register_new_table(trigdata->tg_relation, candidates, nrows);
-	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
-			 SPI_result_code_string(rc));
-
-	if (sql_reversed != NULL)
-		order_run(ORDER_STMT_REVERSED, sql_reversed, nrows, trigdata->tg_relation,
-				  &cfg, values, nulls);
-
-	/*
-	 * Orders of referees converted before (the common later order): the
-	 * revenue statement alone, a plain INSERT ... SELECT whose plan starts up
-	 * in a fraction of the paid-orders statement's time, records them.  When it
-	 * recorded them all, that is everything the paid-orders statement would
-	 * have done; otherwise (recurring_window, a referral reverted since the
-	 * probe, an order that does not qualify) that statement runs after it, and
-	 * skips the orders recorded now.
-	 */
-	if (pays && paid_stmt == ORDER_STMT_PAID_CONVERTED &&
-		order_run_revenue(event, nrows, trigdata->tg_relation, &cfg,
-						  values, nulls) == (uint64) nrows)
-		pays = false;
-
-	/*
-	 * Conversions first; then the revenue, of the referrals they converted and
-	 * of those converted before.  The paid-orders SQL is built only here: most
-	 * single-row orders of converted referees are done without it.
-	 */
-	if (pays &&
-		order_run(paid_stmt,
-				  order_sql_paid(&cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
-				  nrows, trigdata->tg_relation, &cfg, values, nulls) > 0 &&
-		paid_stmt == ORDER_STMT_PAID)
-		order_run_revenue(event, nrows, trigdata->tg_relation, &cfg, values, nulls);
-
-	if ((rc = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
-			 SPI_result_code_string(rc));
+	OrderFirings++;
+	PG_TRY();
+	{
+		order_run_statements(trigdata, &cfg, event, nrows, sql_reversed, pays, batch,
+							 candidates, paid_stmt, values, nulls);
+	}
+	PG_FINALLY();
+	{
+		OrderFirings--;
+	}
+	PG_END_TRY();
 	order_owner_leave(&owner);
 	if (candidates != NULL)
 		tuplestore_end(candidates);
 
 	return PointerGetDatum(NULL);
 }
+

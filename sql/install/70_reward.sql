@@ -1,7 +1,9 @@
 -- The reward ledger: rewards with their lifecycle pending -> approved -> paid, or
--- reversed; a refund of a paid reward adds a negative `clawback` entry, created
--- approved so that the next payout nets it.  Unique keys make every reward exist once
--- per (order, beneficiary, level, kind), once per milestone, once per clawback.
+-- reversed; a refund of a paid reward, or a lower amount of its order, adds a negative
+-- `clawback` entry, created approved so that the next payout nets it (a paid reward
+-- may have several: each lowering claws back the difference, a refund what is left).
+-- Unique keys make every reward exist once per (order, referral, beneficiary, level,
+-- kind) and once per milestone.
 
 CREATE SEQUENCE referral.reward_id_seq;
 CREATE TABLE referral.reward (
@@ -35,13 +37,17 @@ CREATE TABLE referral.reward (
 	CHECK (status <> 'paid' OR payout_ref IS NOT NULL)
 );
 ALTER SEQUENCE referral.reward_id_seq OWNED BY referral.reward.id;
+-- The referral is in the key because an order that changes customer is attributed to
+-- the new customer's referral, whose referrer may be the old one's.
 CREATE UNIQUE INDEX reward_once_per_order ON referral.reward
-	(tenant, order_source, order_ref, beneficiary, level, kind) WHERE kind IN ('referee', 'referrer');
+	(tenant, order_source, order_ref, referral_id, beneficiary, level, kind) WHERE kind IN ('referee', 'referrer');
 -- A milestone held: not reversed and, if paid, not clawed back (reversed_at is set on
 -- a paid reward when its clawback is created), so a reversed one can be paid again.
 CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
 	(program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
-CREATE UNIQUE INDEX reward_one_clawback ON referral.reward (clawback_of) WHERE kind = 'clawback';
+-- The clawbacks of a paid reward (no unique key: _claw_back nets them under the paid
+-- reward's row lock).
+CREATE INDEX reward_clawbacks ON referral.reward (clawback_of) WHERE kind = 'clawback';
 CREATE INDEX reward_beneficiary ON referral.reward (tenant, beneficiary, program_id);
 CREATE INDEX reward_program ON referral.reward (program_id, status);
 CREATE INDEX reward_referral ON referral.reward (referral_id);

@@ -11,11 +11,11 @@
 -- search_path (whose save and restore would be paid at every call): their callers,
 -- the order trigger and the API functions, pin it, and they name everything
 -- qualified.  The ones that run set-based statements over a whole statement's orders
--- or rewards (_convert_orders, _orders_reversed, _reverse_rewards, _emit_rewards) run
--- once per statement and force custom plans: a plan kept from when the tables were
--- small would scan them sequentially for every statement after.  A SET applies to the
--- functions called too, so none of them calls _order_paid, whose plans must stay
--- cached: _orders_paid, which does, sets nothing.
+-- or rewards (_convert_orders, _orders_reversed, _orders_moved, _reverse_rewards,
+-- _claw_back, _emit_rewards) run once per statement and force custom plans: a plan
+-- kept from when the tables were small would scan them sequentially for every
+-- statement after.  A SET applies to the functions called too, so none of them calls
+-- _order_paid, whose plans must stay cached: _orders_paid, which does, sets nothing.
 
 -- A paid order of a referee that may qualify: converts a pending referral (referee
 -- reward, referrer rewards by level, milestones) or, within recurring_window after
@@ -359,9 +359,60 @@ $$;
 COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[])
 	IS 'internal: set-based conversions of a statement''s first orders where no budget, cap, recurring window or milestone applies; returns the positions converted';
 
--- Reverses rewards: pending and approved ones become reversed; paid ones get a
--- clawback (negative, approved) so that the next payout nets it, and their
--- reversed_at.
+-- Claws paid rewards back down to a net (amount plus clawbacks) of `nets` (0: all of
+-- it): a clawback (negative, approved, so that the next payout nets it) for each one
+-- whose net is above, with its event.  The net is read here, not passed in, so that a
+-- second call for the same change claws back nothing: callers hold the rewards' row
+-- locks, taken in an earlier statement, so this one's snapshot has every clawback
+-- committed before.  The paid reward row is updated too: reversed_at when nothing is
+-- left, else the same values, so that a concurrent transaction that locks it after
+-- this one commits sees it changed (a serialization failure under REPEATABLE READ)
+-- instead of clawing back the same difference again.
+CREATE FUNCTION referral._claw_back(reward_ids bigint[], nets numeric[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	clawbacks bigint[];
+BEGIN
+	WITH due AS (
+		SELECT DISTINCT ON (w.id) w.*, GREATEST(x.net, 0) AS target,
+		       w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
+		                             WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) AS net
+		  FROM unnest(reward_ids, nets) AS x(id, net)
+		  JOIN referral.reward w ON w.id = x.id
+		 WHERE w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
+		 ORDER BY w.id, x.net
+	), claw AS (
+		INSERT INTO referral.reward AS c
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
+		SELECT d.tenant, d.program_id, d.beneficiary, d.referral_id, d.order_source, d.order_ref,
+		       d.level, 'clawback', d.reward_type, d.target - d.net, d.currency, 'approved', now(),
+		       d.rule_id, NULL, d.id
+		  FROM due d
+		 WHERE d.target < d.net
+		 ORDER BY d.id
+		RETURNING c.id, c.clawback_of
+	), touched AS (
+		-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
+		UPDATE referral.reward w
+		   SET reversed_at = CASE WHEN d.target = 0 THEN now() ELSE w.reversed_at END
+		  FROM due d
+		 WHERE w.id = d.id AND d.target < d.net
+	)
+	SELECT array_agg(claw.id ORDER BY claw.id) INTO clawbacks FROM claw;
+	IF clawbacks IS NOT NULL THEN
+		PERFORM referral._emit_rewards('reward_created', clawbacks);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._claw_back(bigint[], numeric[])
+	IS 'internal: claw paid rewards back down to a net amount (0: all of it), once';
+
+-- Reverses rewards: pending and approved ones become reversed; paid ones are clawed
+-- back (_claw_back) in full.
 CREATE FUNCTION referral._reverse_rewards(reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -369,7 +420,7 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	reversed bigint[];
-	clawbacks bigint[];
+	paid bigint[];
 BEGIN
 	WITH locked AS (
 		SELECT w.id, w.status FROM referral.reward w
@@ -381,31 +432,15 @@ BEGIN
 		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
 		RETURNING w.id
 	)
-	SELECT array_agg(upd.id) INTO reversed FROM upd;
-
-	WITH claw AS (
-		INSERT INTO referral.reward AS c
-			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
-			 reward_type, amount, currency, status, approved_at, rule_id, milestone_id, clawback_of)
-		SELECT w.tenant, w.program_id, w.beneficiary, w.referral_id, w.order_source, w.order_ref,
-		       w.level, 'clawback', w.reward_type, -w.amount, w.currency, 'approved', now(),
-		       w.rule_id, NULL, w.id
-		  FROM referral.reward w
-		 WHERE w.id = ANY (reward_ids) AND w.status = 'paid' AND w.kind <> 'clawback'
-		 ORDER BY w.id
-		ON CONFLICT (clawback_of) WHERE kind = 'clawback' DO NOTHING
-		RETURNING c.id
-	)
-	SELECT array_agg(claw.id) INTO clawbacks FROM claw;
-	-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
-	UPDATE referral.reward w SET reversed_at = now()
-	 WHERE w.id IN (SELECT c.clawback_of FROM referral.reward c WHERE c.id = ANY (clawbacks));
+	SELECT (SELECT array_agg(upd.id) FROM upd),
+	       (SELECT array_agg(l.id ORDER BY l.id) FROM locked l WHERE l.status = 'paid')
+	  INTO reversed, paid;
 
 	IF reversed IS NOT NULL THEN
 		PERFORM referral._emit_rewards('reward_reversed', reversed);
 	END IF;
-	IF clawbacks IS NOT NULL THEN
-		PERFORM referral._emit_rewards('reward_created', clawbacks);
+	IF paid IS NOT NULL THEN
+		PERFORM referral._claw_back(paid, array_fill(0::numeric, ARRAY[cardinality(paid)]));
 	END IF;
 END
 $$;
@@ -473,10 +508,35 @@ $$;
 COMMENT ON FUNCTION referral._orders_reversed(text, text, text[])
 	IS 'internal: orders refunded, cancelled or deleted: reverse their rewards and conversions';
 
--- A paid order's amount changed.  Rewards of it not yet paid follow a lower amount
--- (recomputed with the rule that created them; one that comes to nothing is
--- reversed).  A higher amount changes nothing: the reward may have been cut to the
--- budget or cap, and raising it would need the same checks as a new reward.
+-- Orders that changed customer, keeping their tenant and id (`released`, among
+-- `order_refs`), or changed tenant or id (the rest): each is reversed as a refund
+-- reverses it.  The released ones are then no longer attributed, so that the paid
+-- orders of the same statement (which run after) can attribute them to the new
+-- customer's referral; their old rewards keep the order_ref (the new referral's are
+-- distinct by referral_id).
+CREATE FUNCTION referral._orders_moved(tenant text, source text, order_refs text[], released text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+BEGIN
+	PERFORM referral._orders_reversed(tenant, source, order_refs);
+	IF released IS NOT NULL THEN
+		DELETE FROM referral.attributed_order o
+		 WHERE o.tenant = _orders_moved.tenant AND o.order_source = source
+		   AND o.order_ref = ANY (released);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_moved(text, text, text[], text[])
+	IS 'internal: orders that changed customer, tenant or id: reverse them as refunds, and release those that keep their id for their new customer';
+
+-- A paid order's amount changed.  Its rewards follow a lower amount, recomputed with
+-- the rule that created them: one not yet paid is lowered (or reversed when it comes
+-- to nothing); a paid one is clawed back by the difference (_claw_back), so that its
+-- net is what the rule gives now.  A higher amount changes nothing, and a reward
+-- lowered or clawed back is never raised again: it may have been cut to the budget or
+-- cap, and raising it would need the same checks as a new reward.
 CREATE FUNCTION referral._order_amount_changed(tenant text, source text, order_ref text, amount numeric)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -484,36 +544,43 @@ AS $$
 DECLARE
 	changed bigint[];
 	vanished bigint[];
+	paid bigint[];
+	paid_nets numeric[];
 BEGIN
 	UPDATE referral.attributed_order o SET amount = _order_amount_changed.amount
 	 WHERE o.tenant = _order_amount_changed.tenant AND o.order_source = source
 	   AND o.order_ref = _order_amount_changed.order_ref AND o.reversed_at IS NULL;
 	WITH recomputed AS (
-		SELECT w.id, w.amount AS old_amount,
+		SELECT w.id, w.status, w.amount AS old_amount,
 		       referral.reward_amount(_order_amount_changed.amount, r.percent, r.fixed, r.cap, w.currency) AS new_amount
 		  FROM referral.reward w
 		  JOIN referral.reward_rule r ON r.id = w.rule_id
 		 WHERE w.tenant = _order_amount_changed.tenant AND w.order_source = source
 		   AND w.order_ref = _order_amount_changed.order_ref AND w.kind IN ('referee', 'referrer')
-		   AND w.status IN ('pending', 'approved')
+		   AND w.status IN ('pending', 'approved', 'paid')
 		 ORDER BY w.id
 		   FOR UPDATE OF w
 	), upd AS (
 		UPDATE referral.reward w SET amount = c.new_amount
 		  FROM recomputed c
-		 WHERE w.id = c.id AND c.new_amount > 0 AND c.new_amount < c.old_amount
+		 WHERE w.id = c.id AND c.status <> 'paid' AND c.new_amount > 0 AND c.new_amount < c.old_amount
 		RETURNING w.id
 	)
 	SELECT (SELECT array_agg(upd.id) FROM upd),
-	       (SELECT array_agg(c.id) FROM recomputed c WHERE c.new_amount <= 0)
-	  INTO changed, vanished;
+	       (SELECT array_agg(c.id) FROM recomputed c WHERE c.status <> 'paid' AND c.new_amount <= 0),
+	       (SELECT array_agg(c.id ORDER BY c.id) FROM recomputed c WHERE c.status = 'paid' AND c.new_amount < c.old_amount),
+	       (SELECT array_agg(c.new_amount ORDER BY c.id) FROM recomputed c WHERE c.status = 'paid' AND c.new_amount < c.old_amount)
+	  INTO changed, vanished, paid, paid_nets;
 	IF changed IS NOT NULL THEN
 		PERFORM referral._emit_rewards('reward_changed', changed);
 	END IF;
 	IF vanished IS NOT NULL THEN
 		PERFORM referral._reverse_rewards(vanished);
 	END IF;
+	IF paid IS NOT NULL THEN
+		PERFORM referral._claw_back(paid, paid_nets);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
-	IS 'internal: a paid order''s amount went down: lower its unpaid rewards';
+	IS 'internal: a paid order''s amount went down: lower its unpaid rewards, claw back the difference of its paid ones';

@@ -136,18 +136,49 @@ BEGIN
 	 WHERE w.kind IN ('referee', 'referrer') AND o.reversed_at IS NOT NULL
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	   AND (w.status IN ('pending', 'approved')
-	        OR (w.status = 'paid' AND NOT EXISTS (SELECT 1 FROM referral.reward c WHERE c.clawback_of = w.id)))
+	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
+	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
 	 ORDER BY w.id;
 
 	RETURN QUERY
 	SELECT 'clawback_without_reward',
-	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s for %s',
-	              c.id, c.amount, c.clawback_of, c.beneficiary, -c.amount)
+	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s',
+	              c.id, c.amount, c.clawback_of, c.beneficiary)
 	  FROM referral.reward c
 	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
 	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
-	   AND (w.id IS NULL OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary OR w.amount <> -c.amount)
+	   AND (w.id IS NULL OR w.kind = 'clawback' OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary)
 	 ORDER BY c.id;
+
+	-- The clawbacks of a paid reward may offset part of it (its order's amount went
+	-- down), or all of it (refunded), never more.
+	RETURN QUERY
+	SELECT 'clawbacks_exceed_reward',
+	       format('the clawbacks of reward %s of %s (%s) offset %s', w.id, w.beneficiary, w.amount, -s.total)
+	  FROM referral.reward w
+	  JOIN (SELECT c.clawback_of, sum(c.amount) AS total FROM referral.reward c
+	         WHERE c.kind = 'clawback' GROUP BY c.clawback_of) s ON s.clawback_of = w.id
+	 WHERE w.kind <> 'clawback' AND w.amount + s.total < 0
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	 ORDER BY w.id;
+
+	-- A reward of an order that is not attributed to the reward's referral (it moved
+	-- to another customer) must have been reversed or clawed back.  (One whose referral
+	-- does not exist is reward_without_referral.)
+	RETURN QUERY
+	SELECT 'reward_without_order',
+	       format('reward %s (%s %s for order %s of %s) is %s although the order is not attributed to its referral %s',
+	              w.id, w.kind, w.amount, w.order_ref, w.order_source, w.status, w.referral_id)
+	  FROM referral.reward w
+	 WHERE w.kind IN ('referee', 'referrer') AND (audit.program IS NULL OR w.program_id = audit.program)
+	   AND (w.status IN ('pending', 'approved')
+	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
+	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	   AND EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
+	                    WHERE o.tenant = w.tenant AND o.order_source = w.order_source
+	                      AND o.order_ref = w.order_ref AND o.referral_id = w.referral_id)
+	 ORDER BY w.id;
 
 	RETURN QUERY
 	SELECT 'reward_without_referral',
@@ -167,18 +198,25 @@ BEGIN
 	   AND (audit.program IS NULL OR w.program_id = audit.program OR r.program_id = audit.program)
 	 ORDER BY w.id;
 
+	-- A paid reward counts net of its clawbacks: a lower amount of its order claws back
+	-- the difference.
 	RETURN QUERY
 	SELECT 'reward_above_rule',
-	       format('reward %s pays %s, more than rule %s gives for order %s of %s (%s)',
-	              w.id, w.amount, w.rule_id, w.order_ref, o.amount,
+	       format('reward %s pays %s%s, more than rule %s gives for order %s of %s (%s)',
+	              w.id, w.net, CASE WHEN w.status = 'paid' THEN ' net of clawbacks' ELSE '' END,
+	              w.rule_id, w.order_ref, o.amount,
 	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
-	  FROM referral.reward w
+	  FROM (SELECT x.*, x.amount + CASE WHEN x.status = 'paid'
+	                                    THEN COALESCE((SELECT sum(c.amount) FROM referral.reward c
+	                                                    WHERE c.clawback_of = x.id AND c.kind = 'clawback'), 0)
+	                                    ELSE 0 END AS net
+	          FROM referral.reward x
+	         WHERE x.kind IN ('referee', 'referrer') AND x.status <> 'reversed'
+	           AND (audit.program IS NULL OR x.program_id = audit.program)) w
 	  JOIN referral.reward_rule rr ON rr.id = w.rule_id
 	  JOIN referral.attributed_order o
 	    ON o.tenant = w.tenant AND o.order_source = w.order_source AND o.order_ref = w.order_ref
-	 WHERE w.kind IN ('referee', 'referrer') AND w.status <> 'reversed'
-	   AND (audit.program IS NULL OR w.program_id = audit.program)
-	   AND w.amount > referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency)
+	 WHERE w.net > referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency)
 	 ORDER BY w.id;
 
 	RETURN QUERY
