@@ -238,3 +238,30 @@ SELECT _generate_code(34359738368, sha256('x'));
 SELECT _generate_code(-1, sha256('x'));
 SELECT _generate_code(0, '\x00'::bytea);
 SELECT _generate_code(NULL, sha256('x')) IS NULL AS strict;
+
+-- Error messages quote at most 32 characters of the input, cut between
+-- characters, "..." when cut.
+\set VERBOSITY default
+SELECT repeat('A', 40)::referral_code;
+SELECT (repeat('AB', 20) || '#')::referral_code;
+SELECT repeat('é', 40)::referral_code;
+SELECT ('A' || repeat('é', 40))::referral_code;
+-- A 1 MB input: the message stays short, whatever is wrong with it.
+DO $$
+DECLARE
+	input text;
+BEGIN
+	FOREACH input IN ARRAY ARRAY[repeat('A', 1048576), repeat('A', 1048575) || '#',
+	                             '#' || repeat('A', 1048575), repeat('é', 524288),
+	                             repeat(' ', 1048576) || 'A']
+	LOOP
+		BEGIN
+			PERFORM input::referral.referral_code;
+			RAISE NOTICE 'accepted';
+		EXCEPTION WHEN invalid_text_representation THEN
+			RAISE NOTICE '% bytes: % (% characters)', octet_length(input), left(SQLERRM, 30),
+				length(SQLERRM);
+		END;
+	END LOOP;
+END
+$$;

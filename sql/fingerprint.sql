@@ -27,6 +27,32 @@ SELECT referral.normalize_email('+tag@example.com');
 SELECT referral.normalize_email('...@gmail.com');
 SELECT referral.normalize_email('john doe@example.com');
 
+-- the error never quotes the address: e-mails are kept only as keyed hashes,
+-- and the server log must not hold them either (message, detail and hint)
+DO $$
+DECLARE
+	email text;
+	message text;
+	detail text;
+	hint text;
+BEGIN
+	FOREACH email IN ARRAY ARRAY['john.secret', '+secret@example.com', 'john.secret@',
+	                             'john secret@example.com', repeat('secret', 200000)]
+	LOOP
+		BEGIN
+			PERFORM referral.normalize_email(email);
+			RAISE NOTICE 'accepted';
+		EXCEPTION WHEN invalid_parameter_value THEN
+			GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+			                        hint = PG_EXCEPTION_HINT;
+			RAISE NOTICE '%: quotes the address: %, quotes "secret": %',
+				message, strpos(concat(message, detail, hint), email) > 0,
+				strpos(concat(message, detail, hint), 'secret') > 0;
+		END;
+	END LOOP;
+END
+$$;
+
 -- the SQLSTATE of an error raised by a statement (NULL if none)
 CREATE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -39,6 +65,17 @@ END
 $$;
 SELECT pg_temp.sqlstate_of($$SELECT referral.normalize_email('not-an-email')$$) AS bad,
        pg_temp.sqlstate_of($$SELECT referral.normalize_email('a@b.c')$$) AS good;
+
+-- the message of an error raised by a statement (NULL if none)
+CREATE FUNCTION pg_temp.message_of(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE stmt;
+	RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLERRM;
+END
+$$;
 
 -- _fingerprint: a fixed 32-byte key, so that the results can be compared
 CREATE TEMP TABLE k AS
@@ -135,6 +172,12 @@ SELECT referral._fingerprint(key, 'email', 'John.Doe') FROM k;
 SELECT referral._fingerprint(key, 'email', '') FROM k;
 SELECT referral._fingerprint(key, 'device', '   ') FROM k;
 SELECT referral._fingerprint(key, 'ip', '') FROM k;
+-- an unknown kind is quoted up to 32 characters
+SELECT referral._fingerprint(key, repeat('k', 40), 'x') FROM k;
+SELECT length(pg_temp.message_of($$SELECT referral._fingerprint(key, repeat('k', 1048576), 'x') FROM k$$))
+       AS unknown_kind_message_length;
+-- an e-mail is not quoted, also when it is hashed
+SELECT pg_temp.message_of($$SELECT referral._fingerprint(key, 'email', 'secret.doe') FROM k$$);
 
 SELECT stmt, pg_temp.sqlstate_of(stmt) AS sqlstate
   FROM (VALUES ($$SELECT referral._fingerprint('\x00'::bytea, 'email', 'a@b.c')$$),

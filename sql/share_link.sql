@@ -21,6 +21,24 @@ SELECT base, channel, referral._share_link('AB3', base, channel) AS link
                ('https://s.example/?q=1#a#b', NULL),
                ('https://u:p@s.example:8443/x', NULL)) AS t(base, channel);
 
+-- a parameter the link sets that the query already has gets the new value
+-- where it stands (repetitions dropped); every other parameter, the order of
+-- the query and the fragment are kept
+SELECT base, channel, referral._share_link('AB3', base, channel) AS link
+  FROM (VALUES ('https://s.example/?ref=OLD', NULL),
+               ('https://s.example/?a=1&ref=OLD&b=2#frag', NULL),
+               ('https://s.example/?ref=&a=1', NULL),
+               ('https://s.example/?a=1&ref', NULL),
+               ('https://s.example/?ref=A&b=1&ref=B', NULL),
+               ('https://s.example/?REF=1&refx=2&a=ref', NULL),
+               ('https://s.example/?a=1#ref=OLD', NULL),
+               ('https://s.example/?utm_source=old&x=1&utm_medium=email&ref=OLD#top', 'news letter'),
+               ('https://s.example/?utm_medium=cpc&x=1', 'mail'),
+               ('https://s.example/?utm_source=old&utm_medium=email', NULL),
+               ('https://s.example/?utm_campaign=spring&utm_source=old', 'x')) AS t(base, channel);
+-- through referral.share_link as well
+SELECT referral.share_link('K7QXM3PA', 'https://shop.example/p?ref=OLD&utm_source=a&q=1#top', 'mail');
+
 -- RFC 3986 encoding: unreserved kept, everything else %XX, a space is %20
 SELECT channel, referral._share_link('AB3', 'https://s.example/', channel) AS link
   FROM (VALUES ('AZaz09-._~'),
@@ -53,6 +71,25 @@ SELECT referral._share_link('AB3', E'https://shop.example/\n', NULL);
 SELECT referral._share_link('AB3', E'https://shop.example/\x7f', NULL);
 SELECT referral._share_link('', 'https://shop.example/', NULL);
 SELECT referral._share_link('AB3', 'https://shop.example/', '');
+
+-- a long base URL is quoted up to 32 characters ("..." when cut), never whole
+SELECT referral._share_link('AB3', 'ftp://shop.example/' || repeat('p', 40), NULL);
+SELECT referral._share_link('AB3', 'https:///' || repeat('é', 40), NULL);
+DO $$
+DECLARE
+	base text;
+BEGIN
+	FOREACH base IN ARRAY ARRAY['ftp://' || repeat('x', 1048576), 'https:///' || repeat('x', 1048576)]
+	LOOP
+		BEGIN
+			PERFORM referral._share_link('AB3', base, NULL);
+			RAISE NOTICE 'accepted';
+		EXCEPTION WHEN invalid_parameter_value THEN
+			RAISE NOTICE '% (% characters)', left(SQLERRM, 40), length(SQLERRM);
+		END;
+	END LOOP;
+END
+$$;
 
 -- the SQLSTATE of each error (NULL if none)
 CREATE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text

@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 
 #include "email_core.h"
+#include "excerpt.h"
 #include "fingerprint.h"
 
 /* Largest request referral._random_bytes accepts. */
@@ -107,11 +108,16 @@ hmac_sha256(const uint8 *key, size_t keylen, const hmac_part *parts,
 #endif
 }
 
-/* Normalises an e-mail address, or raises 22023 naming it. */
+/*
+ * Normalises an e-mail address, or raises 22023 saying what is wrong with it.
+ * The message never quotes the address: addresses are kept only as keyed
+ * hashes, and the server log must not hold them in clear either.
+ */
 char *
 referral_normalize_email(const char *email, size_t len, size_t *outlen)
 {
 	char	   *out = palloc(len + 1);
+	const char *message;
 	const char *detail;
 
 	switch (email_core_normalize(email, len, out, len + 1, outlen))
@@ -119,25 +125,29 @@ referral_normalize_email(const char *email, size_t len, size_t *outlen)
 		case EMAIL_CORE_OK:
 			return out;
 		case EMAIL_CORE_NO_AT:
+			message = "email address has no \"@\"";
 			detail = "An email address needs an \"@\" between its local part and its domain.";
 			break;
 		case EMAIL_CORE_EMPTY_LOCAL:
+			message = "email address has an empty local part";
 			detail = "The local part, before the last \"@\", is empty (a \"+tag\" and, in Gmail addresses, dots do not count).";
 			break;
 		case EMAIL_CORE_EMPTY_DOMAIN:
+			message = "email address has an empty domain";
 			detail = "The domain, after the last \"@\", is empty.";
 			break;
 		case EMAIL_CORE_BAD_CHAR:
+			message = "email address contains whitespace or a control character";
 			detail = "An email address cannot contain whitespace or control characters.";
 			break;
 		default:
 			elog(ERROR, "email normalisation buffer too small");
-			detail = NULL;		/* keep compiler quiet */
+			message = detail = NULL;	/* keep compiler quiet */
 			break;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid email address \"%s\"", pnstrdup(email, len)),
+			 errmsg("%s", message),
 			 errdetail("%s", detail)));
 	return NULL;				/* keep compiler quiet */
 }
@@ -197,7 +207,8 @@ referral_fingerprint(const uint8 *key, size_t keylen, const char *kind,
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown fingerprint kind \"%s\"", kind),
+				 errmsg("unknown fingerprint kind \"%s\"",
+						referral_excerpt(kind, strlen(kind))),
 				 errhint("Valid kinds are \"email\", \"device\" and \"ip\".")));
 
 	parts[0].data = (const uint8 *) kind;

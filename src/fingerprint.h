@@ -14,7 +14,8 @@
 
 /*
  * Normalises an e-mail address (see email_core.h); returns a palloc'd,
- * NUL-terminated string, or raises 22023 naming the address.
+ * NUL-terminated string, or raises 22023 saying what is wrong (never quoting
+ * the address).
  */
 extern char *referral_normalize_email(const char *email, size_t len,
 									  size_t *outlen);

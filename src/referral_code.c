@@ -20,6 +20,7 @@
 #include "utils/lsyscache.h"
 #include "utils/sortsupport.h"
 
+#include "excerpt.h"
 #include "referral_code.h"
 
 /*
@@ -42,7 +43,8 @@
 
 /*
  * Parses str into *result; on malformed input reports 22P02 through escontext
- * (soft error) or throws, and returns false.
+ * (soft error) or throws, and returns false.  The message quotes only an
+ * excerpt of str, which may be of any length.
  */
 static bool
 referral_code_parse(const char *str, ReferralCode *result, Node *escontext)
@@ -63,17 +65,20 @@ referral_code_parse(const char *str, ReferralCode *result, Node *escontext)
 					errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					errmsg("invalid character \"%s\" at position %d in referral code \"%s\"",
 						   pnstrdup(str + off, charlen),
-						   pg_mbstrlen_with_len(str, (int) off) + 1, str),
+						   pg_mbstrlen_with_len(str, (int) off) + 1,
+						   referral_excerpt(str, strlen(str))),
 					errdetail(REFERRAL_CODE_FORMAT_DETAIL));
 		case CODE_PARSE_TOO_SHORT:
 			ereturn(escontext, false,
 					errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					errmsg("referral code \"%s\" is too short", str),
+					errmsg("referral code \"%s\" is too short",
+						   referral_excerpt(str, strlen(str))),
 					errdetail(REFERRAL_CODE_FORMAT_DETAIL));
 		case CODE_PARSE_TOO_LONG:
 			ereturn(escontext, false,
 					errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					errmsg("referral code \"%s\" is too long", str),
+					errmsg("referral code \"%s\" is too long",
+						   referral_excerpt(str, strlen(str))),
 					errdetail(REFERRAL_CODE_FORMAT_DETAIL));
 	}
 	elog(ERROR, "unexpected referral code parse status");

@@ -11,9 +11,10 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "excerpt.h"
 #include "url_core.h"
 
-/* Raises the 22023 error that a url_core status stands for. */
+/* Raises the 22023 error that a url_core status stands for, quoting an excerpt. */
 static void
 share_link_report(url_core_status status, const char *base, size_t base_len,
 				  size_t badpos)
@@ -45,14 +46,14 @@ share_link_report(url_core_status status, const char *base, size_t base_len,
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("base URL \"%s\" does not start with http:// or https://",
-							pnstrdup(base, base_len)),
+							referral_excerpt(base, base_len)),
 					 errhint("Pass an absolute URL, such as https://shop.example/.")));
 			break;
 		case URL_CORE_NO_HOST:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("base URL \"%s\" has no host",
-							pnstrdup(base, base_len)),
+							referral_excerpt(base, base_len)),
 					 errhint("Pass an absolute URL, such as https://shop.example/.")));
 			break;
 		case URL_CORE_EMPTY_CODE:

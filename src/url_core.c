@@ -1,8 +1,9 @@
 /*
  * url_core.c
  *		Share links (pure C, no postgres.h): a base URL with ref=CODE and
- *		UTM parameters added to its query, values percent-encoded per
- *		RFC 3986, existing query and fragment kept.
+ *		UTM parameters set in its query (replacing values it already has),
+ *		values percent-encoded per RFC 3986, other parameters and the
+ *		fragment kept.
  */
 #include "url_core.h"
 
@@ -16,6 +17,7 @@ typedef struct url_core_buf
 	char	   *data;
 	size_t		size;
 	size_t		len;			/* bytes wanted so far (may exceed size) */
+	char		last;			/* the last byte put, '\0' before the first */
 } url_core_buf;
 
 /* Appends n bytes, as far as they fit. */
@@ -28,6 +30,8 @@ url_core_put(url_core_buf *b, const char *s, size_t n)
 
 		memcpy(b->data + b->len, s, n < room ? n : room);
 	}
+	if (n > 0)
+		b->last = s[n - 1];
 	b->len += n;
 }
 
@@ -134,6 +138,7 @@ url_core_encode(const char *in, size_t len, char *out, size_t outsize)
 	b.data = out;
 	b.size = outsize;
 	b.len = 0;
+	b.last = '\0';
 	url_core_encode_buf(&b, in, len);
 	return b.len;
 }
@@ -171,6 +176,60 @@ url_core_share_link_size(size_t base_len, size_t code_len,
 	return n == SIZE_MAX ? 0 : n;
 }
 
+/* The parameters a share link sets, in the order they are added. */
+typedef enum url_core_param
+{
+	URL_CORE_PARAM_REF,
+	URL_CORE_PARAM_UTM_SOURCE,
+	URL_CORE_PARAM_UTM_MEDIUM,
+	URL_CORE_NPARAMS,
+	URL_CORE_PARAM_OTHER = URL_CORE_NPARAMS
+} url_core_param;
+
+static const char *const url_core_param_names[URL_CORE_NPARAMS] = {
+	"ref", "utm_source", "utm_medium"
+};
+
+/* The value a share link gives one of its parameters. */
+typedef struct url_core_value
+{
+	const char *data;
+	size_t		len;
+	bool		encode;			/* percent-encode it (user input) */
+} url_core_value;
+
+/*
+ * Which parameter the query segment seg[0..len) sets: its name is what comes
+ * before the first '=' (all of it without one), compared byte for byte, as
+ * names in a query are case-sensitive.  The UTM parameters only count when
+ * the link has a channel.
+ */
+static url_core_param
+url_core_param_of(const char *seg, size_t len, bool with_channel)
+{
+	const char *eq = memchr(seg, '=', len);
+	size_t		name_len = eq ? (size_t) (eq - seg) : len;
+	int			p;
+
+	for (p = 0; p < (with_channel ? URL_CORE_NPARAMS : URL_CORE_PARAM_REF + 1); p++)
+		if (name_len == strlen(url_core_param_names[p]) &&
+			memcmp(seg, url_core_param_names[p], name_len) == 0)
+			return (url_core_param) p;
+	return URL_CORE_PARAM_OTHER;
+}
+
+/* Puts "name=value". */
+static void
+url_core_put_param(url_core_buf *b, url_core_param p, const url_core_value *v)
+{
+	url_core_puts(b, url_core_param_names[p]);
+	url_core_puts(b, "=");
+	if (v->encode)
+		url_core_encode_buf(b, v->data, v->len);
+	else
+		url_core_put(b, v->data, v->len);
+}
+
 /* Builds a share link; see url_core.h. */
 url_core_status
 url_core_share_link(const char *base, size_t base_len,
@@ -181,9 +240,14 @@ url_core_share_link(const char *base, size_t base_len,
 {
 	url_core_status status;
 	url_core_buf b;
+	url_core_value values[URL_CORE_NPARAMS];
+	bool		set[URL_CORE_NPARAMS] = {false, false, false};
+	int			nparams = channel ? URL_CORE_NPARAMS : URL_CORE_PARAM_REF + 1;
 	const char *hash;
 	const char *qmark;
 	size_t		head_len;
+	size_t		query_start;	/* where the query starts in out */
+	int			p;
 
 	status = url_core_check_base(base, base_len, badpos);
 	if (status != URL_CORE_OK)
@@ -193,6 +257,10 @@ url_core_share_link(const char *base, size_t base_len,
 	if (channel && channel_len == 0)
 		return URL_CORE_EMPTY_CHANNEL;
 
+	values[URL_CORE_PARAM_REF] = (url_core_value) {code, code_len, true};
+	values[URL_CORE_PARAM_UTM_SOURCE] = (url_core_value) {channel, channel_len, true};
+	values[URL_CORE_PARAM_UTM_MEDIUM] = (url_core_value) {"referral", strlen("referral"), false};
+
 	/* The fragment starts at the first '#'; the query at the first '?'. */
 	hash = memchr(base, '#', base_len);
 	head_len = hash ? (size_t) (hash - base) : base_len;
@@ -201,18 +269,59 @@ url_core_share_link(const char *base, size_t base_len,
 	b.data = out;
 	b.size = outsize;
 	b.len = 0;
-	url_core_put(&b, base, head_len);
+	b.last = '\0';
 	if (qmark == NULL)
-		url_core_puts(&b, "?");
-	else if (qmark != base + head_len - 1 && base[head_len - 1] != '&')
-		url_core_puts(&b, "&");
-	url_core_puts(&b, "ref=");
-	url_core_encode_buf(&b, code, code_len);
-	if (channel)
 	{
-		url_core_puts(&b, "&utm_source=");
-		url_core_encode_buf(&b, channel, channel_len);
-		url_core_puts(&b, "&utm_medium=referral");
+		url_core_put(&b, base, head_len);
+		url_core_puts(&b, "?");
+		query_start = b.len;
+	}
+	else
+	{
+		const char *seg = qmark + 1;
+		const char *end = base + head_len;
+
+		url_core_put(&b, base, (size_t) (seg - base));
+		query_start = b.len;
+
+		/*
+		 * Copy the query segment by segment.  A parameter the link sets gets
+		 * its new value where it stands; a repetition of it is dropped, so
+		 * that the link names each of them once.
+		 */
+		for (;;)
+		{
+			const char *amp = memchr(seg, '&', (size_t) (end - seg));
+			const char *seg_end = amp ? amp : end;
+			url_core_param which = url_core_param_of(seg, (size_t) (seg_end - seg),
+													 channel != NULL);
+
+			if (which == URL_CORE_PARAM_OTHER || !set[which])
+			{
+				if (seg != qmark + 1)
+					url_core_puts(&b, "&");
+				if (which == URL_CORE_PARAM_OTHER)
+					url_core_put(&b, seg, (size_t) (seg_end - seg));
+				else
+				{
+					url_core_put_param(&b, which, &values[which]);
+					set[which] = true;
+				}
+			}
+			if (amp == NULL)
+				break;
+			seg = amp + 1;
+		}
+	}
+
+	/* The parameters the query did not have yet go at its end. */
+	for (p = 0; p < nparams; p++)
+	{
+		if (set[p])
+			continue;
+		if (b.len > query_start && b.last != '&')
+			url_core_puts(&b, "&");
+		url_core_put_param(&b, (url_core_param) p, &values[p]);
 	}
 	if (hash)
 		url_core_put(&b, hash, base_len - head_len);

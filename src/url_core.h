@@ -1,6 +1,6 @@
 /*
  * url_core.h
- *		Share links: a base URL with ref=CODE and UTM parameters added as
+ *		Share links: a base URL with ref=CODE and UTM parameters set as
  *		query parameters, percent-encoded per RFC 3986 (pure C, no
  *		postgres.h).
  */
@@ -50,10 +50,14 @@ extern size_t url_core_share_link_size(size_t base_len, size_t code_len,
 
 /*
  * Builds the share link: base[0..base_len) with "ref=<code>" and, when
- * channel is not NULL, "&utm_source=<channel>&utm_medium=referral" added to
+ * channel is not NULL, "utm_source=<channel>" and "utm_medium=referral" in
  * its query.  The fragment (from the first '#') is split off and put back
- * at the end.  If the part before it has a '?' and a non-empty query that
- * does not end in '&', an '&' is added first; if it has no '?', a '?' is.
+ * at the end; the query starts after the first '?' before it.  A parameter
+ * the query already has (same name, byte for byte, before its first '=')
+ * gets the new value where it stands, and its repetitions are dropped;
+ * every other parameter is kept as it is, in its place.  Those the query
+ * lacks are added at its end, in the order above, after an '&' unless the
+ * query so far is empty or ends in '&' ('?' is added when there is none).
  * On URL_CORE_OK out holds the NUL-terminated link and *outlen (when not
  * NULL) its length.  No byte at or past out[outsize] is ever written.
  * *badpos is set as url_core_check_base() does.

@@ -200,7 +200,7 @@ BEGIN
 	PERFORM referral._require(max_depth BETWEEN 1 AND 10,
 		format('max_depth must be between 1 and 10 (got %s)', COALESCE(max_depth::text, 'NULL')));
 	PERFORM referral._require(currency ~ '^[A-Z]{3}$',
-		format('currency must be an ISO 4217 code of three upper-case letters (got %L)', currency));
+		format('currency must be an ISO 4217 code of three upper-case letters (got %L)', referral._excerpt(currency)));
 	PERFORM referral._require(budget IS NULL OR budget >= 0,
 		format('budget must not be negative (got %s)', budget));
 	PERFORM referral._require(referrer_cap IS NULL OR referrer_cap >= 0,
@@ -220,7 +220,7 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT program_tenant_name_key DO NOTHING
 	RETURNING p.id INTO new_id;
 	IF new_id IS NULL THEN
-		RAISE EXCEPTION 'program "%" already exists in tenant "%"', name, tenant
+		RAISE EXCEPTION 'program "%" already exists in tenant "%"', referral._excerpt(name), referral._excerpt(tenant)
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Program names are unique per tenant.';
 	END IF;
@@ -250,7 +250,7 @@ DECLARE
 BEGIN
 	PERFORM referral._require_finite(ARRAY['percent', 'fixed', 'cap'], ARRAY[percent, fixed, cap]);
 	PERFORM referral._require(beneficiary IN ('referrer', 'referee'),
-		format('beneficiary must be ''referrer'' or ''referee'' (got %L)', beneficiary));
+		format('beneficiary must be ''referrer'' or ''referee'' (got %L)', referral._excerpt(beneficiary)));
 	PERFORM referral._require(percent BETWEEN 0 AND 100,
 		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
 	PERFORM referral._require(fixed >= 0,
@@ -269,11 +269,11 @@ BEGIN
 	PERFORM referral._require(min_conversions >= 0,
 		format('min_conversions must not be negative (got %s)', COALESCE(min_conversions::text, 'NULL')));
 	PERFORM referral._require(reward_type IN ('credit', 'discount', 'cash', 'points', 'product'),
-		format('unknown reward_type %L', reward_type),
+		format('unknown reward_type %L', referral._excerpt(reward_type)),
 		'reward_type is one of credit, discount, cash, points, product.');
 	PERFORM referral._require(variant IS NULL OR EXISTS (
 			SELECT 1 FROM referral.variant v WHERE v.program_id = p.id AND v.name = add_reward.variant),
-		format('variant %L does not exist in program %s', variant, p.id),
+		format('variant %L does not exist in program %s', referral._excerpt(variant), p.id),
 		'Add it first with referral.add_variant().');
 
 	INSERT INTO referral.reward_rule AS r
@@ -286,7 +286,7 @@ BEGIN
 	RETURNING r.id INTO new_id;
 	IF new_id IS NULL THEN
 		RAISE EXCEPTION 'program % already has a % rule for level %, variant %, min_conversions %',
-			p.id, beneficiary, level, COALESCE(variant, '(none)'), min_conversions
+			p.id, beneficiary, level, COALESCE(referral._excerpt(variant), '(none)'), min_conversions
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Each tier is one rule; give the new one another min_conversions.';
 	END IF;
@@ -315,7 +315,7 @@ BEGIN
 	PERFORM referral._require(amount > 0,
 		format('amount must be positive (got %s)', COALESCE(amount::text, 'NULL')));
 	PERFORM referral._require(reward_type IN ('credit', 'discount', 'cash', 'points', 'product'),
-		format('unknown reward_type %L', reward_type),
+		format('unknown reward_type %L', referral._excerpt(reward_type)),
 		'reward_type is one of credit, discount, cash, points, product.');
 	INSERT INTO referral.milestone AS m (tenant, program_id, conversions, amount, reward_type)
 	VALUES (p.tenant, p.id, add_milestone.conversions, add_milestone.amount, add_milestone.reward_type)
@@ -348,7 +348,7 @@ BEGIN
 	ON CONFLICT DO NOTHING
 	RETURNING v.id INTO new_id;
 	IF new_id IS NULL THEN
-		RAISE EXCEPTION 'program % already has a variant %', p.id, quote_literal(name)
+		RAISE EXCEPTION 'program % already has a variant %', p.id, quote_literal(referral._excerpt(name))
 			USING ERRCODE = 'duplicate_object';
 	END IF;
 	RETURN new_id;

@@ -9,10 +9,11 @@
  * Input: one flag byte (bit 0: a channel is given), then base, code and
  * channel separated by 0xFE bytes.  The output buffer is a heap block of
  * exactly url_core_share_link_size() bytes, so AddressSanitizer catches any
- * write past it.  A link that is built is parsed back independently: the
- * base up to its fragment, the right separator, ref=<code>, the UTM
- * parameters, the fragment; every value must be unreserved bytes and
- * upper-case %XX only and decode to the input.
+ * write past it.  A link that is built is parsed back independently (see
+ * check_link): the base up to its query, each parameter of the link once
+ * with its value, the base's other parameters in their order, the
+ * fragment; every value must be unreserved bytes and upper-case %XX only
+ * and decode to the input.
  */
 #include "url_core.h"
 
@@ -96,6 +97,174 @@ base_ok(const char *b, size_t len)
 	return h < len && b[h] != '/' && b[h] != '?' && b[h] != '#';
 }
 
+/* A query segment: bytes between '?', '&' and the end of the query. */
+typedef struct segment
+{
+	const char *p;
+	size_t		len;
+} segment;
+
+/* Splits q[0..len) at every '&'; returns the number of segments (>= 1). */
+static size_t
+split_query(const char *q, size_t len, segment *segs)
+{
+	size_t		n = 0;
+	size_t		start = 0;
+	size_t		i;
+
+	for (i = 0; i <= len; i++)
+		if (i == len || q[i] == '&')
+		{
+			segs[n].p = q + start;
+			segs[n].len = i - start;
+			n++;
+			start = i + 1;
+		}
+	return n;
+}
+
+/*
+ * Which parameter of the link a segment names (the bytes before its first
+ * '='): 0 ref, 1 utm_source, 2 utm_medium (these two only with a channel),
+ * -1 another one.
+ */
+static int
+param_of(const segment *s, int with_channel)
+{
+	size_t		n = 0;
+
+	while (n < s->len && s->p[n] != '=')
+		n++;
+	if (n == 3 && memcmp(s->p, "ref", 3) == 0)
+		return 0;
+	if (with_channel && n == 10 && memcmp(s->p, "utm_source", 10) == 0)
+		return 1;
+	if (with_channel && n == 10 && memcmp(s->p, "utm_medium", 10) == 0)
+		return 2;
+	return -1;
+}
+
+/*
+ * Parses a built link back: the base up to its query, then a query holding
+ * ref=<code> (and utm_source=<channel>, utm_medium=referral with a channel)
+ * exactly once each, the base's other non-empty parameters in their order,
+ * a parameter the base had where it stood (after as many others), the new
+ * ones after every other in the order ref, utm_source, utm_medium; then the
+ * fragment.  Values are unreserved bytes and upper-case %XX only and
+ * decode to the input.
+ */
+static void
+check_link(const char *base, size_t base_len, const char *code,
+		   size_t code_len, const char *chan, size_t chan_len,
+		   const char *out, size_t outlen, size_t bufsize)
+{
+	const char *hash = memchr(base, '#', base_len);
+	size_t		head = hash ? (size_t) (hash - base) : base_len;
+	const char *q = memchr(base, '?', head);
+	size_t		pre = q ? (size_t) (q - base) + 1 : head;
+	size_t		frag = base_len - head;
+	size_t		oq_len;
+	segment    *bsegs;
+	segment    *osegs;
+	size_t		nb = 0;
+	size_t		no;
+	size_t		i;
+	int			with_channel = chan != NULL;
+	int			nparams = with_channel ? 3 : 1;
+	long		base_before[3] = {-1, -1, -1};	/* others before it in base */
+	long		out_before[3] = {-1, -1, -1};
+	size_t		out_index[3] = {0, 0, 0};
+	size_t		others_b = 0;
+	size_t		others_o = 0;
+	size_t		ib;
+
+	if (outlen >= bufsize || out[outlen] != '\0')
+		abort();
+	if (outlen < pre + (q ? 0 : 1) + frag || memcmp(out, base, pre) != 0)
+		abort();
+	if (!q && out[pre++] != '?')
+		abort();
+	if (memcmp(out + outlen - frag, base + head, frag) != 0)
+		abort();
+	oq_len = outlen - frag - pre;
+	if (memchr(out + pre, '#', oq_len) != NULL)
+		abort();
+
+	bsegs = malloc(sizeof(segment) * (head + 1));
+	osegs = malloc(sizeof(segment) * (oq_len + 1));
+	if (q)
+		nb = split_query(q + 1, head - (size_t) (q + 1 - base), bsegs);
+	no = split_query(out + pre, oq_len, osegs);
+
+	for (i = 0; i < nb; i++)
+	{
+		int			k = param_of(&bsegs[i], with_channel);
+
+		if (k >= 0 && base_before[k] < 0)
+			base_before[k] = (long) others_b;
+		else if (k < 0 && bsegs[i].len > 0)
+			others_b++;
+	}
+
+	ib = 0;
+	for (i = 0; i < no; i++)
+	{
+		int			k = param_of(&osegs[i], with_channel);
+
+		if (k >= 0)
+		{
+			const segment *s = &osegs[i];
+
+			if (out_before[k] >= 0)
+				abort();		/* named twice */
+			out_before[k] = (long) others_o;
+			out_index[k] = i;
+			if (k == 0)
+			{
+				if (s->len < 4 || memcmp(s->p, "ref=", 4) != 0 ||
+					expect_encoded(s->p + 4, s->len - 4, code, code_len) != s->len - 4)
+					abort();
+			}
+			else if (k == 1)
+			{
+				if (s->len < 11 || memcmp(s->p, "utm_source=", 11) != 0 ||
+					expect_encoded(s->p + 11, s->len - 11, chan, chan_len) != s->len - 11)
+					abort();
+			}
+			else if (s->len != 19 || memcmp(s->p, "utm_medium=referral", 19) != 0)
+				abort();
+		}
+		else if (osegs[i].len > 0)
+		{
+			/* the next non-empty other segment of the base, unchanged */
+			while (ib < nb && (bsegs[ib].len == 0 || param_of(&bsegs[ib], with_channel) >= 0))
+				ib++;
+			if (ib >= nb || bsegs[ib].len != osegs[i].len ||
+				memcmp(bsegs[ib].p, osegs[i].p, osegs[i].len) != 0)
+				abort();
+			ib++;
+			others_o++;
+		}
+	}
+	if (others_o != others_b)
+		abort();
+	for (i = 0; i < (size_t) nparams; i++)
+	{
+		size_t		j;
+
+		if (out_before[i] < 0)
+			abort();			/* missing */
+		if (base_before[i] >= 0 ? out_before[i] != base_before[i]
+			: out_before[i] != (long) others_o)
+			abort();
+		for (j = i + 1; j < (size_t) nparams; j++)
+			if (base_before[i] < 0 && base_before[j] < 0 && out_index[i] > out_index[j])
+				abort();
+	}
+	free(bsegs);
+	free(osegs);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -148,45 +317,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	if (st == URL_CORE_OK)
-	{
-		const char *hash = memchr(base, '#', base_len);
-		size_t		head = hash ? (size_t) (hash - base) : base_len;
-		const char *q = memchr(base, '?', head);
-		size_t		n = 0;
-
-		if (outlen >= bufsize || out[outlen] != '\0')
-			abort();
-		if (memcmp(out, base, head) != 0)
-			abort();
-		n = head;
-		if (q == NULL)
-		{
-			if (out[n++] != '?')
-				abort();
-		}
-		else if (q != base + head - 1 && base[head - 1] != '&')
-		{
-			if (out[n++] != '&')
-				abort();
-		}
-		if (outlen - n < 4 || memcmp(out + n, "ref=", 4) != 0)
-			abort();
-		n += 4;
-		n += expect_encoded(out + n, outlen - n, code, code_len);
-		if (chan)
-		{
-			if (outlen - n < 12 || memcmp(out + n, "&utm_source=", 12) != 0)
-				abort();
-			n += 12;
-			n += expect_encoded(out + n, outlen - n, chan, chan_len);
-			if (outlen - n < 20 || memcmp(out + n, "&utm_medium=referral", 20) != 0)
-				abort();
-			n += 20;
-		}
-		if (outlen - n != base_len - head ||
-			memcmp(out + n, base + head, base_len - head) != 0)
-			abort();
-	}
+		check_link(base, base_len, code, code_len, chan, chan_len, out, outlen,
+				   bufsize);
 
 	/* any smaller buffer: "too small", never a write past it */
 	smallsize = size > 1 ? (size_t) data[size - 1] * 3 % (bufsize + 1) : 0;

@@ -94,6 +94,7 @@ seed fuzz_email 4 '+tag@example.com'
 seed fuzz_url 1 '\001https://shop.example/p?a=1#top\376K7QXM3PA\376news letter'
 seed fuzz_url 2 '\000http://shop.example\376OLIVIA10'
 seed fuzz_url 3 '\001HTTPS://x.example/?\376a b&c\376'
+seed fuzz_url 4 '\001https://s.example/?ref=OLD&utm_source=a&x=1&&utm_medium=b&ref#f\376AB3\376mail'
 
 status=0
 summary=()

@@ -118,8 +118,6 @@ test_query_and_fragment(void)
 	LINK("https://s.example/?q=1?", "AB3", NULL, "https://s.example/?q=1?&ref=AB3");
 	/* the existing query is kept verbatim, even when not encoded */
 	LINK("https://s.example/?q=%zz+1&", "AB3", NULL, "https://s.example/?q=%zz+1&ref=AB3");
-	/* an existing ref is not removed (the link is appended to, not parsed) */
-	LINK("https://s.example/?ref=OLD", "AB3", NULL, "https://s.example/?ref=OLD&ref=AB3");
 	/* scheme in any case, kept as given */
 	LINK("HTTP://S.example", "AB3", NULL, "HTTP://S.example?ref=AB3");
 	LINK("hTtPs://s.example/x", "AB3", NULL, "hTtPs://s.example/x?ref=AB3");
@@ -127,6 +125,76 @@ test_query_and_fragment(void)
 	LINK("https://u:p@s.example:8443/a/b", "AB3", NULL, "https://u:p@s.example:8443/a/b?ref=AB3");
 	/* non-ASCII bytes in the base are kept */
 	LINK("https://s.example/\xc3\xa9", "AB3", NULL, "https://s.example/\xc3\xa9?ref=AB3");
+}
+
+/* Parameters the link sets that the query already has: replaced in place. */
+static void
+test_existing_parameters(void)
+{
+	/* ref replaced where it stands, the others and their order kept */
+	LINK("https://s.example/?ref=OLD", "AB3", NULL, "https://s.example/?ref=AB3");
+	LINK("https://s.example/?a=1&ref=OLD&b=2#f", "AB3", NULL,
+		 "https://s.example/?a=1&ref=AB3&b=2#f");
+	LINK("https://s.example/?ref=OLD&a=1", "AB3", NULL, "https://s.example/?ref=AB3&a=1");
+	/* an empty value, no '=' at all, a value holding '=' */
+	LINK("https://s.example/?ref=&a=1", "AB3", NULL, "https://s.example/?ref=AB3&a=1");
+	LINK("https://s.example/?a=1&ref", "AB3", NULL, "https://s.example/?a=1&ref=AB3");
+	LINK("https://s.example/?ref==x=y", "AB3", NULL, "https://s.example/?ref=AB3");
+	/* repetitions dropped: the link names ref once */
+	LINK("https://s.example/?ref=A&b=1&ref=B&ref&c=2", "AB3", NULL,
+		 "https://s.example/?ref=AB3&b=1&c=2");
+	/* names are compared byte for byte: these are other parameters */
+	LINK("https://s.example/?REF=1&refx=2&xref=3&re=4", "AB3", NULL,
+		 "https://s.example/?REF=1&refx=2&xref=3&re=4&ref=AB3");
+	LINK("https://s.example/?a=ref=1", "AB3", NULL, "https://s.example/?a=ref=1&ref=AB3");
+	/* a ref in the fragment is not the query's */
+	LINK("https://s.example/?a=1#ref=OLD", "AB3", NULL, "https://s.example/?a=1&ref=AB3#ref=OLD");
+	LINK("https://s.example/#?ref=OLD", "AB3", NULL, "https://s.example/?ref=AB3#?ref=OLD");
+	/* the new value is encoded */
+	LINK("https://s.example/?ref=OLD", "A B", NULL, "https://s.example/?ref=A%20B");
+
+	/* with a channel: utm_source and utm_medium replaced as well */
+	LINK("https://s.example/?utm_source=old&x=1&utm_medium=email&ref=OLD#top", "AB3", "news letter",
+		 "https://s.example/?utm_source=news%20letter&x=1&utm_medium=referral&ref=AB3#top");
+	/* the missing ones added at the end, in the usual order */
+	LINK("https://s.example/?utm_medium=cpc&x=1", "AB3", "mail",
+		 "https://s.example/?utm_medium=referral&x=1&ref=AB3&utm_source=mail");
+	LINK("https://s.example/?utm_source=a&utm_source=b&x=1&", "AB3", "mail",
+		 "https://s.example/?utm_source=mail&x=1&ref=AB3&utm_medium=referral");
+	/* without a channel, UTM parameters are the shop's own: kept as they are */
+	LINK("https://s.example/?utm_source=old&utm_medium=email&ref=OLD", "AB3", NULL,
+		 "https://s.example/?utm_source=old&utm_medium=email&ref=AB3");
+	/* other UTM parameters are kept */
+	LINK("https://s.example/?utm_campaign=spring", "AB3", "x",
+		 "https://s.example/?utm_campaign=spring&ref=AB3&utm_source=x&utm_medium=referral");
+	/* empty segments between other parameters are kept */
+	LINK("https://s.example/?a=1&&ref=OLD&", "AB3", NULL, "https://s.example/?a=1&&ref=AB3&");
+	LINK("https://s.example/?&ref=OLD", "AB3", NULL, "https://s.example/?&ref=AB3");
+}
+
+/* Replacing never needs more room than the advertised size. */
+static void
+test_existing_parameters_size(void)
+{
+	const char *bases[] = {
+		"https://s.example/?ref",
+		"https://s.example/?ref&utm_source&utm_medium",
+		"https://s.example/?ref=&utm_source=&utm_medium=",
+		"https://s.example/?utm_medium&ref&utm_source#f",
+		"https://s.example/?ref&ref&ref&utm_medium&utm_medium",
+	};
+	size_t		i;
+
+	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++)
+	{
+		char	   *out;
+
+		CHECK(link(bases[i], "A B", " ", &out, NULL) == URL_CORE_OK);
+		CHECK(strstr(out, "ref=A%20B") != NULL);
+		CHECK(strstr(out, "utm_source=%20") != NULL);
+		CHECK(strstr(out, "utm_medium=referral") != NULL);
+		free(out);
+	}
 }
 
 static void
@@ -305,6 +373,8 @@ main(void)
 {
 	test_examples();
 	test_query_and_fragment();
+	test_existing_parameters();
+	test_existing_parameters_size();
 	test_encoding();
 	test_errors();
 	test_buffer_bounds();
