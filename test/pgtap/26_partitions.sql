@@ -7,7 +7,7 @@
 -- tables belong to a role that is not a superuser and may not execute referral's
 -- functions.
 BEGIN;
-SELECT plan(48);
+SELECT plan(49);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -58,6 +58,22 @@ SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'referral\_orders\_
 	AND tgrelid IN (SELECT relid FROM pg_partition_tree('public.shop_orders'))), 20::bigint,
 	'the table and each of its four partitions have four triggers');
 
+-- Statement triggers of the shop's own on a partition and on a sub-partitioned
+-- partition count their firings: a statement fires those of the table it names only.
+CREATE TABLE public.firings (n serial, rel text);
+GRANT INSERT ON public.firings TO tap_shop;
+GRANT USAGE ON SEQUENCE public.firings_n_seq TO tap_shop;
+CREATE FUNCTION public.count_firing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.firings (rel) VALUES (TG_TABLE_NAME);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER count_firing AFTER INSERT OR UPDATE OR DELETE ON public.shop_paid_small
+	FOR EACH STATEMENT EXECUTE FUNCTION public.count_firing();
+CREATE TRIGGER count_firing AFTER INSERT OR UPDATE OR DELETE ON public.shop_paid
+	FOR EACH STATEMENT EXECUTE FUNCTION public.count_firing();
+
 ------------------------------------------------------------------------------------
 -- DML on a partition, and on the parent, attributed once.
 SET LOCAL ROLE tap_shop;
@@ -65,6 +81,8 @@ INSERT INTO public.shop_paid_small VALUES (1, 'c1', 50, 'paid');
 INSERT INTO public.shop_orders VALUES (2, 'c2', 150, 'paid');
 INSERT INTO public.shop_paid VALUES (3, 'c3', 80, 'paid');
 RESET ROLE;
+SELECT is((SELECT string_agg(rel, ' ' ORDER BY n) FROM public.firings), 'shop_paid_small shop_paid',
+	'an INSERT fires the statement triggers of the table it names, not those of the partitions its rows go to');
 SELECT is(pg_temp.status_of('c1'), 'converted:1', 'an INSERT into a leaf partition converts');
 SELECT is(pg_temp.status_of('c3'), 'converted:3', 'an INSERT into a sub-partitioned partition converts');
 SELECT is(pg_temp.attributed('1') || ' ' || pg_temp.attributed('2') || ' ' || pg_temp.attributed('3'), '1 1 1',
