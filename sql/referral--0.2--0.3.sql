@@ -55,6 +55,7 @@ $$;
 COMMENT ON FUNCTION referral._source_label(regclass, text, text)
 	IS 'internal: the source label of a table being tracked, registered; one no other table ever had';
 REVOKE ALL ON FUNCTION referral._source_label(regclass, text, text) FROM PUBLIC;
+COMMENT ON COLUMN referral.tracked_table.source IS 'the label the triggers give this table''s orders (reward.order_source): its quoted qualified name when tracked, with a suffix #2, #3... when another table had that label (see referral.source_label)';
 REVOKE ALL ON referral.source_label FROM PUBLIC;
 
 -- The labels already in use: those of tracked tables, then every label of the ledger.

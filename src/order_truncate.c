@@ -58,7 +58,7 @@
 #define TRUNCATE_SQL_TENANTS \
 	"SELECT referral._orders_reversed(g.t, $1, g.refs)" \
 	" FROM (SELECT u.t, pg_catalog.array_agg(DISTINCT u.r ORDER BY u.r) AS refs" \
-	" FROM pg_catalog.unnest($2, $3) AS u(t, r)" \
+	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(t, r)" \
 	" WHERE EXISTS (SELECT 1 FROM referral.attributed_order a" \
 	" WHERE a.tenant = u.t AND a.order_source = $1 AND a.order_ref = u.r)" \
 	" GROUP BY 1 ORDER BY 1) g"

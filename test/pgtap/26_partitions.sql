@@ -7,7 +7,7 @@
 -- tables belong to a role that is not a superuser and may not execute referral's
 -- functions.
 BEGIN;
-SELECT plan(49);
+SELECT plan(53);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -223,6 +223,40 @@ SELECT throws_ok($$SELECT referral.track_orders('public.shop_paid', 'customer', 
 SELECT lives_ok($$SELECT referral.untrack_orders('public.shop_orders')$$, 'untrack the table');
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'referral\_orders\_%'), 0::bigint,
 	'no order trigger is left on any partition');
+
+------------------------------------------------------------------------------------
+-- TRUNCATE of a plain table whose orders carry their tenant; orders of referees of
+-- another tenant, and rows without an id, are left alone.
+CREATE TEMP TABLE acme AS SELECT referral.create_program('Acme', tenant => 'acme', starts_at => '2020-01-01') AS p;
+SELECT referral.add_reward((SELECT p FROM acme), 'referrer', fixed => 3);
+SELECT count(*) FROM referral.redeem(referral.issue_code((SELECT p FROM acme), 'boss'), 'c30');
+CREATE TABLE public.mt_orders (id text, shop text, customer text, amount numeric);
+SELECT referral.track_orders('public.mt_orders', 'customer', 'amount', tenant_column => 'shop');
+INSERT INTO public.mt_orders VALUES ('x1', 'acme', 'c30', 50), ('x2', 'default', 'c31', 50), (NULL, 'acme', 'c32', 50);
+SELECT is((SELECT string_agg(DISTINCT w.tenant || ':' || w.order_ref || ':' || w.status, ' ')
+             FROM referral.reward w WHERE w.order_source = 'public.mt_orders'),
+	'acme:x1:pending default:x2:pending', 'two orders of two tenants earned');
+TRUNCATE public.mt_orders;
+SELECT is((SELECT string_agg(DISTINCT w.tenant || ':' || w.order_ref || ':' || w.status, ' ')
+             FROM referral.reward w WHERE w.order_source = 'public.mt_orders'),
+	'acme:x1:reversed default:x2:reversed', 'TRUNCATE of a table with a tenant column reverses each tenant''s orders');
+
+-- TRUNCATE sees every row it removes, also those the owner's own policies hide
+-- from the owner: the ids are read by a scan in C, not by a query.
+SET LOCAL ROLE tap_shop;
+CREATE TABLE public.hidden_orders (id bigint, customer text, amount numeric);
+ALTER TABLE public.hidden_orders ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY hide ON public.hidden_orders FOR SELECT USING (false);
+CREATE POLICY add ON public.hidden_orders FOR INSERT WITH CHECK (true);
+RESET ROLE;
+SELECT referral.track_orders('public.hidden_orders', 'customer', 'amount');
+SET LOCAL ROLE tap_shop;
+INSERT INTO public.hidden_orders VALUES (1, 'c33', 50);
+SELECT is((SELECT count(*) FROM public.hidden_orders), 0::bigint, 'the owner sees none of its orders');
+TRUNCATE public.hidden_orders;
+RESET ROLE;
+SELECT is((SELECT string_agg(DISTINCT w.status, ' ') FROM referral.reward w WHERE w.order_source = 'public.hidden_orders'),
+	'reversed', 'TRUNCATE reverses the orders a policy hides');
 
 SELECT * FROM finish();
 ROLLBACK;
