@@ -167,8 +167,8 @@ guard_check(Oid relid, Oid order_trigger, const char *verb, LOCKMODE lockmode)
 			 errmsg("cannot %s partition %s of table %s tracked by referral: it holds orders",
 					verb, partition, guard_name(tracked)),
 			 errdetail("Its orders would leave the tracked table without reversing their rewards."),
-			 errhint("DELETE its orders first to reverse their rewards, or call referral.untrack_orders('%s') to keep the rewards and stop checking them.",
-					 partition)));
+			 errhint("DELETE its orders first to reverse their rewards, or call referral.untrack_orders(%s) to keep the rewards and stop checking them.",
+					 quote_literal_cstr(partition))));
 }
 
 /* The OID of a table named in the command, if it exists. */
