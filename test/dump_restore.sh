@@ -149,6 +149,14 @@ UPDATE shop."Order Book" SET status = 'refunded' WHERE customer = 'bob';
 INSERT INTO shop."Order Book" (customer, total, status) VALUES ('hank', 20.00, 'paid');
 DELETE FROM shop."Order Book" WHERE customer = 'hank';
 INSERT INTO shop."Order Book" (customer, total, status) VALUES ('ivan', 80.00, 'paid');
+
+-- A partitioned orders table, one partition untracked.
+CREATE TABLE shop.parted (id bigint, customer text, amount numeric) PARTITION BY RANGE (id);
+CREATE TABLE shop.parted_1 PARTITION OF shop.parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE shop.parted_2 PARTITION OF shop.parted FOR VALUES FROM (100) TO (200);
+SELECT referral.track_orders('shop.parted', 'customer', 'amount');
+SELECT referral.untrack_orders('shop.parted_2');
+INSERT INTO shop.parted VALUES (1, 'nobody', 5), (101, 'nobody', 5);
 SQL
 checks=$((checks + 1))
 echo "ok   $src built"
@@ -240,6 +248,15 @@ echo "== the triggers of the restored orders table"
 expect "triggers on shop.\"Order Book\"" "$dst" \
 	"SELECT count(*) FROM pg_trigger WHERE tgrelid = 'shop.\"Order Book\"'::regclass
 	    AND tgfoid = 'referral._order_trigger()'::regprocedure" 3
+expect "order and truncate triggers on the tracked and the untracked partition" "$dst" \
+	"SELECT count(*) FILTER (WHERE tgrelid = 'shop.parted_1'::regclass) || ' ' ||
+	        count(*) FILTER (WHERE tgrelid = 'shop.parted_2'::regclass) FROM pg_trigger
+	  WHERE tgfoid IN ('referral._order_trigger()'::regprocedure, 'referral._orders_truncated()'::regprocedure)" "4 0"
+psql -X -q -d "$dst" -c "DROP TABLE shop.parted_1" 2>"$work/drop.err" && fail "DROP TABLE shop.parted_1 succeeded in $dst"
+grep -q "cannot drop partition shop.parted_1 of table shop.parted tracked by referral" "$work/drop.err" ||
+	{ cat "$work/drop.err"; fail "DROP TABLE shop.parted_1 failed otherwise"; }
+checks=$((checks + 1))
+echo "ok   DROP TABLE shop.parted_1 refused ($dst)"
 expect "the registry names the restored table" "$dst" \
 	"SELECT count(*) FROM referral.tracked_table WHERE relid = 'shop.\"Order Book\"'::regclass" 1
 expect "audit() rows after restore" "$dst" "SELECT count(*) FROM referral.audit()" 0

@@ -88,6 +88,44 @@ if [ "$reversed" != "pending, 9 converted, 90.00 earned, 0 audit problems" ]; th
 fi
 echo "ok"
 
+# Labels in use before the update are registered by it, so that no table tracked
+# after it gets one of them; tables tracked before it get the TRUNCATE trigger, and
+# their partitions the order triggers.
+echo "== source labels and partitions of tables tracked under $oldest, after the update"
+psql -qX -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS referral_labels' -c 'CREATE DATABASE referral_labels'
+psql -qX -v ON_ERROR_STOP=1 -d referral_labels -c "CREATE EXTENSION referral VERSION '$oldest'" -f - >/dev/null <<'SQL'
+CREATE TABLE shop_orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
+SELECT referral.track_orders('shop_orders', 'customer', 'amount');
+CREATE TABLE parted (id int, customer text, amount numeric) PARTITION BY RANGE (id);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+SELECT referral.track_orders('parted', 'customer', 'amount');
+CREATE TABLE gone (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
+SELECT referral.track_orders('gone', 'customer', 'amount');
+SELECT referral.create_program('P') AS p \gset
+SELECT referral.add_reward(:p, 'referrer', fixed => 10);
+SELECT count(*) FROM generate_series(1, 2) AS i
+ CROSS JOIN LATERAL referral.redeem(referral.issue_code(:p, 'referrer'), 'c' || i);
+INSERT INTO shop_orders VALUES (1, 'c1', 50);
+INSERT INTO gone VALUES (1, 'c2', 50);
+SELECT referral.untrack_orders('gone');
+DROP TABLE gone;
+SQL
+labels=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_labels \
+	-c "ALTER EXTENSION referral UPDATE TO '$current'" \
+	-c "SELECT string_agg(label || '=' || COALESCE(relid::text, '-'), ' ' ORDER BY label) FROM referral.source_label" \
+	-c "CREATE TABLE gone (id int, customer text, amount numeric)" \
+	-c "DO \$\$ BEGIN PERFORM referral.track_orders('gone', 'customer', 'amount'); END \$\$" \
+	-c "SELECT source FROM referral.tracked_table WHERE relid = 'gone'::regclass" \
+	-c "SELECT string_agg(tgrelid::regclass || '.' || tgname, ' ' ORDER BY tgrelid::regclass::text, tgname) FROM pg_trigger
+	     WHERE tgname IN ('referral_orders_trunc', 'referral_orders_ins') AND tgrelid::regclass::text <> 'gone'" |
+	sed '/^$/d')
+expected_labels=$'public.gone=- public.parted=parted public.shop_orders=shop_orders\npublic.gone#2\nparted.referral_orders_ins parted.referral_orders_trunc parted_1.referral_orders_ins parted_1.referral_orders_trunc shop_orders.referral_orders_ins shop_orders.referral_orders_trunc'
+if [ "$labels" != "$expected_labels" ]; then
+	printf 'upgrade: labels and triggers after the update\n%s\nexpected\n%s\n' "$labels" "$expected_labels" >&2
+	exit 1
+fi
+echo "ok"
+
 echo "== pgTAP suites on the updated database"
 psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c 'CREATE EXTENSION pgtap'
 pg_prove -d referral_updated --failures test/pgtap/*.sql

@@ -18,7 +18,7 @@ CREATE TABLE referral.tracked_table (
 	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE referral.tracked_table IS 'orders tables with referral triggers (see track_orders); tenant is the fixed tenant when there is no tenant_column';
-COMMENT ON COLUMN referral.tracked_table.source IS 'the label the triggers give this table''s orders (reward.order_source): its quoted qualified name when tracked';
+COMMENT ON COLUMN referral.tracked_table.source IS 'the label the triggers give this table''s orders (reward.order_source): its quoted qualified name when tracked, with a suffix #2, #3... when another table had that label (see referral.source_label)';
 SELECT pg_catalog.pg_extension_config_dump('referral.tracked_table', '');
 
 -- Reads a shop's table as that table's owner (src/owner_query.c): casts, domain

@@ -1,6 +1,7 @@
 -- Orders: attribution in the database.  referral.track_orders() puts three
 -- statement-level triggers with transition tables on the shop's own orders
--- table; their function (src/order_trigger.c) hands the orders of each
+-- table (with a TRUNCATE trigger, 81_order_truncate.sql, and the same on each of
+-- its partitions, 82_partitions.sql); their function (src/order_trigger.c) hands the orders of each
 -- statement, set-based, to referral._orders_paid, referral._orders_reversed and
 -- referral._order_amount_changed.  The triggers carry their whole
 -- configuration in their arguments (Citus fires them per shard); the registry
@@ -166,6 +167,8 @@ DECLARE
 	both_ways text;
 	taken name;
 	args text;
+	label text;
+	tracked_parent regclass;
 BEGIN
 	-- Every check before anything is created.
 	PERFORM referral._check_order_column(orders, tbl.display, 'customer', customer_column,
@@ -202,17 +205,35 @@ BEGIN
 			HINT = 'Give a tenant, or a tenant_column that holds each order''s tenant.';
 	END IF;
 
+	-- A partition's orders are the tracked table's (untracked ones included).
+	SELECT a.relid INTO tracked_parent
+	  FROM pg_catalog.pg_partition_ancestors(orders) a(relid)
+	 WHERE a.relid <> orders
+	   AND (EXISTS (SELECT FROM referral.tracked_table t WHERE t.relid = a.relid)
+	        OR EXISTS (SELECT FROM pg_catalog.pg_trigger g
+	                    WHERE g.tgrelid = a.relid
+	                      AND g.tgfoid = 'referral._order_trigger()'::pg_catalog.regprocedure))
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" is a partition of tracked table "%"', tbl.display,
+			(SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+			   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tracked_parent)
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Its orders are attributed with that table''s; untrack that table first to track this one on its own.';
+	END IF;
 	IF EXISTS (SELECT FROM referral.tracked_table t WHERE t.relid = orders)
 	   OR EXISTS (SELECT FROM pg_catalog.pg_trigger g
 	               WHERE g.tgrelid = orders
-	                 AND g.tgfoid = 'referral._order_trigger()'::pg_catalog.regprocedure) THEN
+	                 AND g.tgfoid IN ('referral._order_trigger()'::pg_catalog.regprocedure,
+	                                  'referral._orders_truncated()'::pg_catalog.regprocedure)) THEN
 		RAISE EXCEPTION 'table "%" is already tracked', tbl.display
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Call referral.untrack_orders() first to track it with other settings.';
 	END IF;
 	SELECT g.tgname INTO taken FROM pg_catalog.pg_trigger g
 	 WHERE g.tgrelid = orders
-	   AND g.tgname IN ('referral_orders_ins', 'referral_orders_upd', 'referral_orders_del')
+	   AND g.tgname IN ('referral_orders_ins', 'referral_orders_upd', 'referral_orders_del',
+	                    'referral_orders_trunc')
 	 ORDER BY g.tgname LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'trigger "%" for table "%" already exists', taken, tbl.display
@@ -220,10 +241,14 @@ BEGIN
 				  HINT = 'Rename or drop that trigger: track_orders needs its name.';
 	END IF;
 
+	-- A label no other table ever had: orders are known by (tenant, label, id).
+	label := referral._source_label(orders, tbl.quoted,
+		CASE WHEN tenant_column IS NULL THEN tenant ELSE '' END);
+
 	-- The trigger's whole configuration, in the order src/order_trigger.c reads it.
 	args := format('%L, %L, %L, %L, %L, %L, %L, %L, %L, %L',
 		CASE WHEN tenant_column IS NULL THEN tenant ELSE '' END,
-		tbl.quoted,
+		label,
 		customer_column,
 		amount_column,
 		id_column,
@@ -232,18 +257,10 @@ BEGIN
 		reversed_statuses::text,
 		COALESCE(ordered_at_column, ''),
 		COALESCE(tenant_column, ''));
-	EXECUTE format('CREATE TRIGGER referral_orders_ins AFTER INSERT ON %s'
-	               ' REFERENCING NEW TABLE AS referral_new'
-	               ' FOR EACH STATEMENT EXECUTE FUNCTION referral._order_trigger(%s)',
-	               tbl.quoted, args);
-	EXECUTE format('CREATE TRIGGER referral_orders_upd AFTER UPDATE ON %s'
-	               ' REFERENCING OLD TABLE AS referral_old NEW TABLE AS referral_new'
-	               ' FOR EACH STATEMENT EXECUTE FUNCTION referral._order_trigger(%s)',
-	               tbl.quoted, args);
-	EXECUTE format('CREATE TRIGGER referral_orders_del AFTER DELETE ON %s'
-	               ' REFERENCING OLD TABLE AS referral_old'
-	               ' FOR EACH STATEMENT EXECUTE FUNCTION referral._order_trigger(%s)',
-	               tbl.quoted, args);
+	PERFORM referral._add_order_triggers(tbl.quoted, args);
+	DELETE FROM referral.untracked_partition u
+	 WHERE u.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(orders) t);
+	PERFORM referral._track_partitions(orders);
 
 	INSERT INTO referral.tracked_table AS t
 		(tenant, relid, customer_column, amount_column, id_column, status_column,
@@ -253,7 +270,7 @@ BEGIN
 		 track_orders.orders, track_orders.customer_column, track_orders.amount_column,
 		 track_orders.id_column, track_orders.status_column, track_orders.paid_statuses,
 		 track_orders.reversed_statuses, track_orders.ordered_at_column,
-		 track_orders.tenant_column, tbl.quoted);
+		 track_orders.tenant_column, label);
 END
 $$;
 COMMENT ON FUNCTION referral.track_orders(regclass, name, name, name, name, text[], text[], name, name, text)
@@ -266,8 +283,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	tbl record;
-	trigger_name name;
+	trg record;
 	found_one boolean := false;
+	tracked_parent regclass;
 BEGIN
 	IF orders IS NOT NULL
 	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = orders) THEN
@@ -281,25 +299,51 @@ BEGIN
 		RETURN;
 	END IF;
 	tbl := referral._orders_table(orders);
-	FOR trigger_name IN
-		SELECT g.tgname FROM pg_catalog.pg_trigger g
-		 WHERE g.tgrelid = orders
-		   AND g.tgfoid = 'referral._order_trigger()'::pg_catalog.regprocedure
-		 ORDER BY g.tgname
+	-- The table's triggers, and those of its partitions at every level.
+	FOR trg IN
+		SELECT g.tgname, g.tgrelid, format('%I.%I', n.nspname, c.relname) AS quoted
+		  FROM (SELECT orders AS relid, 0 AS level
+		        UNION SELECT p.relid, p.level FROM pg_catalog.pg_partition_tree(orders) p) t
+		  JOIN pg_catalog.pg_class c ON c.oid = t.relid
+		  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		  JOIN pg_catalog.pg_trigger g ON g.tgrelid = t.relid
+		 WHERE (t.relid = orders OR c.relispartition)
+		   AND g.tgfoid IN ('referral._order_trigger()'::pg_catalog.regprocedure,
+		                    'referral._orders_truncated()'::pg_catalog.regprocedure)
+		 ORDER BY t.level, t.relid, g.tgname
 	LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl.quoted);
-		found_one := true;
+		EXECUTE format('DROP TRIGGER %I ON %s', trg.tgname, trg.quoted);
+		found_one := found_one OR trg.tgrelid = orders;
 	END LOOP;
-	DELETE FROM referral.tracked_table t WHERE t.relid = orders;
-	IF NOT (found_one OR FOUND) THEN
-		RAISE EXCEPTION 'table "%" is not tracked', tbl.display
-			USING ERRCODE = 'undefined_object',
-				  HINT = 'Tracked tables are listed in referral.tracked_table.';
+
+	-- A partition of a tracked table: recorded, so that its triggers stay off.
+	SELECT a.relid INTO tracked_parent
+	  FROM pg_catalog.pg_partition_ancestors(orders) a(relid)
+	  JOIN referral.tracked_table t ON t.relid = a.relid
+	 WHERE a.relid <> orders
+	 LIMIT 1;
+	IF FOUND THEN
+		INSERT INTO referral.untracked_partition AS u (tenant, relid)
+		SELECT t.tenant, orders FROM referral.tracked_table t WHERE t.relid = tracked_parent
+		ON CONFLICT DO NOTHING;
+		IF found_one OR FOUND THEN
+			RETURN;
+		END IF;
+	ELSE
+		DELETE FROM referral.untracked_partition u
+		 WHERE u.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(orders) t);
+		DELETE FROM referral.tracked_table t WHERE t.relid = orders;
+		IF found_one OR FOUND THEN
+			RETURN;
+		END IF;
 	END IF;
+	RAISE EXCEPTION 'table "%" is not tracked', tbl.display
+		USING ERRCODE = 'undefined_object',
+			  HINT = 'Tracked tables are listed in referral.tracked_table.';
 END
 $$;
 COMMENT ON FUNCTION referral.untrack_orders(regclass)
-	IS 'detach an orders table: drop its referral triggers and its registry row (a dropped table''s row by OID); rewards already created stay';
+	IS 'detach an orders table, or a partition of one: drop its referral triggers (and its partitions'') and its registry row (a dropped table''s row by OID); rewards already created stay';
 
 REVOKE ALL ON FUNCTION referral.track_orders(regclass, name, name, name, name, text[], text[], name, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION referral.untrack_orders(regclass) FROM PUBLIC;

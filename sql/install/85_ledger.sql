@@ -239,6 +239,18 @@ BEGIN
 	   AND (audit.program IS NULL OR p.id = audit.program)
 	 ORDER BY p.id, s.beneficiary;
 
+	-- Attributed orders of a tracked table that was dropped (not untracked): they
+	-- are gone, and nothing reversed their rewards.
+	RETURN QUERY
+	SELECT 'order_not_paid',
+	       format('order %s of %s (referral %s) earned rewards but its table was dropped',
+	              o.order_ref, o.order_source, o.referral_id)
+	  FROM referral.tracked_table tt
+	  JOIN referral.attributed_order o ON o.order_source = tt.source
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
+	   AND o.reversed_at IS NULL AND (audit.program IS NULL OR o.program_id = audit.program)
+	 ORDER BY o.order_source, o.order_ref;
+
 	-- Against the orders of every table still tracked, read as the table's owner
 	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
 	-- rows come back as built-in types, compared here.

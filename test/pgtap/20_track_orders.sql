@@ -75,12 +75,14 @@ CREATE TABLE public.orders_bigint (
 SELECT lives_ok($$SELECT referral.track_orders('public.orders_bigint', 'customer_id', 'total',
 	status_column => 'status', ordered_at_column => 'placed_at')$$, 'track a bigint-keyed table');
 SELECT triggers_are('public', 'orders_bigint',
-	ARRAY['referral_orders_ins', 'referral_orders_upd', 'referral_orders_del'], 'three triggers installed');
+	ARRAY['referral_orders_ins', 'referral_orders_upd', 'referral_orders_del', 'referral_orders_trunc'],
+	'three triggers installed, and one for TRUNCATE');
 SELECT results_eq($$SELECT pg_get_triggerdef(oid) FROM pg_trigger
 	WHERE tgrelid = 'public.orders_bigint'::regclass ORDER BY tgname$$,
 	ARRAY[
 	'CREATE TRIGGER referral_orders_del AFTER DELETE ON public.orders_bigint REFERENCING OLD TABLE AS referral_old FOR EACH STATEMENT EXECUTE FUNCTION referral._order_trigger(''default'', ''public.orders_bigint'', ''customer_id'', ''total'', ''id'', ''status'', ''{paid}'', ''{refunded,cancelled}'', ''placed_at'', '''')',
 	'CREATE TRIGGER referral_orders_ins AFTER INSERT ON public.orders_bigint REFERENCING NEW TABLE AS referral_new FOR EACH STATEMENT EXECUTE FUNCTION referral._order_trigger(''default'', ''public.orders_bigint'', ''customer_id'', ''total'', ''id'', ''status'', ''{paid}'', ''{refunded,cancelled}'', ''placed_at'', '''')',
+	'CREATE TRIGGER referral_orders_trunc BEFORE TRUNCATE ON public.orders_bigint FOR EACH STATEMENT EXECUTE FUNCTION referral._orders_truncated(''default'', ''public.orders_bigint'', ''customer_id'', ''total'', ''id'', ''status'', ''{paid}'', ''{refunded,cancelled}'', ''placed_at'', '''')',
 	'CREATE TRIGGER referral_orders_upd AFTER UPDATE ON public.orders_bigint REFERENCING OLD TABLE AS referral_old NEW TABLE AS referral_new FOR EACH STATEMENT EXECUTE FUNCTION referral._order_trigger(''default'', ''public.orders_bigint'', ''customer_id'', ''total'', ''id'', ''status'', ''{paid}'', ''{refunded,cancelled}'', ''placed_at'', '''')'
 	], 'statement-level AFTER triggers with transition tables, configured by their arguments');
 SELECT results_eq($$SELECT tenant, relid, customer_column, amount_column, id_column, status_column,
@@ -168,7 +170,8 @@ CREATE TABLE "Shop Data"."Order List" (
 SELECT lives_ok($$SELECT referral.track_orders('"Shop Data"."Order List"', 'Customer ID', 'Amount', 'Order No')$$,
 	'track a quoted table with uuid customers and integer amounts');
 SELECT triggers_are('Shop Data', 'Order List',
-	ARRAY['referral_orders_ins', 'referral_orders_upd', 'referral_orders_del'], 'three triggers on the quoted table');
+	ARRAY['referral_orders_ins', 'referral_orders_upd', 'referral_orders_del', 'referral_orders_trunc'],
+	'three triggers on the quoted table, and one for TRUNCATE');
 SELECT is((SELECT source FROM referral.tracked_table WHERE relid = '"Shop Data"."Order List"'::regclass),
 	'"Shop Data"."Order List"', 'the source label is the quoted qualified name');
 SELECT is(pg_temp.refer(main, '200', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', now() - interval '1 day'),
