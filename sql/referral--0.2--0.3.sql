@@ -1058,6 +1058,171 @@ BEGIN
 END
 $$;
 
+-- One lock order for every statement's conversions (codes, referrals, programs), taken up front:
+CREATE OR REPLACE FUNCTION referral._orders_paid(source text, referral_ids bigint[], order_refs text[],
+	amounts numeric[], ats timestamptz[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	converted int[] := '{}';	-- input positions whose order converted, ascending
+	next_converted int := 1;
+BEGIN
+	-- The lock order of every statement's conversions: the referrers' codes (which
+	-- serialise a referrer's conversions, so that tiers count each once), then the
+	-- referrals, then the programs whose budget or cap is shared, each set sorted,
+	-- and all taken here, before any is converted.  Two loads of overlapping
+	-- referees then wait for each other instead of deadlocking.
+	PERFORM 1 FROM referral.code c
+	 WHERE (c.tenant, c.program_id, c.customer) IN
+	       (SELECT r.tenant, r.program_id, r.referrer FROM referral.referral r WHERE r.id = ANY (referral_ids))
+	 ORDER BY c.code FOR UPDATE;
+	PERFORM 1 FROM referral.referral r WHERE r.id = ANY (referral_ids) ORDER BY r.id FOR UPDATE;
+	PERFORM 1 FROM referral.program p
+	 WHERE p.id IN (SELECT r.program_id FROM referral.referral r WHERE r.id = ANY (referral_ids))
+	   AND (p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL)
+	 ORDER BY p.id FOR UPDATE;
+
+	IF cardinality(referral_ids) >= 8 THEN
+		converted := referral._convert_orders(source, referral_ids, order_refs, amounts, ats);
+	END IF;
+	FOR i IN 1 .. cardinality(referral_ids) LOOP
+		IF converted[next_converted] = i THEN
+			next_converted := next_converted + 1;
+		ELSE
+			PERFORM referral._order_paid(referral_ids[i], source, order_refs[i], amounts[i], ats[i]);
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._orders_paid(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: the paid orders of one statement: set-based conversions where no budget, cap, recurring window or milestone applies; _order_paid for the rest';
+
+CREATE OR REPLACE FUNCTION referral._convert_orders(source text, referral_ids bigint[], order_refs text[],
+	amounts numeric[], ats timestamptz[])
+RETURNS int[]
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	converted int[];
+	notified bigint;
+BEGIN
+	-- The caller (_orders_paid) holds the row locks of the codes and referrals.
+	WITH input AS (
+		SELECT * FROM unnest(referral_ids, order_refs, amounts, ats)
+		       WITH ORDINALITY AS i(referral_id, order_ref, amount, at, pos)
+	), first_orders AS (
+		SELECT DISTINCT ON (i.referral_id) i.* FROM input i ORDER BY i.referral_id, i.pos
+	), conv AS MATERIALIZED (
+		-- The conversions: what _order_paid checks, for the programs named above.
+		SELECT r.id, r.tenant, r.program_id, r.referrer, r.referee, r.variant, p.currency,
+		       i.order_ref, i.amount, i.at, i.pos,
+		       ARRAY[r.referrer] || COALESCE(s.ancestors[1:p.max_depth - 1], '{}') AS upline
+		  FROM first_orders i
+		  JOIN referral.referral r ON r.id = i.referral_id
+		  JOIN referral.program p ON p.id = r.program_id
+		  LEFT JOIN referral.member s ON s.tenant = r.tenant AND s.customer = r.referrer
+		 WHERE r.status = 'pending'
+		   AND p.budget IS NULL AND p.referrer_cap IS NULL AND p.recurring_window IS NULL
+		   AND NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id)
+		   AND i.amount >= p.min_order_amount
+		   AND i.at >= p.starts_at AND (p.ends_at IS NULL OR i.at < p.ends_at)
+		   AND i.at >= r.created_at AND i.at <= r.created_at + p.attribution_window
+		   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order a
+		                    WHERE a.tenant = r.tenant AND a.order_source = source
+		                      AND a.order_ref = i.order_ref)
+	), beneficiary AS (
+		-- Who earns what: the referee (tiered by their own conversions as a referrer),
+		-- then the referrer chain by level, up to max_depth.
+		SELECT c.*, 'referee'::text AS kind, 1 AS level, c.referee AS who, 0 AS nth
+		  FROM conv c
+		UNION ALL
+		SELECT c.*, 'referrer', l.level, c.upline[l.level], l.level
+		  FROM conv c CROSS JOIN LATERAL pg_catalog.generate_series(1, pg_catalog.cardinality(c.upline)) AS l(level)
+	), counted AS (
+		-- Each beneficiary with its conversions as a referrer in the program before
+		-- this one, where its (kind, level) has tiers (0 elsewhere, as _order_paid):
+		-- those committed before (counted up to the top tier, as _conversions does;
+		-- a call of it here would plan its query at every call, under this function's
+		-- SET), plus this load's with a smaller referral id, which are its rows as the
+		-- level-1 referrer (a beneficiary appears once per conversion, so the frame
+		-- before the current row holds exactly those).
+		SELECT b.*,
+		       CASE WHEN EXISTS (SELECT 1 FROM referral.reward_rule x
+		                          WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
+		                            AND x.level = b.level AND x.min_conversions > 0)
+		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0)
+		                 + (SELECT pg_catalog.count(*)
+		                      FROM (SELECT 1 FROM referral.referral x
+		                             WHERE x.tenant = b.tenant AND x.referrer = b.who
+		                               AND x.program_id = b.program_id AND x.status = 'converted'
+		                             LIMIT (SELECT pg_catalog.max(t.min_conversions) FROM referral.reward_rule t
+		                                     WHERE t.program_id = b.program_id)) s)
+		            ELSE 0 END AS conversions
+		  FROM beneficiary b
+		WINDOW earlier AS (PARTITION BY b.tenant, b.program_id, b.who ORDER BY b.id
+		                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+	), earned AS (
+		SELECT b.*, x.id AS rule_id, x.reward_type,
+		       referral.reward_amount(b.amount, x.percent, x.fixed, x.cap, b.currency) AS value
+		  FROM counted b
+		 CROSS JOIN LATERAL referral._pick_rule(b.program_id, b.kind, b.level, b.variant, b.conversions) x
+	), attributed AS (
+		INSERT INTO referral.attributed_order
+			(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+		SELECT c.tenant, source, c.order_ref, c.program_id, c.id, c.amount, c.at, true
+		  FROM conv c ORDER BY c.id
+	), rewarded AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id)
+		SELECT e.tenant, e.program_id, e.who, e.id, source, e.order_ref, e.level, e.kind,
+		       e.reward_type, e.value, e.currency, 'pending', e.rule_id
+		  FROM earned e
+		 WHERE e.value > 0
+		 ORDER BY e.id, e.nth
+		ON CONFLICT DO NOTHING
+		RETURNING w.*
+	), updated AS (
+		UPDATE referral.referral x
+		   SET status = 'converted', converted_at = c.at, converting_source = source,
+		       converting_order = c.order_ref
+		  FROM conv c
+		 WHERE x.id = c.id
+	), events AS (
+		-- The events in the order _order_paid appends them: a conversion's rewards,
+		-- then its referral_converted.
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT v.tenant, v.kind, v.payload
+		  FROM (SELECT w.tenant, 'reward_created' AS kind, w.referral_id, 0 AS after, w.id,
+		               pg_catalog.jsonb_build_object('reward_id', w.id, 'program_id', w.program_id,
+		                   'referral_id', w.referral_id, 'beneficiary', w.beneficiary, 'kind', w.kind,
+		                   'level', w.level, 'amount', w.amount, 'currency', w.currency,
+		                   'status', w.status, 'order_ref', w.order_ref, 'payout_ref', NULL) AS payload
+		          FROM rewarded w
+		        UNION ALL
+		        SELECT c.tenant, 'referral_converted', c.id, 1, 0,
+		               pg_catalog.jsonb_build_object('referral_id', c.id, 'program_id', c.program_id,
+		                   'referrer', c.referrer, 'referee', c.referee, 'order_ref', c.order_ref,
+		                   'converted_at', c.at)
+		          FROM conv c) v
+		 ORDER BY v.referral_id, v.after, v.id
+		RETURNING e.id, e.kind, e.tenant
+	), notified AS (
+		SELECT pg_catalog.count(pg_catalog.pg_notify('referral_event',
+		           pg_catalog.json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text)) AS n
+		  FROM events e
+	)
+	SELECT (SELECT pg_catalog.array_agg(c.pos::int ORDER BY c.pos) FROM conv c), n.n INTO converted, notified
+	  FROM notified n;
+	RETURN COALESCE(converted, '{}');
+END
+$$;
+COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], timestamptz[])
+	IS 'internal: set-based conversions of a statement''s first orders where no budget, cap, recurring window or milestone applies; returns the positions converted';
+
+
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)

@@ -28,6 +28,9 @@ if ls test/pgtap/*.sql >/dev/null 2>&1; then
 	pg_prove -d referral_tap --failures test/pgtap/*.sql || status=1
 fi
 
+echo "== two overlapping converting loads, 20 rounds (test/overlap/overlap.sh)"
+bash test/overlap/overlap.sh || status=1
+
 echo "== upgrade path (test/upgrade.sh)"
 bash test/upgrade.sh || status=1
 

@@ -201,6 +201,21 @@ DECLARE
 	converted int[] := '{}';	-- input positions whose order converted, ascending
 	next_converted int := 1;
 BEGIN
+	-- The lock order of every statement's conversions: the referrers' codes (which
+	-- serialise a referrer's conversions, so that tiers count each once), then the
+	-- referrals, then the programs whose budget or cap is shared, each set sorted,
+	-- and all taken here, before any is converted.  Two loads of overlapping
+	-- referees then wait for each other instead of deadlocking.
+	PERFORM 1 FROM referral.code c
+	 WHERE (c.tenant, c.program_id, c.customer) IN
+	       (SELECT r.tenant, r.program_id, r.referrer FROM referral.referral r WHERE r.id = ANY (referral_ids))
+	 ORDER BY c.code FOR UPDATE;
+	PERFORM 1 FROM referral.referral r WHERE r.id = ANY (referral_ids) ORDER BY r.id FOR UPDATE;
+	PERFORM 1 FROM referral.program p
+	 WHERE p.id IN (SELECT r.program_id FROM referral.referral r WHERE r.id = ANY (referral_ids))
+	   AND (p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL)
+	 ORDER BY p.id FOR UPDATE;
+
 	IF cardinality(referral_ids) >= 8 THEN
 		converted := referral._convert_orders(source, referral_ids, order_refs, amounts, ats);
 	END IF;
@@ -234,18 +249,7 @@ DECLARE
 	converted int[];
 	notified bigint;
 BEGIN
-	-- The lock order of _order_paid, which a session converting one by one follows:
-	-- by referral id, each referral and then its referrer's code (which serialises
-	-- the referrer's conversions, so that tiers count each once).  Locking all the
-	-- referrals first would deadlock with it: it may hold a later referral's code
-	-- while waiting for one of ours.
-	PERFORM 1 FROM referral.referral r
-	  JOIN referral.code c
-	    ON c.tenant = r.tenant AND c.program_id = r.program_id AND c.customer = r.referrer
-	 WHERE r.id = ANY (referral_ids)
-	 ORDER BY r.id
-	   FOR UPDATE OF r, c;
-
+	-- The caller (_orders_paid) holds the row locks of the codes and referrals.
 	WITH input AS (
 		SELECT * FROM unnest(referral_ids, order_refs, amounts, ats)
 		       WITH ORDINALITY AS i(referral_id, order_ref, amount, at, pos)
