@@ -38,6 +38,7 @@ END
 $$;
 
 SELECT referral.create_program('Spring') AS p \gset
+CREATE TEMP TABLE orders_overlap (id int, customer text, amount numeric, status text);
 SELECT referral.add_variant(:p, repeat('v', 40)) > 0 AS variant_added;
 
 -- each argument 1 MB long, or as long as an index allows where it must exist
@@ -83,4 +84,14 @@ SELECT e.* FROM pg_temp.error_of(format('SELECT * FROM referral.issue_codes(%s, 
 SELECT e.sqlstate, e.message, strpos(e.message, 'secret') > 0 AS quotes_it
   FROM pg_temp.error_of(format('SELECT referral.issue_code(%s, %L, email => %L)', :p, 'alice',
                                'alice.secret.example.com'), 'alice.secret') AS e;
+-- mark_paid of 10,000 rewards that do not exist: the first ten are named
+SELECT e.sqlstate, e.short_message, e.message
+  FROM pg_temp.error_of('SELECT referral.mark_paid(ARRAY(SELECT generate_series(900001, 910000)::bigint), ''batch'')',
+                        '') AS e;
+
+-- overlapping status lists of long statuses: an excerpt
+SELECT e.sqlstate, e.quotes_beyond_32, e.message
+  FROM pg_temp.error_of(format('SELECT referral.track_orders(%L, %L, %L, status_column => %L, paid_statuses => ARRAY[%L], reversed_statuses => ARRAY[%L])',
+                               'pg_temp.orders_overlap', 'customer', 'amount', 'status', repeat('s', 100), repeat('s', 100)),
+                        repeat('s', 100)) AS e;
 ROLLBACK;

@@ -1223,6 +1223,183 @@ COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], 
 	IS 'internal: set-based conversions of a statement''s first orders where no budget, cap, recurring window or milestone applies; returns the positions converted';
 
 
+-- Messages that would list a whole input name at most an excerpt of it:
+CREATE OR REPLACE FUNCTION referral.mark_paid(reward_ids bigint[], reference text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wanted bigint[];
+	not_payable text;
+	paid bigint[];
+BEGIN
+	PERFORM referral._require(NULLIF(btrim(reference), '') IS NOT NULL, 'payout reference must not be empty');
+	PERFORM referral._require(reward_ids IS NOT NULL AND cardinality(reward_ids) > 0
+	                          AND array_position(reward_ids, NULL) IS NULL,
+		'reward_ids must be a non-empty array without NULLs');
+	wanted := ARRAY(SELECT DISTINCT unnest(reward_ids) ORDER BY 1);
+
+	-- Lock them all first (id order), then check: all or nothing.
+	PERFORM 1 FROM referral.reward w WHERE w.id = ANY (wanted) ORDER BY w.id FOR UPDATE;
+	-- The first ten in the message: a payout file of thousands must not make it huge.
+	SELECT string_agg(format('%s (%s)', x.i, x.status), ', ' ORDER BY x.i) FILTER (WHERE x.n <= 10)
+	       || CASE WHEN count(*) > 10 THEN format(' and %s more', count(*) - 10) ELSE '' END
+	  INTO not_payable
+	  FROM (SELECT i, COALESCE(w.status, 'does not exist') AS status, row_number() OVER (ORDER BY i) AS n
+	          FROM unnest(wanted) i LEFT JOIN referral.reward w ON w.id = i
+	         WHERE w.status IS DISTINCT FROM 'approved') x;
+	IF not_payable IS NOT NULL THEN
+		RAISE EXCEPTION 'rewards not approved: %', not_payable
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Only approved rewards can be paid; nothing was marked paid.',
+				  HINT = 'Approve rewards with referral.approve_due() first.';
+	END IF;
+
+	WITH upd AS (
+		UPDATE referral.reward w SET status = 'paid', paid_at = now(), payout_ref = reference
+		 WHERE w.id = ANY (wanted)
+		RETURNING w.id
+	)
+	SELECT array_agg(upd.id) INTO paid FROM upd;
+	PERFORM referral._emit_rewards('reward_paid', paid);
+	RETURN cardinality(paid);
+END
+$$;
+COMMENT ON FUNCTION referral.mark_paid(bigint[], text)
+	IS 'mark approved rewards paid under a payout reference; all or nothing';
+
+CREATE OR REPLACE FUNCTION referral.track_orders(
+	orders regclass,
+	customer_column name,
+	amount_column name,
+	id_column name DEFAULT 'id',
+	status_column name DEFAULT NULL,
+	paid_statuses text[] DEFAULT '{paid}',
+	reversed_statuses text[] DEFAULT '{refunded,cancelled}',
+	ordered_at_column name DEFAULT NULL,
+	tenant_column name DEFAULT NULL,
+	tenant text DEFAULT 'default')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tbl record := referral._orders_table(orders);
+	ints text := 'smallint, integer, bigint';
+	both_ways text;
+	taken name;
+	args text;
+	label text;
+	tracked_parent regclass;
+BEGIN
+	-- Every check before anything is created.
+	PERFORM referral._check_order_column(orders, tbl.display, 'customer', customer_column,
+		'{int2,int4,int8,uuid,text,varchar}', ints || ', uuid, text or varchar');
+	PERFORM referral._check_order_column(orders, tbl.display, 'amount', amount_column,
+		'{numeric,int2,int4,int8}', 'numeric, ' || ints);
+	PERFORM referral._check_order_column(orders, tbl.display, 'id', id_column,
+		'{int2,int4,int8,uuid,text,varchar}', ints || ', uuid, text or varchar');
+	IF status_column IS NOT NULL THEN
+		PERFORM referral._check_order_column(orders, tbl.display, 'status', status_column,
+			'{text,varchar}', 'text, varchar or an enum', allow_enum => true);
+	END IF;
+	IF ordered_at_column IS NOT NULL THEN
+		PERFORM referral._check_order_column(orders, tbl.display, 'ordered_at', ordered_at_column,
+			'{timestamptz,timestamp,date}', 'timestamptz, timestamp or date');
+	END IF;
+	IF tenant_column IS NOT NULL THEN
+		PERFORM referral._check_order_column(orders, tbl.display, 'tenant', tenant_column,
+			'{text,varchar,int2,int4,int8}', 'text, varchar, ' || ints);
+	END IF;
+
+	PERFORM referral._check_statuses('paid_statuses', paid_statuses, false);
+	PERFORM referral._check_statuses('reversed_statuses', reversed_statuses, true);
+	SELECT pg_catalog.string_agg(DISTINCT s, ', ' ORDER BY s) INTO both_ways
+	  FROM pg_catalog.unnest(paid_statuses) s
+	 WHERE s = ANY (reversed_statuses);
+	IF both_ways IS NOT NULL THEN
+		RAISE EXCEPTION 'paid_statuses and reversed_statuses overlap: %', referral._excerpt(both_ways)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A status means paid or reversed, not both.';
+	END IF;
+	IF tenant_column IS NULL AND NULLIF(pg_catalog.btrim(tenant), '') IS NULL THEN
+		RAISE EXCEPTION 'tenant must not be empty' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a tenant, or a tenant_column that holds each order''s tenant.';
+	END IF;
+
+	-- A partition's orders are the tracked table's (untracked ones included).
+	SELECT a.relid INTO tracked_parent
+	  FROM pg_catalog.pg_partition_ancestors(orders) a(relid)
+	 WHERE a.relid <> orders
+	   AND (EXISTS (SELECT FROM referral.tracked_table t WHERE t.relid = a.relid)
+	        OR EXISTS (SELECT FROM pg_catalog.pg_trigger g
+	                    WHERE g.tgrelid = a.relid
+	                      AND g.tgfoid = 'referral._order_trigger()'::pg_catalog.regprocedure))
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" is a partition of tracked table "%"', tbl.display,
+			(SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+			   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tracked_parent)
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Its orders are attributed with that table''s; untrack that table first to track this one on its own.';
+	END IF;
+	IF EXISTS (SELECT FROM referral.tracked_table t WHERE t.relid = orders)
+	   OR EXISTS (SELECT FROM pg_catalog.pg_trigger g
+	               WHERE g.tgrelid = orders
+	                 AND g.tgfoid IN ('referral._order_trigger()'::pg_catalog.regprocedure,
+	                                  'referral._orders_truncated()'::pg_catalog.regprocedure)) THEN
+		RAISE EXCEPTION 'table "%" is already tracked', tbl.display
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Call referral.untrack_orders() first to track it with other settings.';
+	END IF;
+	SELECT g.tgname INTO taken FROM pg_catalog.pg_trigger g
+	 WHERE g.tgrelid = orders
+	   AND g.tgname IN ('referral_orders_ins', 'referral_orders_upd', 'referral_orders_del',
+	                    'referral_orders_trunc')
+	 ORDER BY g.tgname LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'trigger "%" for table "%" already exists', taken, tbl.display
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Rename or drop that trigger: track_orders needs its name.';
+	END IF;
+
+	-- A label no other table ever had: orders are known by (tenant, label, id).
+	label := referral._source_label(orders, tbl.quoted,
+		CASE WHEN tenant_column IS NULL THEN tenant ELSE '' END);
+
+	-- The trigger's whole configuration, in the order src/order_trigger.c reads it.
+	args := format('%L, %L, %L, %L, %L, %L, %L, %L, %L, %L',
+		CASE WHEN tenant_column IS NULL THEN tenant ELSE '' END,
+		label,
+		customer_column,
+		amount_column,
+		id_column,
+		COALESCE(status_column, ''),
+		paid_statuses::text,
+		reversed_statuses::text,
+		COALESCE(ordered_at_column, ''),
+		COALESCE(tenant_column, ''));
+	PERFORM referral._add_order_triggers(tbl.quoted, args);
+	DELETE FROM referral.untracked_partition u
+	 WHERE u.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(orders) t);
+	PERFORM referral._track_partitions(orders);
+
+	INSERT INTO referral.tracked_table AS t
+		(tenant, relid, customer_column, amount_column, id_column, status_column,
+		 paid_statuses, reversed_statuses, ordered_at_column, tenant_column, source)
+	VALUES
+		(CASE WHEN track_orders.tenant_column IS NULL THEN track_orders.tenant ELSE '' END,
+		 track_orders.orders, track_orders.customer_column, track_orders.amount_column,
+		 track_orders.id_column, track_orders.status_column, track_orders.paid_statuses,
+		 track_orders.reversed_statuses, track_orders.ordered_at_column,
+		 track_orders.tenant_column, label);
+END
+$$;
+COMMENT ON FUNCTION referral.track_orders(regclass, name, name, name, name, text[], text[], name, name, text)
+	IS 'attach a shop''s orders table: statement-level triggers attribute its paid orders to referrals and reverse rewards of refunded, cancelled or deleted orders, in the same transaction';
+
+
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)

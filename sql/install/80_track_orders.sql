@@ -196,7 +196,7 @@ BEGIN
 	  FROM pg_catalog.unnest(paid_statuses) s
 	 WHERE s = ANY (reversed_statuses);
 	IF both_ways IS NOT NULL THEN
-		RAISE EXCEPTION 'paid_statuses and reversed_statuses overlap: %', both_ways
+		RAISE EXCEPTION 'paid_statuses and reversed_statuses overlap: %', referral._excerpt(both_ways)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'A status means paid or reversed, not both.';
 	END IF;

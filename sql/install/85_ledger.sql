@@ -49,10 +49,13 @@ BEGIN
 
 	-- Lock them all first (id order), then check: all or nothing.
 	PERFORM 1 FROM referral.reward w WHERE w.id = ANY (wanted) ORDER BY w.id FOR UPDATE;
-	SELECT string_agg(format('%s (%s)', i, COALESCE(w.status, 'does not exist')), ', ' ORDER BY i)
+	-- The first ten in the message: a payout file of thousands must not make it huge.
+	SELECT string_agg(format('%s (%s)', x.i, x.status), ', ' ORDER BY x.i) FILTER (WHERE x.n <= 10)
+	       || CASE WHEN count(*) > 10 THEN format(' and %s more', count(*) - 10) ELSE '' END
 	  INTO not_payable
-	  FROM unnest(wanted) i LEFT JOIN referral.reward w ON w.id = i
-	 WHERE w.status IS DISTINCT FROM 'approved';
+	  FROM (SELECT i, COALESCE(w.status, 'does not exist') AS status, row_number() OVER (ORDER BY i) AS n
+	          FROM unnest(wanted) i LEFT JOIN referral.reward w ON w.id = i
+	         WHERE w.status IS DISTINCT FROM 'approved') x;
 	IF not_payable IS NOT NULL THEN
 		RAISE EXCEPTION 'rewards not approved: %', not_payable
 			USING ERRCODE = 'object_not_in_prerequisite_state',
