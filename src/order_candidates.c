@@ -228,7 +228,7 @@ order_candidates_hash_memory(Relation referrals, int64 norders)
 	/* Never vacuumed or analyzed (-1; 0 before PG 14): guess from its size. */
 	if (rows <= 0)
 		rows = (double) RelationGetNumberOfBlocks(referrals) * 40.0;
-	if (IsolationIsSerializable() || norders < 64 || rows * 4.0 > (double) norders ||
+	if (IsolationUsesXactSnapshot() || norders < 64 || rows * 4.0 > (double) norders ||
 		rows * ACCEPTED_REFERRAL_BYTES > (double) budget)
 		return 0;
 	return budget;
@@ -249,6 +249,16 @@ slot_text_equals(TupleTableSlot *slot, AttrNumber att, text *value)
 		memcmp(VARDATA_ANY(column), VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)) == 0;
 }
 
+/* A referral this transaction's snapshot cannot see: retry the transaction. */
+static void
+concurrent_redeem_failure(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to a concurrent redeem of an order's customer"),
+			 errhint("Retry the transaction.")));
+}
+
 /*
  * Waits for a transaction that inserted an accepted referral of an order's
  * customer: a redeem still in progress must not miss this order, nor this order
@@ -261,10 +271,7 @@ wait_for_redeem(TransactionId xid)
 {
 	XactLockTableWait(xid, NULL, NULL, XLTW_None);
 	if (IsolationUsesXactSnapshot() && TransactionIdDidCommit(xid))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent redeem of an order's customer"),
-				 errhint("Retry the transaction.")));
+		concurrent_redeem_failure();
 }
 
 /*
@@ -277,8 +284,9 @@ wait_for_redeem(TransactionId xid)
  * database collation is deterministic).
  */
 static bool
-probe_accepted_referral(IndexScanDesc scan, Relation index, const ReferralTableInfo *info,
-						Snapshot dirty, TupleTableSlot *referral, text *tenant, text *customer,
+probe_accepted_referral(IndexScanDesc scan, Relation referrals, Relation index,
+						const ReferralTableInfo *info, Snapshot dirty, Snapshot snapshot,
+						TupleTableSlot *referral, text *tenant, text *customer,
 						bool *converted)
 {
 	ScanKeyData keys[2];
@@ -309,6 +317,14 @@ rescan:
 			wait_for_redeem(dirty->xmin);
 			goto rescan;
 		}
+		/*
+		 * Under REPEATABLE READ or SERIALIZABLE the trigger's SQL sees this
+		 * transaction's snapshot: a referral accepted (or changed) since would
+		 * be missed there.
+		 */
+		if (IsolationUsesXactSnapshot() &&
+			!table_tuple_satisfies_snapshot(referrals, referral, snapshot))
+			concurrent_redeem_failure();
 		*converted = referral_status_is(status, "converted");
 		return true;
 	}
@@ -406,7 +422,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		if (customer != NULL && order_tenant != NULL && hashed != NULL)
 			referred = accepted_referrals_find(hashed, order_tenant, customer, &converted);
 		else if (customer != NULL && order_tenant != NULL)
-			referred = probe_accepted_referral(scan, accepted, &info, &dirty, referral,
+			referred = probe_accepted_referral(scan, referrals, accepted, &info, &dirty, snapshot, referral,
 											   order_tenant, customer, &converted);
 		MemoryContextReset(per_order);
 

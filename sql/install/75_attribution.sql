@@ -1,8 +1,9 @@
 -- Attribution: what a paid, refunded, cancelled or deleted order does to referrals and
 -- rewards.  The order triggers (track_orders) call these with the orders of a whole
 -- statement; each function re-checks under row locks, taken in one order everywhere:
--- the referral, then the referrer's code, then the program (when a budget or cap
--- applies), then rewards.
+-- the referrers' codes, then the referrals, then the programs (when a budget or cap
+-- applies), each set sorted, then rewards.  Conversions take the first three for the
+-- whole statement up front (_orders_paid); reversals need no code.
 --
 -- These internal functions (and the helpers they call: _create_reward, _emit,
 -- _emit_rewards, _pick_rule, _conversions) run for every conversion and refund, so
