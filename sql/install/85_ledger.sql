@@ -79,20 +79,22 @@ COMMENT ON FUNCTION referral.mark_paid(bigint[], text)
 -- audit(): recomputes from the tracked orders and the referrals what the ledger
 -- should hold, and reports every difference.  No rows when consistent.
 -- The query that reads a tracked table's orders for audit(), as
--- (order_ref, customer, tenant, amount, paid, ordered_at): every identifier
+-- (order_ref, customer, tenant, amount, paid, reversed, ordered_at): every identifier
 -- quoted, every value a built-in type.  Run by _query_as_owner as the table's owner.
 CREATE FUNCTION referral._orders_query(orders regclass, qualified text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT format('SELECT (x.%I)::text, (x.%I)::text, %s, (x.%I)::numeric, %s, %s FROM %s x',
+	SELECT format('SELECT (x.%I)::text, (x.%I)::text, %s, (x.%I)::numeric, %s, %s, %s FROM %s x',
 	              t.id_column, t.customer_column,
 	              CASE WHEN t.tenant_column IS NULL THEN format('%L::text', t.tenant)
 	                   ELSE format('(x.%I)::text', t.tenant_column) END,
 	              t.amount_column,
 	              CASE WHEN t.status_column IS NULL THEN 'true'
 	                   ELSE format('((x.%I)::text = ANY (%L::text[]))', t.status_column, t.paid_statuses) END,
+	              CASE WHEN t.status_column IS NULL THEN 'false'
+	                   ELSE format('((x.%I)::text = ANY (%L::text[]))', t.status_column, t.reversed_statuses) END,
 	              CASE WHEN t.ordered_at_column IS NULL THEN 'NULL::timestamptz'
 	                   ELSE format('(x.%I)::timestamptz', t.ordered_at_column) END,
 	              qualified)
@@ -267,18 +269,20 @@ BEGIN
 		RETURN QUERY
 		WITH x AS MATERIALIZED (
 			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, t.qualified))
-			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, ordered_at timestamptz)),
+			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, reversed boolean,
+			         ordered_at timestamptz)),
 		problems AS (
-			-- An attributed, unreversed order that is no longer there or no longer paid.
+			-- An attributed, unreversed order that is no longer there or in a reversed
+			-- status (another status after paid keeps its rewards, as in the trigger).
 			SELECT 1 AS part, o.order_ref AS sort_ref, NULL::bigint AS sort_id, 'order_not_paid' AS problem,
 			       format('order %s of %s (referral %s) earned rewards but is %s',
 			              o.order_ref, o.order_source, o.referral_id,
-			              CASE WHEN x.order_ref IS NULL THEN 'deleted' ELSE 'not paid' END) AS detail
+			              CASE WHEN x.order_ref IS NULL THEN 'deleted' ELSE 'reversed' END) AS detail
 			  FROM referral.attributed_order o
 			  LEFT JOIN x ON x.order_ref = o.order_ref AND x.tenant = o.tenant
 			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
 			   AND (audit.program IS NULL OR o.program_id = audit.program)
-			   AND (x.order_ref IS NULL OR x.paid IS NOT TRUE)
+			   AND (x.order_ref IS NULL OR x.reversed)
 			UNION ALL
 			-- A pending referral whose referee has a qualifying paid order in the window,
 			-- placed after the referral last went back to pending: a missed conversion.

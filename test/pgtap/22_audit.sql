@@ -2,7 +2,7 @@
 -- behind the triggers' back (orders changed with the triggers off, ledger rows edited
 -- by hand).  Every tampering is undone before the next, so each test sees one problem.
 BEGIN;
-SELECT plan(15);
+SELECT plan(16);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE public.audit_orders (
@@ -74,6 +74,12 @@ SELECT results_eq($$SELECT problem FROM referral.audit()$$,
 SET LOCAL session_replication_role = replica;
 UPDATE public.audit_orders SET status = 'paid' WHERE id = 2;
 SET LOCAL session_replication_role = origin;
+
+-- A paid order moved on to a status that is neither paid nor reversed keeps its
+-- rewards, in the trigger and in audit() alike.
+UPDATE public.audit_orders SET status = 'shipped' WHERE id = 2;
+SELECT is_empty($$SELECT * FROM referral.audit()$$, 'an order shipped after it was paid is no problem');
+UPDATE public.audit_orders SET status = 'paid' WHERE id = 2;
 
 -- A clawback whose paid reward does not exist.
 INSERT INTO referral.reward (tenant, program_id, beneficiary, referral_id, level, kind, reward_type,
