@@ -4,6 +4,8 @@
 -- 'checkout', so that other tests' programs do not count.
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
+-- Program ids (in messages) and so the variants customers get, whatever ran before.
+SELECT setval('referral.program_id_seq', 900) > 0 AS fixed_ids;
 SELECT referral.create_program('Checkout', tenant => 'checkout', starts_at => '2020-01-01',
                                hold_period => '1 day') AS p \gset
 -- Referee: 10 credit; referrer: 10% credit.  Offer: 10% off, at most 15, from 20.
@@ -99,9 +101,9 @@ SELECT referral.create_program('Variants', tenant => 'checkout-ab', starts_at =>
 SELECT referral.add_variant(:pv, 'A') > 0 AS a, referral.add_variant(:pv, 'B') > 0 AS b;
 SELECT referral.add_referee_offer(:pv, fixed => 7) > 0 AS base_offer;
 SELECT referral.add_referee_offer(:pv, fixed => 3, variant => 'A') > 0 AS a_offer;
-SELECT count(referral.issue_code(:pv, 'ref' || i)) AS codes FROM generate_series(1, 8) i;
+SELECT count(referral.issue_code(:pv, 'ref' || i)) AS codes FROM generate_series(1, 20) i;
 SELECT count(*) AS redeemed
-  FROM generate_series(1, 8) i, referral.redeem((SELECT code FROM referral.code WHERE customer = 'ref' || i), 'new' || i);
+  FROM generate_series(1, 20) i, referral.redeem((SELECT code FROM referral.code WHERE customer = 'ref' || i), 'new' || i);
 -- every referral of variant A gets 3, the others 7
 SELECT r.variant, o.discount, count(*) > 0 AS some
   FROM referral.referral r, referral.offer(r.referee, 100, 'checkout-ab') o
