@@ -177,25 +177,23 @@ COMMENT ON FUNCTION referral.add_referee_offer(bigint, numeric, numeric, numeric
 
 -- The offer of a referral for an order of this amount, as offer() shows it: no row
 -- when the referral's program has no offer for its variant (a variant's own offer
--- first, else the variant-less one), it expired or the amount is below its minimum.
--- The discount never exceeds the order.
+-- first, else the variant-less one); the caller checks expiry and minimum.  The
+-- discount never exceeds the order.  Plain SQL returning a set, so that it is inlined
+-- into its callers' statements.
 CREATE FUNCTION referral._offer_of(r referral.referral, order_amount numeric)
-RETURNS TABLE (offer_id bigint, discount numeric, currency text, expires_at timestamptz)
-LANGUAGE plpgsql STABLE
+RETURNS TABLE (offer_id bigint, discount numeric, currency text, expires_at timestamptz, min_order_amount numeric)
+LANGUAGE sql STABLE
 AS $$
-BEGIN
-	RETURN QUERY
 	SELECT o.id,
 	       LEAST(referral.reward_amount(_offer_of.order_amount, o.percent, o.fixed, o.cap, p.currency),
 	             trunc(_offer_of.order_amount, referral.currency_decimals(p.currency))),
-	       p.currency, r.created_at + o.valid_for
+	       p.currency, (_offer_of.r).created_at + o.valid_for, o.min_order_amount
 	  FROM referral.referee_offer o
 	  JOIN referral.program p ON p.id = o.program_id
-	 WHERE o.tenant = r.tenant AND o.program_id = r.program_id
-	   AND (o.variant IS NULL OR o.variant = r.variant)
+	 WHERE o.tenant = (_offer_of.r).tenant AND o.program_id = (_offer_of.r).program_id
+	   AND (o.variant IS NULL OR o.variant = (_offer_of.r).variant)
 	 ORDER BY o.variant IS NULL
-	 LIMIT 1;
-END
+	 LIMIT 1
 $$;
 COMMENT ON FUNCTION referral._offer_of(referral.referral, numeric) IS 'internal: the offer (by variant) of a referral and its discount for an order amount';
 
@@ -224,8 +222,7 @@ BEGIN
 	RETURN QUERY
 	SELECT r.id, o.discount, o.currency, o.expires_at
 	  FROM referral._offer_of(r, offer.order_amount) o
-	  JOIN referral.referee_offer x ON x.tenant = r.tenant AND x.id = o.offer_id
-	 WHERE o.expires_at > now() AND offer.order_amount >= x.min_order_amount AND o.discount > 0;
+	 WHERE o.expires_at > now() AND offer.order_amount >= o.min_order_amount AND o.discount > 0;
 END
 $$;
 COMMENT ON FUNCTION referral.offer(text, numeric, text)
@@ -268,10 +265,9 @@ BEGIN
 	        OR (r.status = 'converted' AND r.converting_order = use_offer.order_ref)) THEN
 		RETURN 0;
 	END IF;
-	SELECT x.offer_id, x.discount, x.currency, x.expires_at, f.min_order_amount INTO o
-	  FROM referral._offer_of(r, order_amount) x
-	  JOIN referral.referee_offer f ON f.tenant = r.tenant AND f.id = x.offer_id;
-	IF o.offer_id IS NULL OR o.expires_at <= now() OR order_amount < o.min_order_amount OR o.discount <= 0 THEN
+	SELECT x.offer_id, x.discount, x.currency, x.expires_at, x.min_order_amount INTO o
+	  FROM referral._offer_of(r, order_amount) x;
+	IF NOT FOUND OR o.expires_at <= now() OR order_amount < o.min_order_amount OR o.discount <= 0 THEN
 		RETURN 0;
 	END IF;
 
@@ -415,6 +411,8 @@ DECLARE
 	already numeric;
 	want numeric;
 	spent numeric;
+	take_ids bigint[];
+	takes numeric[];
 	paid bigint[];
 	event_id bigint;
 BEGIN
@@ -453,33 +451,32 @@ BEGIN
 	END IF;
 
 	-- Oldest approved first, each reward up to what is left of it; a reward spent
-	-- whole becomes paid.
-	WITH left_over AS (
-		SELECT w.id, w.approved_at,
-		       w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-		                             WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
-		  FROM referral.reward w
-		 WHERE w.id = ANY (spendable)
-	), alloc AS (
-		SELECT l.id, l.remaining,
-		       LEAST(l.remaining, GREATEST(want - COALESCE(sum(l.remaining) OVER (
-		           ORDER BY l.approved_at, l.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), 0)) AS take
-		  FROM left_over l
-		 WHERE l.remaining > 0
-	), ins AS (
-		INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
-		SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, a.id, a.take, cur
-		  FROM alloc a WHERE a.take > 0 ORDER BY a.id
-		RETURNING s.amount
-	), upd AS (
+	-- whole becomes paid.  The allocation first, then writes by id (index lookups).
+	SELECT array_agg(a.id ORDER BY a.id) FILTER (WHERE a.take > 0),
+	       array_agg(a.take ORDER BY a.id) FILTER (WHERE a.take > 0),
+	       array_agg(a.id ORDER BY a.id) FILTER (WHERE a.take > 0 AND a.take = a.remaining)
+	  INTO take_ids, takes, paid
+	  FROM (SELECT l.id, l.remaining,
+	               LEAST(l.remaining, GREATEST(want - COALESCE(sum(l.remaining) OVER (
+	                   ORDER BY l.approved_at, l.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), 0)) AS take
+	          FROM (SELECT w.id, w.approved_at,
+	                       w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                                             WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
+	                  FROM referral.reward w
+	                 WHERE w.id = ANY (spendable)) l
+	         WHERE l.remaining > 0) a;
+	IF take_ids IS NULL THEN
+		RETURN 0;
+	END IF;
+	INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
+	SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
+	  FROM unnest(take_ids, takes) AS x(id, take);
+	IF paid IS NOT NULL THEN
 		UPDATE referral.reward w
 		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
-		  FROM alloc a
-		 WHERE w.id = a.id AND a.take > 0 AND a.take = a.remaining
-		RETURNING w.id
-	)
-	SELECT (SELECT COALESCE(sum(ins.amount), 0) FROM ins), (SELECT array_agg(upd.id ORDER BY upd.id) FROM upd)
-	  INTO spent, paid;
+		 WHERE w.id = ANY (paid);
+	END IF;
+	spent := (SELECT sum(x) FROM unnest(takes) x);
 	IF spent = 0 THEN
 		RETURN 0;
 	END IF;
