@@ -110,6 +110,7 @@ SELECT referral.add_reward(:p, 'referrer', percent => 15, cap => 50, min_convers
 SELECT referral.add_reward(:p, 'referrer', percent => 20, variant => 'B');
 SELECT referral.add_reward(:p, 'referrer', percent => 2, level => 2);
 SELECT referral.add_milestone(:p, 2, 25);
+SELECT referral.add_referee_offer(:p, percent => 10, cap => 20);
 SELECT referral.create_program('Elsewhere', tenant => 'other shop', currency => 'EUR') AS q \gset
 SELECT referral.add_reward(:q, 'referrer', fixed => 3);
 
@@ -157,6 +158,9 @@ CREATE TABLE shop.parted_2 PARTITION OF shop.parted FOR VALUES FROM (100) TO (20
 SELECT referral.track_orders('shop.parted', 'customer', 'amount');
 SELECT referral.untrack_orders('shop.parted_2');
 INSERT INTO shop.parted VALUES (1, 'nobody', 5), (101, 'nobody', 5);
+-- Checkout: gina's offer used, carol's store credit spent.
+SELECT referral.use_offer('gina', 'checkout-gina', 60.00);
+SELECT referral.spend_credit('carol', 3, 'checkout-carol');
 SQL
 checks=$((checks + 1))
 echo "ok   $src built"

@@ -453,7 +453,7 @@ COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse re
 
 -- Orders refunded, cancelled or deleted: their rewards are reversed; a referral they
 -- converted returns to pending, and the milestones its conversion reached are
--- reversed the same way.
+-- reversed the same way; a referee offer they used is free again.
 CREATE FUNCTION referral._orders_reversed(tenant text, source text, order_refs text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -499,6 +499,7 @@ BEGIN
 	UPDATE referral.attributed_order o SET reversed_at = now()
 	 WHERE o.tenant = _orders_reversed.tenant AND o.order_source = source
 	   AND o.order_ref = ANY (order_refs) AND o.reversed_at IS NULL;
+	PERFORM referral._offers_restored(_orders_reversed.tenant, source, order_refs);
 
 	SELECT array_agg(w.id ORDER BY w.id) INTO to_reverse
 	  FROM referral.reward w

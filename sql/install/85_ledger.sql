@@ -256,6 +256,35 @@ BEGIN
 	   AND o.reversed_at IS NULL AND (audit.program IS NULL OR o.program_id = audit.program)
 	 ORDER BY o.order_source, o.order_ref;
 
+	-- Store credit spent at checkout: never more than a credit reward's amount, and
+	-- only from credit rewards of the spender, in their currency, once approved.
+	RETURN QUERY
+	SELECT CASE WHEN s.total > w.amount THEN 'credit_overspent' ELSE 'credit_spent_wrongly' END,
+	       format('reward %s (%s %s %s %s of %s, %s) has %s spent on it by orders %s',
+	              s.reward_id, w.kind, w.reward_type, w.amount, w.currency, w.beneficiary,
+	              CASE WHEN w.approved_at IS NULL THEN 'never approved' ELSE 'approved ' || w.approved_at END,
+	              s.total, s.orders)
+	  FROM (SELECT x.reward_id, sum(x.amount) AS total,
+	               string_agg(DISTINCT x.order_ref, ', ' ORDER BY x.order_ref) AS orders,
+	               bool_or(x.customer <> w0.beneficiary OR x.currency <> w0.currency
+	                       OR x.tenant <> w0.tenant OR w0.reward_type <> 'credit' OR w0.kind = 'clawback'
+	                       OR w0.approved_at IS NULL) AS misplaced
+	          FROM referral.credit_spend x
+	          JOIN referral.reward w0 ON w0.id = x.reward_id
+	         WHERE x.refunded_at IS NULL
+	         GROUP BY x.reward_id) s
+	  JOIN referral.reward w ON w.id = s.reward_id
+	 WHERE (s.total > w.amount OR s.misplaced)
+	   AND (audit.program IS NULL OR w.program_id = audit.program)
+	UNION ALL
+	SELECT 'credit_spend_without_reward',
+	       format('credit spend %s of %s by order %s names reward %s, which does not exist',
+	              x.id, x.amount, x.order_ref, x.reward_id)
+	  FROM referral.credit_spend x
+	 WHERE audit.program IS NULL
+	   AND NOT EXISTS (SELECT 1 FROM referral.reward w WHERE w.id = x.reward_id)
+	 ORDER BY 1, 2;
+
 	-- Against the orders of every table still tracked, read as the table's owner
 	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
 	-- rows come back as built-in types, compared here.

@@ -180,11 +180,14 @@ SELECT w.tenant, w.beneficiary AS customer, w.currency,
        COALESCE(pg_catalog.sum(w.amount) FILTER (WHERE w.status = 'pending'), 0) AS pending,
        COALESCE(pg_catalog.sum(w.amount) FILTER (WHERE w.status = 'approved'), 0) AS approved,
        COALESCE(pg_catalog.sum(w.amount) FILTER (WHERE w.status = 'paid'), 0) AS paid,
-       COALESCE(pg_catalog.sum(w.amount) FILTER (WHERE w.status = 'reversed'), 0) AS reversed
+       COALESCE(pg_catalog.sum(w.amount) FILTER (WHERE w.status = 'reversed'), 0) AS reversed,
+       COALESCE((SELECT pg_catalog.sum(s.amount) FROM referral.credit_spend s
+                  WHERE s.tenant = w.tenant AND s.customer = w.beneficiary AND s.currency = w.currency
+                    AND s.refunded_at IS NULL), 0) AS spent
   FROM referral.reward w
  GROUP BY w.tenant, w.beneficiary, w.currency;
 COMMENT ON VIEW referral.reward_balance
-	IS 'per tenant, beneficiary and currency, over all programs: reward amounts by status; paid is gross (what was paid out), a clawback counts under its own status (approved, negative, until a payout nets it)';
+	IS 'per tenant, beneficiary and currency, over all programs: reward amounts by status; paid is gross (what was paid out, store credit spent whole included), a clawback counts under its own status (approved, negative, until a payout nets it); spent = store credit spent at checkout, not refunded';
 
 CREATE VIEW referral.variant_stats AS
 SELECT s.program_id, s.variant, s.referrers, s.referrals, s.conversions, s.conversion_rate,

@@ -45,7 +45,12 @@ BEGIN
 		referral.issue_code(bigint, text, referral.referral_code, text, text),
 		referral.share_link(referral.referral_code, text, text),
 		referral.record_click(referral.referral_code, text, inet, text, timestamptz),
-		referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)
+		referral.redeem(referral.referral_code, text, text, inet, text, timestamptz),
+		referral.offer(text, numeric, text),
+		referral.use_offer(text, text, numeric, text),
+		referral.credit_balance(text, text, text),
+		referral.spend_credit(text, numeric, text, text, text),
+		referral.refund_credit(text, text)
 		TO %s', role);
 	IF to_regprocedure('referral.participant_summary(bigint, text)') IS NOT NULL THEN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION referral.participant_summary(bigint, text) TO %s', role);
@@ -53,7 +58,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION referral.grant_app(regrole)
-	IS 'grant a role what an application needs: issue_code, share_link, record_click, redeem, participant_summary; no table access';
+	IS 'grant a role what an application needs: issue_code, share_link, record_click, redeem, participant_summary, and the checkout''s offer, use_offer, credit_balance, spend_credit, refund_credit; no table access';
 
 CREATE FUNCTION referral.grant_analyst(role regrole)
 RETURNS void

@@ -31,6 +31,25 @@ psql -qX -v ON_ERROR_STOP=1 -d referral_bench -f setup.sql >/dev/null
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(psql -AtXc 'SHOW server_version' postgres)"
 printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
+# Checkout: CHECKOUTS single-row checkouts (use_offer + spend_credit of one referee
+# with an offer and store credit) in a PL/pgSQL loop, against the same loop of a plain
+# single-row INSERT ... ON CONFLICT into a table with offer_use's indexes.  Runs
+# before the other workloads (bench.reset() empties the ledger).  BENCH_ONLY=checkout
+# stops after it.
+CHECKOUTS=${CHECKOUTS:-2000}
+psql -qX -v ON_ERROR_STOP=1 -v n=$((CHECKOUTS * ROUNDS)) -d referral_bench -f checkout.sql >/dev/null
+checkout=() checkout_base=()
+for r in $(seq "$ROUNDS"); do
+	first=$(((r - 1) * CHECKOUTS + 1))
+	checkout_base+=("$(q "SELECT bench.ms('SELECT bench.plain_checkouts($first, $CHECKOUTS)')")")
+	checkout+=("$(q "SELECT bench.ms('SELECT bench.checkouts($first, $CHECKOUTS)')")")
+done
+given=$(q "SELECT count(*) FILTER (WHERE kind = 'offer_used') || ' offers used, ' || count(*) FILTER (WHERE kind = 'credit_spent') || ' credit spends'
+             FROM referral.event WHERE tenant = 'bench-checkout'")
+report "checkout: use_offer + spend_credit, x$CHECKOUTS" "${checkout[*]}" "${checkout_base[*]}" ms "<= 2.0"
+echo "   (baseline: a single-row INSERT ... ON CONFLICT per checkout; $given)"
+[ "${BENCH_ONLY:-}" = checkout ] && exit 0
+
 bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() copy_noop=() refund=() refund_base=() refund_noop=()
 bulk_functions=() refund_functions=()
 # Where a round's time went, by function (track_functions = all), since the last

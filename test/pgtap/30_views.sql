@@ -29,7 +29,7 @@ SELECT results_eq($$SELECT * FROM pg_temp.columns_of('referral.leaderboard')$$,
 	'leaderboard columns');
 SELECT results_eq($$SELECT * FROM pg_temp.columns_of('referral.reward_balance')$$,
 	$$VALUES ('tenant'::name, 'text'), ('customer', 'text'), ('currency', 'text'), ('pending', 'numeric'),
-	         ('approved', 'numeric'), ('paid', 'numeric'), ('reversed', 'numeric')$$,
+	         ('approved', 'numeric'), ('paid', 'numeric'), ('reversed', 'numeric'), ('spent', 'numeric')$$,
 	'reward_balance columns');
 SELECT results_eq($$SELECT * FROM pg_temp.columns_of('referral.variant_stats')$$,
 	$$VALUES ('program_id'::name, 'bigint'), ('variant', 'text'), ('referrers', 'bigint'), ('referrals', 'bigint'),
@@ -247,15 +247,15 @@ SELECT results_eq($$SELECT * FROM referral.leaderboard WHERE program_id = (SELEC
 
 -- reward_balance by status; a clawback under its own status (approved), paid gross.
 SELECT results_eq($$SELECT * FROM referral.reward_balance WHERE tenant IN ('default', 'shop-b') ORDER BY tenant, customer$$,
-	$$SELECT * FROM (VALUES ('default'::text, 'ann'::text, 'USD'::text, 6.00::numeric, 70.00::numeric, 10.00::numeric, 0::numeric),
-	         ('default', 'ben', 'USD', 0, -8.00, 8.00, 31.00),
-	         ('default', 'u1', 'USD', 0, 0, 5.00, 0),
-	         ('default', 'u2', 'USD', 0, 5.00, 0, 0),
-	         ('default', 'u3', 'USD', 0, 5.00, 0, 0),
-	         ('default', 'u5', 'USD', 0, -5.00, 5.00, 0),
-	         ('default', 'u7', 'USD', 0, 0, 0, 5.00),
-	         ('shop-b', (SELECT ctl[1] FROM bn), 'EUR', 10.00, 0, 0, 0),
-	         ('shop-b', (SELECT trt FROM bn), 'EUR', 45.00, 0, 0, 0)) v ORDER BY 1, 2$$,
+	$$SELECT * FROM (VALUES ('default'::text, 'ann'::text, 'USD'::text, 6.00::numeric, 70.00::numeric, 10.00::numeric, 0::numeric, 0::numeric),
+	         ('default', 'ben', 'USD', 0, -8.00, 8.00, 31.00, 0),
+	         ('default', 'u1', 'USD', 0, 0, 5.00, 0, 0),
+	         ('default', 'u2', 'USD', 0, 5.00, 0, 0, 0),
+	         ('default', 'u3', 'USD', 0, 5.00, 0, 0, 0),
+	         ('default', 'u5', 'USD', 0, -5.00, 5.00, 0, 0),
+	         ('default', 'u7', 'USD', 0, 0, 0, 5.00, 0),
+	         ('shop-b', (SELECT ctl[1] FROM bn), 'EUR', 10.00, 0, 0, 0, 0),
+	         ('shop-b', (SELECT trt FROM bn), 'EUR', 45.00, 0, 0, 0, 0)) v ORDER BY 1, 2$$,
 	'reward_balance: sums by status, clawbacks as approved, paid gross');
 
 -- variant_stats of B: treat against control, 2/2 against 1/4: the p-value of z = sqrt(3).

@@ -9,7 +9,7 @@
 -- psql variables (\gset) carry ids between statements, since app, analyst and
 -- nobody may not read the extension's tables.
 BEGIN;
-SELECT plan(105);
+SELECT plan(109);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -40,7 +40,12 @@ UNION ALL SELECT 'referral.issue_code(bigint, text, referral.referral_code, text
 UNION ALL SELECT 'referral.share_link(referral.referral_code, text, text)'::regprocedure
 UNION ALL SELECT 'referral.record_click(referral.referral_code, text, inet, text, timestamptz)'::regprocedure
 UNION ALL SELECT 'referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)'::regprocedure
-UNION ALL SELECT to_regprocedure('referral.participant_summary(bigint, text)') WHERE to_regprocedure('referral.participant_summary(bigint, text)') IS NOT NULL;
+UNION ALL SELECT to_regprocedure('referral.participant_summary(bigint, text)') WHERE to_regprocedure('referral.participant_summary(bigint, text)') IS NOT NULL
+UNION ALL SELECT 'referral.offer(text, numeric, text)'::regprocedure
+UNION ALL SELECT 'referral.use_offer(text, text, numeric, text)'::regprocedure
+UNION ALL SELECT 'referral.credit_balance(text, text, text)'::regprocedure
+UNION ALL SELECT 'referral.spend_credit(text, numeric, text, text, text)'::regprocedure
+UNION ALL SELECT 'referral.refund_credit(text, text)'::regprocedure;
 -- What grant_analyst adds: the pure function variant_stats calls (a view's reader
 -- must be able to execute the functions the view calls).
 CREATE TEMP TABLE analyst_funcs AS
@@ -163,7 +168,7 @@ SELECT is_empty($$
 	 WHERE p.pronamespace = 'referral'::regnamespace
 	   AND has_function_privilege('app', p.oid, 'EXECUTE')
 	   AND p.oid NOT IN (SELECT f FROM app_funcs)
-$$, 'app executes only issue_code, share_link, record_click, redeem, participant_summary and what PUBLIC may');
+$$, 'app executes only issue_code, share_link, record_click, redeem, participant_summary, the checkout functions and what PUBLIC may');
 SELECT is_empty($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	 WHERE p.pronamespace = 'referral'::regnamespace
@@ -221,6 +226,7 @@ $$, 'the extension owner owns every relation and function of the schema');
 SELECT referral.create_program('Security') AS prog \gset
 SELECT referral.add_reward(:prog, 'referee', fixed => 5) AS rule1 \gset
 SELECT referral.add_reward(:prog, 'referrer', percent => 10) AS rule2 \gset
+SELECT referral.add_referee_offer(:prog, percent => 10) AS offer1 \gset
 
 SET LOCAL ROLE app;
 SELECT is(referral.issue_code(:prog, 'alice', vanity => 'alice-1', email => 'Alice.Smith+ref@GoogleMail.com',
@@ -241,6 +247,14 @@ SELECT results_eq(
 	     ELSE format($$SELECT code::text || ' ' || clicks || ' ' || referrals || ' ' || conversions
 	                    FROM referral.participant_summary(%s, 'alice')$$, :prog) END,
 	$$VALUES ('ALICE1 1 1 0')$$, 'app reads a participant''s summary');
+SELECT results_eq($$SELECT discount, currency FROM referral.offer('carol', 100)$$,
+	$$VALUES (10.00::numeric, 'USD'::text)$$, 'app reads a referee''s offer');
+SELECT is(referral.use_offer('carol', 'sec-order-1', 100), 10.00, 'app uses the offer at checkout');
+SELECT is(ARRAY[referral.credit_balance('alice'), referral.spend_credit('alice', 5, 'sec-order-1'),
+                referral.refund_credit('sec-order-1')],
+	ARRAY[0, 0, 0]::numeric[], 'app reads, spends and refunds store credit');
+SELECT throws_ok(format($$SELECT referral.add_referee_offer(%s, fixed => 1)$$, :prog), '42501', NULL,
+	'app cannot add offers');
 SELECT throws_ok($$SELECT * FROM referral.referral$$, '42501', NULL, 'app cannot read referral.referral');
 SELECT throws_ok($$INSERT INTO referral.code (tenant, code, program_id, customer, vanity)
                    SELECT 'default', 'HACKED', id, 'mallory', true FROM referral.program$$,
