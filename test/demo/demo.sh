@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: a throwaway cluster with a small sample shop (shop.sql: codes, links,
 # sign-ups and chains), then 90 days of a seeded shop and the analysts' views
-# (analytics.sql), printed as psql tables.
+# (analytics.sql), printed as psql tables, and an operator's day (operations.sql:
+# a suspicious referral held and released, a payout batch).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,3 +12,4 @@ fi
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE DATABASE referral_demo' postgres
 psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f shop.sql
 psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f analytics.sql
+psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f operations.sql
