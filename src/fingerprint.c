@@ -195,6 +195,12 @@ referral_fingerprint(const uint8 *key, size_t keylen, const char *kind,
 		}
 		norm = dev;
 	}
+	else if (strcmp(kind, "customer") == 0)
+	{
+		/* A customer key (forget's pseudonyms): compared exactly, as the key is. */
+		norm = value;
+		normlen = valuelen;
+	}
 	else if (strcmp(kind, "ip") == 0)
 	{
 		if (valuelen == 0)
@@ -209,7 +215,7 @@ referral_fingerprint(const uint8 *key, size_t keylen, const char *kind,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown fingerprint kind \"%s\"",
 						referral_excerpt(kind, strlen(kind))),
-				 errhint("Valid kinds are \"email\", \"device\" and \"ip\".")));
+				 errhint("Valid kinds are \"email\", \"device\", \"ip\" and \"customer\".")));
 
 	parts[0].data = (const uint8 *) kind;
 	parts[0].len = strlen(kind);

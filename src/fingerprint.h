@@ -22,7 +22,7 @@ extern char *referral_normalize_email(const char *email, size_t len,
 
 /*
  * HMAC-SHA256(key, kind || ':' || normalised value) into out, for kind
- * "email", "device" or "ip"; raises 22023 for a bad key length, kind or
+ * "email", "device", "ip" or "customer" (as given); raises 22023 for a bad key length, kind or
  * value.
  */
 extern void referral_fingerprint(const uint8 *key, size_t keylen,

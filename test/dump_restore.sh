@@ -21,6 +21,8 @@
 #     referral, a refund reverses rewards, exactly as the same statements do in the
 #     source database;
 #   - audit() reports nothing, before and after those orders;
+#   - after a forget(), a plain dump (the shop's orders left out) holds the pseudonym
+#     and not the old key, and forget() again after the restore changes nothing;
 #   - privileges given with grant_app survive, and PUBLIC still reads nothing.
 # Exits non-zero with a message naming the first mismatch.
 set -uo pipefail
@@ -161,6 +163,16 @@ INSERT INTO shop.parted VALUES (1, 'nobody', 5), (101, 'nobody', 5);
 -- Checkout: gina's offer used, carol's store credit spent.
 SELECT referral.use_offer('gina', 'checkout-gina', 60.00);
 SELECT referral.spend_credit('carol', 3, 'checkout-carol');
+-- Operations: a blocked customer, a voided referral (hank's), and a customer who
+-- referred, was referred, clicked, earned and was then forgotten.
+SELECT referral.block('mallory-blocked', 'test block');
+SELECT referral.void_referral((SELECT id FROM referral.referral WHERE referee = 'hank'), 'test void');
+SELECT referral.issue_code(:p, 'Yvonne.Forgetme', vanity => 'YVONNE', email => 'yvonne@example.com', device => 'd-yvonne');
+SELECT referral.record_click('YVONNE', 'mail', '192.0.2.7', 'Agent of Yvonne.Forgetme');
+SELECT * FROM referral.redeem(:'bob_code', 'Yvonne.Forgetme', email => 'yv@example.com', ip => '192.0.2.7');
+SELECT * FROM referral.redeem('YVONNE', 'zoe');
+INSERT INTO shop."Order Book" (customer, total, status) VALUES ('Yvonne.Forgetme', 40.00, 'paid'), ('zoe', 30.00, 'paid');
+SELECT referral.forget('Yvonne.Forgetme');
 SQL
 checks=$((checks + 1))
 echo "ok   $src built"
@@ -173,6 +185,14 @@ expect "source has rewards pending, approved, paid and reversed, and a clawback"
 	   FROM referral.reward" "approved,paid,pending,reversed/1"
 expect "source has a pending referral for gina (converted after the restore)" "$src" \
 	"SELECT status FROM referral.referral WHERE referee = 'gina'" "pending"
+
+expect "forget left the old key in no table of referral (pg_dump, the shop's orders left out)" "$src" \
+	"SELECT 'forgotten ' || count(*) FROM referral.forgotten" "forgotten 1"
+pg_dump -Fp --exclude-table-data='shop."Order Book"' -f "$work/src.sql" "$src" || fail "pg_dump -Fp failed"
+grep -c 'Yvonne.Forgetme' "$work/src.sql" >/dev/null && fail "the forgotten key is still in the dump: $(grep -m3 'Yvonne.Forgetme' "$work/src.sql")"
+grep -q 'forgotten-' "$work/src.sql" || fail "the dump holds no pseudonym"
+checks=$((checks + 1))
+echo "ok   the dump of $src holds the pseudonym and not the forgotten key"
 
 echo "== pg_dump -Fc $src, pg_restore into $dst"
 pg_dump -Fc -f "$work/src.dump" "$src" 2>"$work/dump.err" || { cat "$work/dump.err"; fail "pg_dump failed"; }
@@ -282,6 +302,9 @@ same "referrals after the new orders" \
 	"SELECT string_agg(concat_ws(':', id, referee, status, reason, converting_order), ' ' ORDER BY id) FROM referral.referral
 	  WHERE referee NOT IN ('mallory', 'mallory2', 'henry')"
 expect "audit() rows after the new orders" "$dst" "SELECT count(*) FROM referral.audit()" 0
+expect "forget again in the restored database is a no-op" "$dst" "SELECT referral.forget('Yvonne.Forgetme')" 0
+expect "the blocked customer is still refused" "$dst" \
+	"SELECT referral.issue_code($p, 'mallory-blocked') IS NOT NULL AND (SELECT reason FROM referral.redeem(referral.issue_code($p, 'mallory-blocked'), 'victim')) = 'blocked'" t
 
 echo "== privileges"
 expect "grant_app's grants survive" "$dst" \

@@ -18,6 +18,7 @@ CREATE TABLE referral.program (
 	referrer_cap			numeric,
 	daily_referral_limit	int,
 	created_at				timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	hold_suspicious			boolean NOT NULL DEFAULT false,
 	UNIQUE (tenant, name),
 	CHECK (tenant <> '' AND name <> ''),
 	CHECK (ends_at IS NULL OR ends_at > starts_at),
@@ -173,7 +174,8 @@ CREATE FUNCTION referral.create_program(
 	currency text DEFAULT 'USD',
 	budget numeric DEFAULT NULL,
 	referrer_cap numeric DEFAULT NULL,
-	daily_referral_limit int DEFAULT NULL)
+	daily_referral_limit int DEFAULT NULL,
+	hold_suspicious boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -207,16 +209,19 @@ BEGIN
 		format('referrer_cap must not be negative (got %s)', referrer_cap));
 	PERFORM referral._require(daily_referral_limit IS NULL OR daily_referral_limit > 0,
 		format('daily_referral_limit must be positive (got %s)', daily_referral_limit));
+	PERFORM referral._require(hold_suspicious IS NOT NULL, 'hold_suspicious must not be NULL');
 
 	INSERT INTO referral.program AS p
 		(tenant, name, starts_at, ends_at, attribution_window, hold_period, min_order_amount,
-		 recurring_window, max_depth, currency, budget, referrer_cap, daily_referral_limit)
+		 recurring_window, max_depth, currency, budget, referrer_cap, daily_referral_limit,
+		 hold_suspicious)
 	VALUES
 		(create_program.tenant, create_program.name, create_program.starts_at,
 		 create_program.ends_at, create_program.attribution_window, create_program.hold_period,
 		 create_program.min_order_amount, create_program.recurring_window,
 		 create_program.max_depth, create_program.currency, create_program.budget,
-		 create_program.referrer_cap, create_program.daily_referral_limit)
+		 create_program.referrer_cap, create_program.daily_referral_limit,
+		 create_program.hold_suspicious)
 	ON CONFLICT ON CONSTRAINT program_tenant_name_key DO NOTHING
 	RETURNING p.id INTO new_id;
 	IF new_id IS NULL THEN
@@ -227,8 +232,8 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION referral.create_program(text, text, timestamptz, timestamptz, interval, interval, numeric, interval, int, text, numeric, numeric, int)
-	IS 'create a referral program and return its id';
+COMMENT ON FUNCTION referral.create_program(text, text, timestamptz, timestamptz, interval, interval, numeric, interval, int, text, numeric, numeric, int, boolean)
+	IS 'create a referral program and return its id (hold_suspicious: approve_due holds the rewards of suspicious referrals until released)';
 
 CREATE FUNCTION referral.add_reward(
 	program bigint,

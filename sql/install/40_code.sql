@@ -14,8 +14,10 @@ CREATE TABLE referral.code (
 	email_hash	bytea,
 	device_hash	bytea,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	forgotten_variant text,
 	UNIQUE (tenant, program_id, customer)
 );
+COMMENT ON COLUMN referral.code.forgotten_variant IS 'the A/B variant the holder had when forgotten (referral.forget): the pseudonym would hash to another one';
 COMMENT ON TABLE referral.code IS 'referral codes: one per customer and program; email and device only as keyed hashes';
 SELECT pg_catalog.pg_extension_config_dump('referral.code', '');
 

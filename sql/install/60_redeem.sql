@@ -11,7 +11,7 @@ CREATE TABLE referral.referral (
 	referee			text NOT NULL,
 	code			referral.referral_code NOT NULL,
 	status			text NOT NULL CHECK (status IN ('pending', 'converted', 'rejected')),
-	reason			text CHECK (reason IN ('self_referral', 'cycle', 'existing_customer', 'program_inactive', 'daily_limit')),
+	reason			text,
 	variant			text,
 	email_hash		bytea,
 	ip_hash			bytea,
@@ -21,6 +21,12 @@ CREATE TABLE referral.referral (
 	converting_source text,
 	converting_order text,
 	reverted_at		timestamptz,
+	voided_at		timestamptz,
+	released_at		timestamptz,
+	-- The redeem rules' reasons, or an operator's own once voided (void_referral).
+	CONSTRAINT referral_reason_check
+		CHECK (reason IN ('self_referral', 'cycle', 'existing_customer', 'program_inactive', 'daily_limit', 'blocked')
+		       OR (voided_at IS NOT NULL AND reason <> '')),
 	CHECK ((status = 'rejected') = (reason IS NOT NULL)),
 	CHECK ((status = 'converted') = (converted_at IS NOT NULL))
 ) WITH (fillfactor = 70);
@@ -47,6 +53,8 @@ COMMENT ON TABLE referral.referral IS 'referrals: every redeem attempt, accepted
 COMMENT ON COLUMN referral.referral.created_at IS 'time of the redeem (its at argument); the attribution window starts here';
 COMMENT ON COLUMN referral.referral.converting_order IS 'id of the order that converted the referral (in the tracked table named by converting_source)';
 COMMENT ON COLUMN referral.referral.reverted_at IS 'when the converting order was last reversed (the referral went back to pending)';
+COMMENT ON COLUMN referral.referral.voided_at IS 'when an operator rejected the accepted referral after the fact (void_referral); reason is then the operator''s';
+COMMENT ON COLUMN referral.referral.released_at IS 'when an operator released the rewards that a hold_suspicious program held (release)';
 SELECT pg_catalog.pg_extension_config_dump('referral.referral', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.referral_id_seq', '');
 
@@ -87,6 +95,15 @@ BEGIN
 	referrer_m := trees.a_member;
 	referee_m := trees.b_member;
 
+	-- A customer forgotten (referral.forget) while we waited for the trees: the code
+	-- or a member now names the pseudonym.  Going on would write the old key again.
+	IF referrer_m.customer <> c.customer OR referee_m.customer <> redeem.customer
+	   OR NOT EXISTS (SELECT 1 FROM referral.code k
+	                   WHERE k.code OPERATOR(referral.=) c.code AND k.customer = c.customer) THEN
+		RAISE EXCEPTION 'a customer of this redeem was forgotten concurrently'
+			USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
+	END IF;
+
 	SELECT * INTO existing FROM referral.referral r
 	 WHERE r.tenant = c.tenant AND r.referee = redeem.customer AND r.status <> 'rejected';
 	IF FOUND THEN
@@ -95,7 +112,10 @@ BEGIN
 		RETURN;
 	END IF;
 
-	IF redeem.at < p.starts_at OR redeem.at >= p.ends_at THEN
+	IF EXISTS (SELECT 1 FROM referral.block b
+	            WHERE b.tenant = c.tenant AND b.customer IN (c.customer, redeem.customer)) THEN
+		rule := 'blocked';
+	ELSIF redeem.at < p.starts_at OR redeem.at >= p.ends_at THEN
 		rule := 'program_inactive';
 	ELSIF redeem.customer = c.customer
 	   OR email_h = c.email_hash

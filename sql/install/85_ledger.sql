@@ -7,12 +7,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	approved bigint[];
+	held bigint[] := '{}';
 BEGIN
 	PERFORM referral._require(at IS NOT NULL, 'at must not be NULL');
+	-- Held: the rewards of blocked beneficiaries, and of suspicious referrals not
+	-- released in programs that hold them (the view is read only when one does).
+	IF EXISTS (SELECT 1 FROM referral.program p WHERE p.hold_suspicious) THEN
+		held := referral._held_referrals();
+	END IF;
 	WITH due AS (
 		SELECT w.id FROM referral.reward w
 		  JOIN referral.program p ON p.id = w.program_id
 		 WHERE w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
+		   AND w.referral_id <> ALL (held)
+		   AND NOT EXISTS (SELECT 1 FROM referral.block b
+		                    WHERE b.tenant = w.tenant AND b.customer = w.beneficiary)
 		 ORDER BY w.id
 		   FOR UPDATE OF w SKIP LOCKED
 	), upd AS (
@@ -29,7 +38,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION referral.approve_due(timestamptz)
-	IS 'approve pending rewards whose hold period has passed at the given time; returns how many';
+	IS 'approve pending rewards whose hold period has passed at the given time, except those of blocked customers and of held suspicious referrals; returns how many';
 
 CREATE FUNCTION referral.mark_paid(reward_ids bigint[], reference text)
 RETURNS bigint
@@ -113,9 +122,14 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	t record;
+	forgotten boolean := EXISTS (SELECT 1 FROM referral.forgotten);
+	key bytea;
 BEGIN
 	IF program IS NOT NULL THEN
 		PERFORM referral._program(program);
+	END IF;
+	IF forgotten THEN
+		SELECT s.fingerprint_key INTO key FROM referral.secret s;
 	END IF;
 
 	-- Within the ledger.
@@ -312,6 +326,16 @@ BEGIN
 			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
 			   AND (audit.program IS NULL OR o.program_id = audit.program)
 			   AND (x.order_ref IS NULL OR x.reversed)
+			   -- The orders of a forgotten customer: the order triggers no longer
+			   -- know whose they are (their referral names the pseudonym).
+			   AND NOT (forgotten AND (
+			            EXISTS (SELECT 1 FROM referral.referral r
+			                      JOIN referral.forgotten f ON f.tenant = r.tenant AND f.pseudonym = r.referee
+			                     WHERE r.id = o.referral_id)
+			            OR (x.customer IS NOT NULL AND EXISTS (
+			                SELECT 1 FROM referral.forgotten f
+			                 WHERE f.tenant = x.tenant
+			                   AND f.key_hash = referral._fingerprint(key, 'customer', referral._customer_ref(x.tenant, x.customer))))))
 			UNION ALL
 			-- A pending referral whose referee has a qualifying paid order in the window,
 			-- placed after the referral last went back to pending: a missed conversion.

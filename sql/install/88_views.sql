@@ -37,9 +37,10 @@ COMMENT ON FUNCTION referral.two_proportion_p_value(bigint, bigint, bigint, bigi
 -- order), written out here because a view must not call functions that its readers
 -- may not execute.  test/pgtap/30_views.sql checks that both agree.
 CREATE VIEW referral._code_variant AS
-SELECT c.tenant, c.program_id, c.customer, c.code, s.name AS variant
-  FROM (SELECT k.tenant, k.program_id, k.customer, k.code,
-               CASE WHEN t.total IS NOT NULL	-- no hashing in programs without variants
+SELECT c.tenant, c.program_id, c.customer, c.code, COALESCE(c.forgotten_variant, s.name) AS variant
+  FROM (SELECT k.tenant, k.program_id, k.customer, k.code, k.forgotten_variant,
+               -- no hashing in programs without variants, nor for a forgotten holder
+               CASE WHEN t.total IS NOT NULL AND k.forgotten_variant IS NULL
                     THEN ('x' || pg_catalog.substr(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
                               k.program_id::text || ':' || k.customer, 'UTF8')), 'hex'), 1, 15))::bit(60)::bigint
                          % t.total

@@ -201,3 +201,16 @@ for v in program_stats referrer_stats leaderboard; do
 		printf '%-44s %15s %15s %8s   target < 1000 ms\n' "SELECT * FROM referral.$v" "$ms ms" "-" "-"
 	fi
 done
+
+# forget() of a customer with 1,000 referrals and 10,000 rewards (test/bench/forget.sql
+# seeds a fresh one each round), in the database as the workloads above left it.
+forget_ms=()
+for r in $(seq "$ROUNDS"); do
+	psql -qAtX -v ON_ERROR_STOP=1 -v round="$r" -d referral_bench -f forget.sql >/dev/null
+	[ "$(q "SELECT count(*) FROM referral.reward WHERE tenant = 'forget' AND beneficiary = 'forget-$r'")" -ge 10000 ] ||
+		{ echo "bench: the forget workload seeded fewer than 10,000 rewards" >&2; exit 1; }
+	forget_ms+=("$(q "SELECT bench.ms('SELECT referral.forget(''forget-$r'', ''forget'')')")")
+done
+printf '%-44s %15s %15s %8s   target < 1000 ms\n' "forget(): 1,000 referrals, 10,000 rewards" \
+	"$(printf '%s\n' "${forget_ms[@]}" | median) ms" "-" "-"
+printf '   rounds: %s\n' "${forget_ms[*]}"

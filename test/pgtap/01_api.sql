@@ -1,11 +1,11 @@
 -- The public SQL interface: every function of SPEC.md exists with its signature,
 -- honest volatility, and privileges (nothing executable by PUBLIC but the type's).
 BEGIN;
-SELECT plan(33);
+SELECT plan(43);
 
 SELECT has_type('referral', 'referral_code', 'type referral_code exists');
 SELECT has_function('referral', 'create_program',
-	ARRAY['text','text','timestamp with time zone','timestamp with time zone','interval','interval','numeric','interval','integer','text','numeric','numeric','integer']);
+	ARRAY['text','text','timestamp with time zone','timestamp with time zone','interval','interval','numeric','interval','integer','text','numeric','numeric','integer','boolean']);
 SELECT has_function('referral', 'add_reward', ARRAY['bigint','text','numeric','numeric','numeric','integer','integer','text','text']);
 SELECT has_function('referral', 'add_milestone', ARRAY['bigint','integer','numeric','text']);
 SELECT has_function('referral', 'add_variant', ARRAY['bigint','text','integer']);
@@ -17,9 +17,19 @@ SELECT has_function('referral', 'upline', ARRAY['text','text']);
 SELECT has_function('referral', 'downline', ARRAY['text','text','integer']);
 SELECT has_function('referral', 'grant_app', ARRAY['regrole']);
 SELECT has_function('referral', 'grant_analyst', ARRAY['regrole']);
+SELECT has_function('referral', 'grant_operator', ARRAY['regrole']);
+SELECT has_function('referral', 'void_referral', ARRAY['bigint','text']);
+SELECT has_function('referral', 'block', ARRAY['text','text','text']);
+SELECT has_function('referral', 'unblock', ARRAY['text','text']);
+SELECT has_function('referral', 'release', ARRAY['bigint']);
+SELECT has_function('referral', 'payout_batch', ARRAY['text','numeric','text','text']);
+SELECT has_function('referral', 'export', ARRAY['text','text']);
+SELECT has_function('referral', 'forget', ARRAY['text','text']);
+SELECT has_view('referral', 'blocked', 'view referral.blocked exists');
+SELECT columns_are('referral', 'blocked', ARRAY['tenant', 'customer', 'reason', 'blocked_at'], 'referral.blocked has the columns of SPEC.md');
 
 SELECT function_returns('referral', 'create_program',
-	ARRAY['text','text','timestamp with time zone','timestamp with time zone','interval','interval','numeric','interval','integer','text','numeric','numeric','integer'], 'bigint');
+	ARRAY['text','text','timestamp with time zone','timestamp with time zone','interval','interval','numeric','interval','integer','text','numeric','numeric','integer','boolean'], 'bigint');
 SELECT function_returns('referral', 'issue_code', ARRAY['bigint','text','referral.referral_code','text','text'], 'referral.referral_code');
 SELECT function_returns('referral', 'record_click', ARRAY['referral.referral_code','text','inet','text','timestamp with time zone'], 'bigint');
 SELECT function_returns('referral', 'redeem', ARRAY['referral.referral_code','text','text','inet','text','timestamp with time zone'], 'setof record');
@@ -36,7 +46,7 @@ SELECT function_privs_are('referral', 'redeem', ARRAY['referral.referral_code','
 SELECT function_privs_are('referral', 'issue_code', ARRAY['bigint','text','referral.referral_code','text','text'], 'public', '{}'::text[],
 	'PUBLIC cannot issue codes');
 SELECT function_privs_are('referral', 'create_program',
-	ARRAY['text','text','timestamp with time zone','timestamp with time zone','interval','interval','numeric','interval','integer','text','numeric','numeric','integer'],
+	ARRAY['text','text','timestamp with time zone','timestamp with time zone','interval','interval','numeric','interval','integer','text','numeric','numeric','integer','boolean'],
 	'public', '{}'::text[], 'PUBLIC cannot create programs');
 SELECT function_privs_are('referral', 'upline', ARRAY['text','text'], 'public', '{}'::text[], 'PUBLIC cannot read chains');
 

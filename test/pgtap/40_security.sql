@@ -9,7 +9,7 @@
 -- psql variables (\gset) carry ids between statements, since app, analyst and
 -- nobody may not read the extension's tables.
 BEGIN;
-SELECT plan(109);
+SELECT plan(115);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -17,6 +17,7 @@ CREATE ROLE app NOLOGIN;
 CREATE ROLE analyst NOLOGIN;
 CREATE ROLE orders_writer NOLOGIN;
 CREATE ROLE nobody NOLOGIN;
+CREATE ROLE operator NOLOGIN;
 CREATE ROLE "App Role" NOLOGIN;
 CREATE ROLE "Analyst Role" NOLOGIN;
 
@@ -52,11 +53,19 @@ CREATE TEMP TABLE analyst_funcs AS
 SELECT f FROM public_funcs
 UNION ALL SELECT to_regprocedure('referral.two_proportion_p_value(bigint, bigint, bigint, bigint)')
  WHERE to_regprocedure('referral.two_proportion_p_value(bigint, bigint, bigint, bigint)') IS NOT NULL;
+-- What grant_operator adds: the operations functions, approve_due, mark_paid, audit.
+CREATE TEMP TABLE operator_funcs AS
+SELECT f FROM public_funcs
+UNION ALL SELECT p::regprocedure FROM unnest(ARRAY[
+	'referral.approve_due(timestamptz)', 'referral.mark_paid(bigint[], text)',
+	'referral.void_referral(bigint, text)', 'referral.block(text, text, text)', 'referral.unblock(text, text)',
+	'referral.release(bigint)', 'referral.payout_batch(text, numeric, text, text)',
+	'referral.export(text, text)', 'referral.forget(text, text)', 'referral.audit(bigint)']) p;
 -- The analyst views of SPEC.md.
 CREATE TEMP TABLE spec_views (v) AS
 VALUES ('program_stats'), ('referrer_stats'), ('leaderboard'), ('reward_balance'),
        ('variant_stats'), ('daily_stats'), ('suspicious_referrals');
-GRANT SELECT ON public_funcs, app_funcs, analyst_funcs, spec_views TO PUBLIC;
+GRANT SELECT ON public_funcs, app_funcs, analyst_funcs, operator_funcs, spec_views TO PUBLIC;
 
 -- Runs each statement and returns those that did NOT fail with
 -- insufficient_privilege (42501), with what happened instead.
@@ -291,6 +300,41 @@ SELECT throws_ok($$SELECT * FROM referral.redeem('ALICE1', 'x')$$, '42501', NULL
 SELECT throws_ok($$SELECT referral.create_program('Analyst program')$$, '42501', NULL, 'analyst cannot create programs');
 SELECT throws_ok($$SELECT referral.approve_due()$$, '42501', NULL, 'analyst cannot approve rewards');
 SELECT throws_ok($$SELECT referral.mark_paid('{1}', 'PAY')$$, '42501', NULL, 'analyst cannot pay rewards');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- operator: the operations functions, two views, no table
+-- ---------------------------------------------------------------------------
+SELECT lives_ok($$SELECT referral.grant_operator('operator')$$, 'grant_operator(operator) runs');
+SELECT is_empty($$
+	SELECT p.oid::regprocedure::text FROM pg_proc p
+	 WHERE p.pronamespace = 'referral'::regnamespace
+	   AND has_function_privilege('operator', p.oid, 'EXECUTE')
+	   AND p.oid NOT IN (SELECT f FROM operator_funcs)
+	UNION ALL
+	SELECT f::text || ' not granted' FROM operator_funcs WHERE NOT has_function_privilege('operator', f, 'EXECUTE')
+$$, 'operator executes exactly the operations functions, approve_due, mark_paid, audit and what PUBLIC may');
+SELECT is_empty($$
+	SELECT r.rolname || ': ' || f::text FROM operator_funcs, (VALUES ('app'), ('analyst'), ('nobody')) r(rolname)
+	 WHERE f NOT IN (SELECT f FROM public_funcs) AND has_function_privilege(r.rolname, f, 'EXECUTE')
+$$, 'app, analyst and PUBLIC get none of the operations functions');
+SELECT referral_id AS opref FROM referral.redeem('ALICE1', 'op-victim') \gset
+SET LOCAL ROLE operator;
+SELECT is(pg_temp.failing(ARRAY[
+	$$SELECT referral.block('mallory', 'fraud')$$,
+	$$SELECT referral.unblock('mallory')$$,
+	$$SELECT * FROM referral.payout_batch('USD')$$,
+	$$SELECT referral.export('alice')$$,
+	$$SELECT * FROM referral.blocked$$,
+	$$SELECT * FROM referral.suspicious_referrals$$,
+	$$SELECT referral.approve_due()$$,
+	format('SELECT referral.void_referral(%s, %L)', :opref, 'test'),
+	$$SELECT referral.forget('op-victim')$$]), '{}'::text[],
+	'operator voids, blocks, unblocks, batches, exports, forgets and reads blocked and suspicious_referrals');
+SELECT throws_ok($$SELECT * FROM referral.redeem('ALICE1', 'op-x')$$, '42501', NULL, 'operator cannot redeem');
+SELECT is(pg_temp.not_denied(ARRAY(SELECT sql FROM touch_read
+                                    WHERE sql !~ 'referral\.(blocked|suspicious_referrals) ' ORDER BY sql)), '{}'::text[],
+	'operator cannot read any other table, view or sequence');
 RESET ROLE;
 
 -- ---------------------------------------------------------------------------
