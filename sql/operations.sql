@@ -224,7 +224,7 @@ SELECT pseudonym ~ '^forgotten-[0-9a-f]{32}$' AS pseudonym_form,
 SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(payload) k) AS keys,
        payload->>'pseudonym' = (SELECT pseudonym FROM referral.forgotten WHERE tenant = 'ops') AS names_pseudonym
   FROM referral.event WHERE tenant = 'ops' AND kind = 'customer_forgotten';
-SELECT reason FROM referral.blocked WHERE customer LIKE 'forgotten-%';
+SELECT reason FROM referral.blocked WHERE customer LIKE 'forgotten-%' AND tenant = 'ops';
 -- The fingerprints went; the chain through the pseudonym stayed.
 SELECT count(*) FILTER (WHERE email_hash IS NOT NULL OR device_hash IS NOT NULL) AS code_fingerprints
   FROM referral.code WHERE customer LIKE 'forgotten-%';

@@ -2735,6 +2735,203 @@ COMMENT ON FUNCTION referral.create_program(text, text, timestamptz, timestamptz
 	IS 'create a referral program and return its id (hold_suspicious: approve_due holds the rewards of suspicious referrals until released)';
 
 
+-- export() and forget() cover offers used and credit spent at checkout:
+CREATE OR REPLACE FUNCTION referral.export(customer text, tenant text DEFAULT 'default')
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	PERFORM referral._check_customer(export.customer);
+	RETURN jsonb_build_object(
+		'tenant', export.tenant,
+		'customer', export.customer,
+		'codes', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('code', c.code::text, 'program_id', c.program_id,
+			                                    'program', p.name, 'vanity', c.vanity,
+			                                    'email_fingerprint', c.email_hash IS NOT NULL,
+			                                    'device_fingerprint', c.device_hash IS NOT NULL,
+			                                    'created_at', c.created_at) ORDER BY c.created_at, c.code::text)
+			  FROM referral.code c JOIN referral.program p ON p.id = c.program_id
+			 WHERE c.tenant = export.tenant AND c.customer = export.customer), '[]'),
+		'clicks', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('id', k.id, 'code', k.code::text, 'channel', k.channel,
+			                                    'user_agent', k.user_agent, 'at', k.at) ORDER BY k.id)
+			  FROM referral.click k
+			  JOIN referral.code c ON c.code OPERATOR(referral.=) k.code
+			 WHERE c.tenant = export.tenant AND c.customer = export.customer), '[]'),
+		'referrals_as_referrer', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'program_id', r.program_id, 'referee', r.referee,
+			                                    'code', r.code::text, 'status', r.status, 'reason', r.reason,
+			                                    'variant', r.variant, 'created_at', r.created_at,
+			                                    'converted_at', r.converted_at) ORDER BY r.id)
+			  FROM referral.referral r
+			 WHERE r.tenant = export.tenant AND r.referrer = export.customer), '[]'),
+		'referrals_as_referee', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
+			                                    'code', r.code::text, 'status', r.status, 'reason', r.reason,
+			                                    'variant', r.variant, 'created_at', r.created_at,
+			                                    'converted_at', r.converted_at,
+			                                    'email_fingerprint', r.email_hash IS NOT NULL,
+			                                    'ip_fingerprint', r.ip_hash IS NOT NULL,
+			                                    'device_fingerprint', r.device_hash IS NOT NULL) ORDER BY r.id)
+			  FROM referral.referral r
+			 WHERE r.tenant = export.tenant AND r.referee = export.customer), '[]'),
+		'rewards', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('id', w.id, 'program_id', w.program_id,
+			                                    'referral_id', w.referral_id, 'order_ref', w.order_ref,
+			                                    'level', w.level, 'kind', w.kind, 'reward_type', w.reward_type,
+			                                    'amount', w.amount, 'currency', w.currency, 'status', w.status,
+			                                    'created_at', w.created_at, 'approved_at', w.approved_at,
+			                                    'paid_at', w.paid_at, 'payout_ref', w.payout_ref) ORDER BY w.id)
+			  FROM referral.reward w
+			 WHERE w.tenant = export.tenant AND w.beneficiary = export.customer), '[]'),
+		'offers_used', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('referral_id', u.referral_id, 'order_ref', u.order_ref,
+			                                    'order_amount', u.order_amount, 'discount', u.discount,
+			                                    'currency', u.currency, 'used_at', u.used_at,
+			                                    'restored_at', u.restored_at) ORDER BY u.id)
+			  FROM referral.offer_use u
+			 WHERE u.tenant = export.tenant AND u.customer = export.customer), '[]'),
+		'credit_spends', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('order_ref', x.order_ref, 'reward_id', x.reward_id,
+			                                    'amount', x.amount, 'currency', x.currency,
+			                                    'spent_at', x.spent_at, 'refunded_at', x.refunded_at) ORDER BY x.id)
+			  FROM referral.credit_spend x
+			 WHERE x.tenant = export.tenant AND x.customer = export.customer), '[]'),
+		'blocked', (SELECT jsonb_build_object('reason', b.reason, 'blocked_at', b.blocked_at)
+		              FROM referral.block b
+		             WHERE b.tenant = export.tenant AND b.customer = export.customer),
+		'events', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('id', e.id, 'at', e.at, 'kind', e.kind, 'payload', e.payload)
+			                 ORDER BY e.id)
+			  FROM referral.event e
+			 WHERE e.tenant = export.tenant AND referral._names_customer(e.payload, export.customer)), '[]'));
+END
+$$;
+COMMENT ON FUNCTION referral.export(text, text)
+	IS 'everything referral holds about one customer (codes, clicks on them, referrals both ways, rewards, block, events naming them), for an access request; fingerprints only as whether one is held';
+
+CREATE OR REPLACE FUNCTION referral.forget(customer text, tenant text DEFAULT 'default')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+	hashed bytea;
+	pseudo text;
+	m referral.member;
+	changed bigint := 0;
+	n bigint;
+BEGIN
+	PERFORM referral._check_customer(forget.customer);
+	PERFORM referral._require(NULLIF(btrim(forget.tenant), '') IS NOT NULL, 'tenant must not be empty');
+	hashed := referral._fingerprint((referral._secret()).fingerprint_key, 'customer',
+	                                  referral._customer_ref(forget.tenant, forget.customer));
+	-- A customer forgotten before who came back gets a pseudonym of its own, so
+	-- that the rows of both lives never collide in a unique key.
+	pseudo := 'forgotten-' || encode(substr(hashed, 1, 16), 'hex')
+	             || COALESCE('-' || NULLIF((SELECT count(*) + 1 FROM referral.forgotten f
+	                                         WHERE f.tenant = forget.tenant AND f.key_hash = hashed), 1)::text, '');
+
+	-- Locks, in the order redeem and the order triggers take them: the customer's
+	-- chain tree (redeem), their referrals both ways, then the codes of the customer
+	-- and of their downline (a conversion below them locks its referrer's code
+	-- before it reads the upline that pays them).  Every statement after sees what
+	-- a transaction we waited for wrote.
+	SELECT * INTO m FROM referral.member x WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
+	IF FOUND THEN
+		PERFORM referral._lock_trees(forget.tenant, forget.customer, forget.customer);
+		SELECT * INTO STRICT m FROM referral.member x WHERE x.id = m.id;
+	END IF;
+	PERFORM 1 FROM referral.referral r
+	 WHERE r.tenant = forget.tenant AND (r.referee = forget.customer OR r.referrer = forget.customer)
+	 ORDER BY r.id FOR UPDATE;
+	PERFORM 1 FROM referral.code c
+	 WHERE c.tenant = forget.tenant
+	   AND (c.customer = forget.customer
+	        OR (m.id IS NOT NULL AND c.customer IN (
+	            SELECT x.customer FROM referral.member x
+	             WHERE x.path > m.path AND x.path < m.path || 9223372036854775807::bigint
+	               AND x.tenant = forget.tenant)))
+	 ORDER BY c.code FOR UPDATE;
+	PERFORM 1 FROM referral.reward w
+	 WHERE w.tenant = forget.tenant AND w.beneficiary = forget.customer
+	 ORDER BY w.id FOR UPDATE;
+
+	-- Clicks on their codes lose their user agents; then the codes lose the key
+	-- and the fingerprints, keeping the variant the key hashed to.
+	UPDATE referral.click k SET user_agent = NULL
+	  FROM referral.code c
+	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer
+	   AND k.code OPERATOR(referral.=) c.code AND k.user_agent IS NOT NULL;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+	UPDATE referral.code c
+	   SET customer = pseudo, email_hash = NULL, device_hash = NULL,
+	       forgotten_variant = COALESCE(c.forgotten_variant, referral.variant_of(c.program_id, c.customer))
+	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	UPDATE referral.referral r
+	   SET referrer = CASE WHEN r.referrer = forget.customer THEN pseudo ELSE r.referrer END,
+	       referee = CASE WHEN r.referee = forget.customer THEN pseudo ELSE r.referee END,
+	       email_hash = CASE WHEN r.referee = forget.customer THEN NULL ELSE r.email_hash END,
+	       ip_hash = CASE WHEN r.referee = forget.customer THEN NULL ELSE r.ip_hash END,
+	       device_hash = CASE WHEN r.referee = forget.customer THEN NULL ELSE r.device_hash END
+	 WHERE r.tenant = forget.tenant AND (r.referee = forget.customer OR r.referrer = forget.customer);
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	UPDATE referral.reward w SET beneficiary = pseudo
+	 WHERE w.tenant = forget.tenant AND w.beneficiary = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	IF m.id IS NOT NULL THEN
+		UPDATE referral.member x
+		   SET customer = CASE WHEN x.id = m.id THEN pseudo ELSE x.customer END,
+		       ancestors = array_replace(x.ancestors, forget.customer, pseudo)
+		 WHERE x.path >= m.path AND x.path < m.path || 9223372036854775807::bigint;
+		GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+	END IF;
+
+	UPDATE referral.block b SET customer = pseudo
+	 WHERE b.tenant = forget.tenant AND b.customer = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	UPDATE referral.offer_use u SET customer = pseudo
+	 WHERE u.tenant = forget.tenant AND u.customer = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+	UPDATE referral.credit_spend x SET customer = pseudo
+	 WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	UPDATE referral.event e
+	   SET payload = (SELECT jsonb_object_agg(f.key, CASE WHEN f.value = to_jsonb(forget.customer)
+	                                                      THEN to_jsonb(pseudo) ELSE f.value END)
+	                    FROM jsonb_each(e.payload) f)
+	 WHERE e.tenant = forget.tenant AND referral._names_customer(e.payload, forget.customer);
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	IF changed = 0 THEN
+		RETURN 0;	-- nothing held about this key (or forgotten already)
+	END IF;
+	INSERT INTO referral.forgotten (tenant, pseudonym, key_hash)
+	VALUES (forget.tenant, pseudo, hashed);
+	-- The pseudonym's codes earn nothing more: refused at redeem, rewards held.
+	INSERT INTO referral.block AS b (tenant, customer, reason)
+	VALUES (forget.tenant, pseudo, 'forgotten')
+	ON CONFLICT ON CONSTRAINT block_pkey DO NOTHING;
+	PERFORM referral._emit(forget.tenant, 'customer_forgotten',
+		jsonb_build_object('pseudonym', pseudo, 'rows_changed', changed));
+	RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION referral.forget(text, text)
+	IS 'erase a customer: the key replaced everywhere by a pseudonym derived from the database secret, fingerprints deleted, sums and chains kept; returns the rows changed (0 when nothing is held)';
+
+
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)

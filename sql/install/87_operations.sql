@@ -340,6 +340,19 @@ BEGIN
 			                                    'paid_at', w.paid_at, 'payout_ref', w.payout_ref) ORDER BY w.id)
 			  FROM referral.reward w
 			 WHERE w.tenant = export.tenant AND w.beneficiary = export.customer), '[]'),
+		'offers_used', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('referral_id', u.referral_id, 'order_ref', u.order_ref,
+			                                    'order_amount', u.order_amount, 'discount', u.discount,
+			                                    'currency', u.currency, 'used_at', u.used_at,
+			                                    'restored_at', u.restored_at) ORDER BY u.id)
+			  FROM referral.offer_use u
+			 WHERE u.tenant = export.tenant AND u.customer = export.customer), '[]'),
+		'credit_spends', COALESCE((
+			SELECT jsonb_agg(jsonb_build_object('order_ref', x.order_ref, 'reward_id', x.reward_id,
+			                                    'amount', x.amount, 'currency', x.currency,
+			                                    'spent_at', x.spent_at, 'refunded_at', x.refunded_at) ORDER BY x.id)
+			  FROM referral.credit_spend x
+			 WHERE x.tenant = export.tenant AND x.customer = export.customer), '[]'),
 		'blocked', (SELECT jsonb_build_object('reason', b.reason, 'blocked_at', b.blocked_at)
 		              FROM referral.block b
 		             WHERE b.tenant = export.tenant AND b.customer = export.customer),
@@ -438,6 +451,13 @@ BEGIN
 
 	UPDATE referral.block b SET customer = pseudo
 	 WHERE b.tenant = forget.tenant AND b.customer = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+
+	UPDATE referral.offer_use u SET customer = pseudo
+	 WHERE u.tenant = forget.tenant AND u.customer = forget.customer;
+	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
+	UPDATE referral.credit_spend x SET customer = pseudo
+	 WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 
 	UPDATE referral.event e
