@@ -87,6 +87,11 @@ DECLARE
 BEGIN
 	PERFORM referral._check_customer(redeem.customer);
 	PERFORM referral._require(redeem.at IS NOT NULL AND isfinite(redeem.at), 'redeem time must be a finite time');
+	-- A referral timed after its orders never converts, and it holds the customer's
+	-- one accepted referral: a time years ahead is a unit mistake, not a plan.
+	PERFORM referral._require(redeem.at <= now() + interval '10 years',
+		format('redeem time %s is more than 10 years ahead', redeem.at),
+		'Pass the time of the sign-up (at defaults to now()).');
 
 	-- Both customers' trees stay locked to the end of the transaction: the cycle and
 	-- daily-limit rules read them, and at most one accepted referral is inserted.

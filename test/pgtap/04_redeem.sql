@@ -1,6 +1,6 @@
 -- redeem: every rule and reason of SPEC.md, in their order, with exact rows.
 BEGIN;
-SELECT plan(30);
+SELECT plan(32);
 
 SET LOCAL TimeZone = 'UTC';
 CREATE TEMP TABLE t AS SELECT
@@ -91,6 +91,11 @@ SELECT is((SELECT count(*) FROM referral.event WHERE kind = 'referral_rejected')
 
 -- Unknown code.
 SELECT throws_ok($$SELECT referral.redeem('NOPE', 'zed')$$, 'RF002', 'referral code "NOPE" does not exist', 'unknown code');
+
+-- A redeem time years ahead: an error, and no referral that could never convert.
+SELECT throws_like($$SELECT referral.redeem('BEN', 'far', at => now() + interval '11 years')$$,
+	'redeem time % is more than 10 years ahead', 'a redeem time more than 10 years ahead is refused');
+SELECT is((SELECT count(*) FROM referral.referral WHERE referee = 'far'), 0::bigint, 'and stores nothing');
 
 SELECT * FROM finish();
 ROLLBACK;
