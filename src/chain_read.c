@@ -40,6 +40,8 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
+#include "referral_names.h"
+
 /* The member table's columns and indexes this file reads, found by name. */
 typedef struct MemberTable
 {
@@ -75,14 +77,14 @@ static void
 member_open(FunctionCallInfo fcinfo, MemberTable *m)
 {
 	Oid			schema = get_func_namespace(fcinfo->flinfo->fn_oid);
-	Oid			table = member_relation(schema, "member");
-	Oid			by_customer = member_relation(schema, "member_pkey");
+	Oid			table = member_relation(schema, MEMBER_TABLE_NAME);
+	Oid			by_customer = member_relation(schema, MEMBER_PKEY_INDEX_NAME);
 
 	m->table = table_open(table, AccessShareLock);
 	m->by_customer = index_open(by_customer, AccessShareLock);
-	m->customer = member_column(m->table, "customer");
-	m->path = member_column(m->table, "path");
-	m->ancestors = member_column(m->table, "ancestors");
+	m->customer = member_column(m->table, MEMBER_CUSTOMER_COLUMN_NAME);
+	m->path = member_column(m->table, MEMBER_PATH_COLUMN_NAME);
+	m->ancestors = member_column(m->table, MEMBER_ANCESTORS_COLUMN_NAME);
 }
 
 static void
@@ -282,7 +284,7 @@ referral_downline(PG_FUNCTION_ARGS)
 		ArrayType  *top = DatumGetArrayTypePCopy(slot_getattr(row, m.path, &isnull));
 		int			top_length = member_depth(top);
 		Relation	by_path = index_open(member_relation(RelationGetNamespace(m.table),
-														 "member_path"),
+														 MEMBER_PATH_INDEX_NAME),
 										 AccessShareLock);
 		int			path_in_index = index_column_position(by_path, m.path);
 		int			customer_in_index = index_column_position(by_path, m.customer);

@@ -47,6 +47,7 @@
 
 #include "accepted_referrals.h"
 #include "order_candidates.h"
+#include "referral_names.h"
 
 /* The referral table's OIDs and columns this pass reads. */
 typedef struct ReferralTableInfo
@@ -107,16 +108,16 @@ order_candidates_lookup(Oid schema, ReferralTableInfo *info)
 	}
 
 	generation = InvalidationCount;
-	info->table = get_relname_relid("referral", schema);
-	info->accepted_index = get_relname_relid("referral_referee_hash", schema);
+	info->table = get_relname_relid(REFERRAL_TABLE_NAME, schema);
+	info->accepted_index = get_relname_relid(REFERRAL_REFEREE_HASH_INDEX_NAME, schema);
 	info->hash_index = OidIsValid(info->accepted_index);
 	if (!info->hash_index)
-		info->accepted_index = get_relname_relid("referral_one_accepted_per_referee", schema);
+		info->accepted_index = get_relname_relid(REFERRAL_ONE_ACCEPTED_INDEX_NAME, schema);
 	if (!OidIsValid(info->table) || !OidIsValid(info->accepted_index))
 		elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
-	info->status = get_attnum(info->table, "status");
-	info->tenant = get_attnum(info->table, "tenant");
-	info->referee = get_attnum(info->table, "referee");
+	info->status = get_attnum(info->table, REFERRAL_STATUS_COLUMN_NAME);
+	info->tenant = get_attnum(info->table, REFERRAL_TENANT_COLUMN_NAME);
+	info->referee = get_attnum(info->table, REFERRAL_REFEREE_COLUMN_NAME);
 	if (info->status == InvalidAttrNumber || info->tenant == InvalidAttrNumber ||
 		info->referee == InvalidAttrNumber)
 		elog(ERROR, "referral order trigger: a column of referral.referral (status, tenant, referee) is missing");

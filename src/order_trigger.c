@@ -75,6 +75,7 @@
 
 #include "order_candidates.h"
 #include "order_trigger.h"
+#include "referral_names.h"
 
 /* Number of SPI parameters of every statement: tenant, source, paid, reversed. */
 #define ORDER_NPARAMS	4
@@ -472,7 +473,7 @@ order_batch_function_exists(Oid schema)
 	argtypes[2] = get_array_type(TEXTOID);
 	argtypes[3] = get_array_type(NUMERICOID);
 	argtypes[4] = get_array_type(TIMESTAMPTZOID);
-	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_paid"));
+	name = list_make2(makeString(get_namespace_name(schema)), makeString(ORDERS_PAID_FUNCTION_NAME));
 	return OidIsValid(LookupFuncName(name, 5, argtypes, true));
 }
 
@@ -491,7 +492,7 @@ order_moved_function_exists(Oid schema)
 	argtypes[1] = TEXTOID;
 	argtypes[2] = TEXTARRAYOID;
 	argtypes[3] = TEXTARRAYOID;
-	name = list_make2(makeString(get_namespace_name(schema)), makeString("_orders_moved"));
+	name = list_make2(makeString(get_namespace_name(schema)), makeString(ORDERS_MOVED_FUNCTION_NAME));
 	return OidIsValid(LookupFuncName(name, 4, argtypes, true));
 }
 
@@ -572,12 +573,12 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 						   " p.recurring_window IS NOT NULL AS recurring,"
 						   " CASE WHEN r.status = 'pending'"
 						   " THEN r.created_at + p.attribution_window END AS convert_by"
-						   " FROM referral.referral r"
-						   " JOIN referral.program p ON p.id = r.program_id"
+						   " FROM " REFERRAL_QUALIFIED(REFERRAL_TABLE_NAME) " r"
+						   " JOIN " REFERRAL_QUALIFIED(PROGRAM_TABLE_NAME) " p ON p.id = r.program_id"
 						   " WHERE r.tenant = x.tenant AND r.referee = x.customer"
 						   " AND r.status <> 'rejected'"
 						   " AND ((r.status = 'converted' AND p.recurring_window IS NULL)"
-						   " OR NOT EXISTS (SELECT 1 FROM referral.attributed_order a"
+						   " OR NOT EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a"
 						   " WHERE a.tenant = x.tenant AND a.order_source = $2"
 						   " AND a.order_ref = x.order_ref))"
 						   " AND x.amount >= p.min_order_amount"
@@ -587,25 +588,25 @@ order_sql_paid(const OrderTriggerConfig *cfg, OrderEvent event, bool converted_o
 	if (converted_only)
 	{
 		appendStringInfoString(&buf,
-							   ", revenue AS (INSERT INTO referral.attributed_order"
+							   ", revenue AS (INSERT INTO " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME)
 							   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
 							   " SELECT c.tenant, $2, c.order_ref, c.program_id, c.referral_id, c.amount, c.at, false"
 							   " FROM c WHERE c.converted AND NOT c.recurring"
 							   " ORDER BY c.order_ref COLLATE pg_catalog.\"C\" ON CONFLICT DO NOTHING)"
-							   " SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)"
+							   " SELECT " REFERRAL_QUALIFIED(ORDER_PAID_FUNCTION_NAME) "(c.referral_id, $2, c.order_ref, c.amount, c.at)"
 							   " FROM c WHERE c.recurring OR NOT c.converted"
 							   " ORDER BY c.referral_id, c.at, c.order_ref COLLATE pg_catalog.\"C\"");
 		return buf.data;
 	}
 	if (!batch)
 		appendStringInfoString(&buf,
-							   " (SELECT referral._order_paid(c.referral_id, $2, c.order_ref, c.amount, c.at)::pg_catalog.text"
+							   " (SELECT " REFERRAL_QUALIFIED(ORDER_PAID_FUNCTION_NAME) "(c.referral_id, $2, c.order_ref, c.amount, c.at)::pg_catalog.text"
 							   " FROM c WHERE (c.recurring OR (c.nth = 1 AND NOT c.converted))"
 							   " AND (c.converted OR c.first_at <= c.convert_by)"
 							   " ORDER BY c.referral_id, c.nth)");
 	else
 		appendStringInfoString(&buf,
-							   " (SELECT referral._orders_paid($2,"
+							   " (SELECT " REFERRAL_QUALIFIED(ORDERS_PAID_FUNCTION_NAME) "($2,"
 							   " pg_catalog.array_agg(c.referral_id ORDER BY c.referral_id, c.nth),"
 							   " pg_catalog.array_agg(c.order_ref ORDER BY c.referral_id, c.nth),"
 							   " pg_catalog.array_agg(c.amount ORDER BY c.referral_id, c.nth),"
@@ -644,15 +645,15 @@ order_sql_revenue(const OrderTriggerConfig *cfg, OrderEvent event, int64 nrows,
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf,
-						   "INSERT INTO referral.attributed_order"
+						   "INSERT INTO " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME)
 						   " (tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)"
 						   " SELECT x.tenant, $2, x.order_ref, r.program_id, r.id, x.amount, x.at, false"
 						   " FROM ");
 	append_paid_orders(&buf, cfg, event);
 	appendStringInfoString(&buf,
-						   " x JOIN referral.referral r"
+						   " x JOIN " REFERRAL_QUALIFIED(REFERRAL_TABLE_NAME) " r"
 						   " ON r.tenant = x.tenant AND r.referee = x.customer AND r.status = 'converted'"
-						   " JOIN referral.program p ON p.id = r.program_id"
+						   " JOIN " REFERRAL_QUALIFIED(PROGRAM_TABLE_NAME) " p ON p.id = r.program_id"
 						   " WHERE p.recurring_window IS NULL"
 						   " AND x.amount >= p.min_order_amount"
 						   " AND x.at >= p.starts_at AND (p.ends_at IS NULL OR x.at < p.ends_at)"
@@ -683,7 +684,7 @@ append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 	append_text(&ref, alias, cfg->id_column);
 
 	appendStringInfoString(buf,
-						   "SELECT referral._orders_reversed(g.tenant, $2, g.refs)"
+						   "SELECT " REFERRAL_QUALIFIED(ORDERS_REVERSED_FUNCTION_NAME) "(g.tenant, $2, g.refs)"
 						   " FROM (SELECT ");
 	append_tenant(buf, cfg, alias);
 	appendStringInfo(buf, " AS tenant, pg_catalog.array_agg(DISTINCT %s ORDER BY %s) AS refs",
@@ -707,7 +708,7 @@ append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 	}
 	/* Only attributed orders have rewards or conversions to reverse. */
 	appendStringInfoString(buf,
-						   " AND EXISTS (SELECT 1 FROM referral.attributed_order a WHERE a.tenant = ");
+						   " AND EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a WHERE a.tenant = ");
 	append_tenant(buf, cfg, alias);
 	appendStringInfo(buf, " AND a.order_source = $2 AND a.order_ref = %s)", ref.data);
 	appendStringInfoString(buf, " GROUP BY 1 ORDER BY 1) g");
@@ -725,7 +726,7 @@ static void
 append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 {
 	appendStringInfoString(buf,
-						   "SELECT referral._order_amount_changed(a.tenant, $2, a.order_ref, a.amount)"
+						   "SELECT " REFERRAL_QUALIFIED(ORDER_AMOUNT_CHANGED_FUNCTION_NAME) "(a.tenant, $2, a.order_ref, a.amount)"
 						   " FROM (SELECT ");
 	append_tenant(buf, cfg, "n");
 	appendStringInfoString(buf, " AS tenant, ");
@@ -748,7 +749,7 @@ append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 		append_status_in(buf, cfg, "o", true);
 	}
 	appendStringInfoString(buf,
-						   " AND (SELECT true FROM referral.attributed_order w WHERE w.tenant = ");
+						   " AND (SELECT true FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " w WHERE w.tenant = ");
 	append_tenant(buf, cfg, "n");
 	appendStringInfoString(buf, " AND w.order_source = $2 AND w.order_ref = ");
 	append_text(buf, "n", cfg->id_column);
@@ -772,7 +773,7 @@ append_moved(StringInfo buf, const OrderTriggerConfig *cfg)
 	append_text(&ref, "o", cfg->id_column);
 
 	appendStringInfoString(buf,
-						   "SELECT referral._orders_moved(g.tenant, $2, g.refs, g.released)"
+						   "SELECT " REFERRAL_QUALIFIED(ORDERS_MOVED_FUNCTION_NAME) "(g.tenant, $2, g.refs, g.released)"
 						   " FROM (SELECT m.tenant, pg_catalog.array_agg(DISTINCT m.ref ORDER BY m.ref) AS refs,"
 						   " pg_catalog.array_agg(DISTINCT m.ref ORDER BY m.ref) FILTER (WHERE m.released) AS released"
 						   " FROM (SELECT ");
@@ -796,7 +797,7 @@ append_moved(StringInfo buf, const OrderTriggerConfig *cfg)
 						   ORDER_TRIGGER_NEW_TABLE " n WHERE ");
 	append_same_order(buf, cfg);
 	appendStringInfoString(buf,
-						   ") AND EXISTS (SELECT 1 FROM referral.attributed_order a WHERE a.tenant = ");
+						   ") AND EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a WHERE a.tenant = ");
 	append_tenant(buf, cfg, "o");
 	appendStringInfo(buf, " AND a.order_source = $2 AND a.order_ref = %s)", ref.data);
 	appendStringInfoString(buf, ") m GROUP BY 1 ORDER BY 1) g");

@@ -39,6 +39,7 @@
 
 #include "order_trigger.h"
 #include "order_truncate.h"
+#include "referral_names.h"
 
 /* The trigger arguments this trigger reads (see order_config in order_trigger.c). */
 #define TRUNCATE_ARG_TENANT			0
@@ -48,18 +49,18 @@
 
 /* Reversal of the attributed ones among the orders (fixed tenant $2). */
 #define TRUNCATE_SQL_FIXED \
-	"SELECT referral._orders_reversed($2, $1, pg_catalog.array_agg(DISTINCT u.r ORDER BY u.r))" \
+	"SELECT " REFERRAL_QUALIFIED(ORDERS_REVERSED_FUNCTION_NAME) "($2, $1, pg_catalog.array_agg(DISTINCT u.r ORDER BY u.r))" \
 	" FROM pg_catalog.unnest($3) AS u(r)" \
-	" WHERE EXISTS (SELECT 1 FROM referral.attributed_order a" \
+	" WHERE EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a" \
 	" WHERE a.tenant = $2 AND a.order_source = $1 AND a.order_ref = u.r)" \
 	" HAVING pg_catalog.count(*) > 0"
 
 /* The same, one call per tenant (tenants $2, one per order). */
 #define TRUNCATE_SQL_TENANTS \
-	"SELECT referral._orders_reversed(g.t, $1, g.refs)" \
+	"SELECT " REFERRAL_QUALIFIED(ORDERS_REVERSED_FUNCTION_NAME) "(g.t, $1, g.refs)" \
 	" FROM (SELECT u.t, pg_catalog.array_agg(DISTINCT u.r ORDER BY u.r) AS refs" \
 	" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(t, r)" \
-	" WHERE EXISTS (SELECT 1 FROM referral.attributed_order a" \
+	" WHERE EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a" \
 	" WHERE a.tenant = u.t AND a.order_source = $1 AND a.order_ref = u.r)" \
 	" GROUP BY 1 ORDER BY 1) g"
 

@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "partition_guard.h"
+#include "referral_names.h"
 
 /* Whether the role owns the relation (the check moved in PG 16). */
 static bool
@@ -184,7 +185,7 @@ guard_order_trigger(FunctionCallInfo fcinfo)
 {
 	char	   *schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
 
-	return LookupFuncName(list_make2(makeString(schema), makeString("_order_trigger")),
+	return LookupFuncName(list_make2(makeString(schema), makeString(ORDER_TRIGGER_FUNCTION_NAME)),
 						  0, NULL, true);
 }
 

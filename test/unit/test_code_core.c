@@ -10,24 +10,7 @@
 #include <string.h>
 
 #include "code_core.h"
-
-static int	failures = 0;
-static int	checks = 0;
-
-#define CHECK(cond, ...) \
-	do { \
-		checks++; \
-		if (!(cond)) \
-		{ \
-			failures++; \
-			if (failures <= 50) \
-			{ \
-				fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-				fprintf(stderr, __VA_ARGS__); \
-				fputc('\n', stderr); \
-			} \
-		} \
-	} while (0)
+#include "unit.h"
 
 /* deterministic pseudo-random numbers (splitmix64) */
 static uint64_t rng_state = 42;
@@ -59,7 +42,7 @@ must_parse(const char *s)
 	size_t		off = 0;
 	code_parse_status st = code_parse(s, &v, &off);
 
-	CHECK(st == CODE_PARSE_OK, "parse \"%s\" gave status %d", s, (int) st);
+	CHECK_MSG(st == CODE_PARSE_OK, "parse \"%s\" gave status %d", s, (int) st);
 	return v;
 }
 
@@ -128,11 +111,11 @@ test_round_trips(void)
 		int64_t		v = must_parse(cases[i].in);
 		int			n = code_print(v, buf);
 
-		CHECK(strcmp(buf, cases[i].out) == 0, "\"%s\" printed \"%s\", want \"%s\"",
+		CHECK_MSG(strcmp(buf, cases[i].out) == 0, "\"%s\" printed \"%s\", want \"%s\"",
 			  cases[i].in, buf, cases[i].out);
-		CHECK(n == (int) strlen(cases[i].out), "length %d for \"%s\"", n, cases[i].in);
-		CHECK(code_is_valid_value(v), "parsed \"%s\" not valid", cases[i].in);
-		CHECK(must_parse(buf) == v, "reparse of \"%s\"", buf);
+		CHECK_MSG(n == (int) strlen(cases[i].out), "length %d for \"%s\"", n, cases[i].in);
+		CHECK_MSG(code_is_valid_value(v), "parsed \"%s\" not valid", cases[i].in);
+		CHECK_MSG(must_parse(buf) == v, "reparse of \"%s\"", buf);
 	}
 
 	/* random strings of every length: print(parse(s)) == s */
@@ -149,9 +132,9 @@ test_round_trips(void)
 		s[len] = '\0';
 		v = must_parse(s);
 		code_print(v, buf);
-		CHECK(strcmp(s, buf) == 0, "round trip \"%s\" -> \"%s\"", s, buf);
-		CHECK(v >= 0 && v < CODE_VALUE_LIMIT, "range of \"%s\"", s);
-		CHECK(code_is_valid_value(v), "valid \"%s\"", s);
+		CHECK_MSG(strcmp(s, buf) == 0, "round trip \"%s\" -> \"%s\"", s, buf);
+		CHECK_MSG(v >= 0 && v < CODE_VALUE_LIMIT, "range of \"%s\"", s);
+		CHECK_MSG(code_is_valid_value(v), "valid \"%s\"", s);
 	}
 }
 
@@ -192,10 +175,10 @@ test_errors(void)
 		size_t		off = 999;
 		code_parse_status st = code_parse(cases[i].in, &v, &off);
 
-		CHECK(st == cases[i].st, "case %zu: status %d, want %d", i, (int) st, (int) cases[i].st);
+		CHECK_MSG(st == cases[i].st, "case %zu: status %d, want %d", i, (int) st, (int) cases[i].st);
 		if (cases[i].st == CODE_PARSE_BAD_CHAR)
-			CHECK(off == cases[i].off, "case %zu: offset %zu, want %zu", i, off, cases[i].off);
-		CHECK(v == 12345, "case %zu: result written on error", i);
+			CHECK_MSG(off == cases[i].off, "case %zu: offset %zu, want %zu", i, off, cases[i].off);
+		CHECK_MSG(v == 12345, "case %zu: result written on error", i);
 	}
 
 	/* every byte that is not 0-9, A-Z, a-z, space or hyphen is rejected */
@@ -209,40 +192,40 @@ test_errors(void)
 			(i >= 'a' && i <= 'z');
 
 		if (ok)
-			CHECK(st == CODE_PARSE_OK, "byte %zu rejected", i);
+			CHECK_MSG(st == CODE_PARSE_OK, "byte %zu rejected", i);
 		else if (i == ' ' || i == '-')
-			CHECK(st == CODE_PARSE_OK, "separator %zu rejected", i);
+			CHECK_MSG(st == CODE_PARSE_OK, "separator %zu rejected", i);
 		else
-			CHECK(st == CODE_PARSE_BAD_CHAR && off == 2, "byte %zu: status %d offset %zu", i, (int) st, off);
+			CHECK_MSG(st == CODE_PARSE_BAD_CHAR && off == 2, "byte %zu: status %d offset %zu", i, (int) st, off);
 	}
 }
 
 static void
 test_valid_values(void)
 {
-	CHECK(!code_is_valid_value(-1), "negative");
-	CHECK(!code_is_valid_value(INT64_MIN), "INT64_MIN");
-	CHECK(!code_is_valid_value(INT64_MAX), "INT64_MAX");
-	CHECK(!code_is_valid_value(CODE_VALUE_LIMIT), "limit");
-	CHECK(code_is_valid_value(CODE_VALUE_LIMIT - 1), "limit - 1 (ZZZZZZZZZZZZ)");
-	CHECK(!code_is_valid_value(0), "zero: empty code");
+	CHECK_MSG(!code_is_valid_value(-1), "negative");
+	CHECK_MSG(!code_is_valid_value(INT64_MIN), "INT64_MIN");
+	CHECK_MSG(!code_is_valid_value(INT64_MAX), "INT64_MAX");
+	CHECK_MSG(!code_is_valid_value(CODE_VALUE_LIMIT), "limit");
+	CHECK_MSG(code_is_valid_value(CODE_VALUE_LIMIT - 1), "limit - 1 (ZZZZZZZZZZZZ)");
+	CHECK_MSG(!code_is_valid_value(0), "zero: empty code");
 	/* "AB": too short */
-	CHECK(!code_is_valid_value((int64_t) (11 * UINT64_C(177917621779460413) + 12 * UINT64_C(4808584372417849))), "two characters");
+	CHECK_MSG(!code_is_valid_value((int64_t) (11 * UINT64_C(177917621779460413) + 12 * UINT64_C(4808584372417849))), "two characters");
 	/* a digit after the end: "ABC" then 0 then 1 */
-	CHECK(!code_is_valid_value(must_parse("ABC") + 1), "gap");
-	CHECK(code_is_valid_value(must_parse("ABC")), "ABC");
-	CHECK(code_is_valid_value(must_parse("ABCD")), "ABCD");
-	CHECK(must_parse("ABC") < must_parse("ABCD"), "prefix");
+	CHECK_MSG(!code_is_valid_value(must_parse("ABC") + 1), "gap");
+	CHECK_MSG(code_is_valid_value(must_parse("ABC")), "ABC");
+	CHECK_MSG(code_is_valid_value(must_parse("ABCD")), "ABCD");
+	CHECK_MSG(must_parse("ABC") < must_parse("ABCD"), "prefix");
 
 	/* corrupt values read as the largest code, never out of bounds */
 	{
 		char		buf[CODE_MAX_LEN + 1];
 		int64_t		zz = must_parse("ZZZZZZZZZZZZ");
 
-		CHECK(code_print(-1, buf) == 12 && strcmp(buf, "ZZZZZZZZZZZZ") == 0, "print -1: %s", buf);
-		CHECK(code_print(INT64_MAX, buf) == 12, "print INT64_MAX");
-		CHECK(code_compare(INT64_MIN, zz) == 0, "compare INT64_MIN");
-		CHECK(code_fold_key(INT64_MAX) == code_fold_key(zz), "fold INT64_MAX");
+		CHECK_MSG(code_print(-1, buf) == 12 && strcmp(buf, "ZZZZZZZZZZZZ") == 0, "print -1: %s", buf);
+		CHECK_MSG(code_print(INT64_MAX, buf) == 12, "print INT64_MAX");
+		CHECK_MSG(code_compare(INT64_MIN, zz) == 0, "compare INT64_MIN");
+		CHECK_MSG(code_fold_key(INT64_MAX) == code_fold_key(zz), "fold INT64_MAX");
 	}
 }
 
@@ -275,26 +258,26 @@ test_folding(void)
 				b[pos] = pairs[k][1][0];
 				va = must_parse(a);
 				vb = must_parse(b);
-				CHECK(va != vb, "%s and %s same spelling", a, b);
-				CHECK(code_fold_key(va) == code_fold_key(vb), "%s and %s fold apart", a, b);
-				CHECK(code_compare(va, vb) == 0 && code_compare(vb, va) == 0,
+				CHECK_MSG(va != vb, "%s and %s same spelling", a, b);
+				CHECK_MSG(code_fold_key(va) == code_fold_key(vb), "%s and %s fold apart", a, b);
+				CHECK_MSG(code_compare(va, vb) == 0 && code_compare(vb, va) == 0,
 					  "%s and %s compare unequal", a, b);
 				code_print(va, pa);
 				code_print(vb, pb);
-				CHECK(pa[pos] == (char) (pairs[k][0][0] & ~0x20) || pa[pos] == pairs[k][0][0],
+				CHECK_MSG(pa[pos] == (char) (pairs[k][0][0] & ~0x20) || pa[pos] == pairs[k][0][0],
 					  "%s printed %s", a, pa);
-				CHECK(pa[pos] != pb[pos], "%s and %s print alike", pa, pb);
+				CHECK_MSG(pa[pos] != pb[pos], "%s and %s print alike", pa, pb);
 
 				/* a real difference in that position is not folded away */
 				b[pos] = '2';
 				vb = must_parse(b);
-				CHECK(code_compare(va, vb) != 0, "%s equals %s", a, b);
+				CHECK_MSG(code_compare(va, vb) != 0, "%s equals %s", a, b);
 			}
 
 	/* the spec's example */
-	CHECK(code_compare(must_parse("OLIVIA10"), must_parse("0L1V1A10")) == 0, "OLIVIA10");
-	CHECK(code_compare(must_parse("OLIVIA10"), must_parse("olivia1o")) == 0, "olivia1o");
-	CHECK(code_compare(must_parse("OLIVIA10"), must_parse("OLIVIA11")) < 0, "OLIVIA11");
+	CHECK_MSG(code_compare(must_parse("OLIVIA10"), must_parse("0L1V1A10")) == 0, "OLIVIA10");
+	CHECK_MSG(code_compare(must_parse("OLIVIA10"), must_parse("olivia1o")) == 0, "olivia1o");
+	CHECK_MSG(code_compare(must_parse("OLIVIA10"), must_parse("OLIVIA11")) < 0, "OLIVIA11");
 }
 
 static void
@@ -327,25 +310,25 @@ test_ordering(void)
 		vb = must_parse(b);
 		fold_string(a, fa);
 		fold_string(b, fb);
-		CHECK(code_compare(va, vb) == sign(strcmp(fa, fb)),
+		CHECK_MSG(code_compare(va, vb) == sign(strcmp(fa, fb)),
 			  "compare %s %s = %d, strcmp of folded = %d", a, b,
 			  code_compare(va, vb), strcmp(fa, fb));
-		CHECK(code_compare(vb, va) == -code_compare(va, vb), "antisymmetry %s %s", a, b);
+		CHECK_MSG(code_compare(vb, va) == -code_compare(va, vb), "antisymmetry %s %s", a, b);
 		/* the folded key (abbreviated sort key, hash input) agrees */
-		CHECK(code_fold_key(va) == reference_fold_key(a), "fold key of %s", a);
-		CHECK(sign((code_fold_key(va) > code_fold_key(vb)) - (code_fold_key(va) < code_fold_key(vb))) ==
+		CHECK_MSG(code_fold_key(va) == reference_fold_key(a), "fold key of %s", a);
+		CHECK_MSG(sign((code_fold_key(va) > code_fold_key(vb)) - (code_fold_key(va) < code_fold_key(vb))) ==
 			  code_compare(va, vb), "fold keys of %s %s disagree with compare", a, b);
 	}
-	CHECK(code_compare(must_parse("ABC"), must_parse("ABC0")) < 0, "prefix first");
-	CHECK(code_compare(must_parse("ZZZ"), must_parse("000000000000")) > 0, "Z after 0");
-	CHECK(code_compare(must_parse("9ZZ"), must_parse("A00")) < 0, "digits before letters");
+	CHECK_MSG(code_compare(must_parse("ABC"), must_parse("ABC0")) < 0, "prefix first");
+	CHECK_MSG(code_compare(must_parse("ZZZ"), must_parse("000000000000")) > 0, "Z after 0");
+	CHECK_MSG(code_compare(must_parse("9ZZ"), must_parse("A00")) < 0, "digits before letters");
 }
 
 static void
 test_siphash(void)
 {
 	/* reference vector: key 00..0f, message 00..07 */
-	CHECK(code_siphash24(UINT64_C(0x0706050403020100), UINT64_C(0x0f0e0d0c0b0a0908),
+	CHECK_MSG(code_siphash24(UINT64_C(0x0706050403020100), UINT64_C(0x0f0e0d0c0b0a0908),
 						 UINT64_C(0x0706050403020100)) == UINT64_C(0x93f5f5799a932462),
 		  "SipHash-2-4 reference vector");
 }
@@ -369,12 +352,12 @@ test_permutation(void)
 	{
 		uint64_t	y = code_feistel(x, test_key, 8);
 
-		CHECK(y < 65536, "feistel(%llu) = %llu out of range", (unsigned long long) x, (unsigned long long) y);
+		CHECK_MSG(y < 65536, "feistel(%llu) = %llu out of range", (unsigned long long) x, (unsigned long long) y);
 		if (y < 65536)
 			seen[y]++;
 	}
 	for (x = 0; x < 65536; x++)
-		CHECK(seen[x] == 1, "feistel image %llu hit %llu times", (unsigned long long) x, (unsigned long long) seen[x]);
+		CHECK_MSG(seen[x] == 1, "feistel image %llu hit %llu times", (unsigned long long) x, (unsigned long long) seen[x]);
 
 	/* cycle-walking keeps a bijection on a domain that is not a power of 2 */
 	memset(seen, 0, 65536 * sizeof(uint64_t));
@@ -382,14 +365,14 @@ test_permutation(void)
 	{
 		uint64_t	y = code_permute(x, test_key, 8, 40000);
 
-		CHECK(y < 40000, "permute(%llu) = %llu out of domain", (unsigned long long) x, (unsigned long long) y);
+		CHECK_MSG(y < 40000, "permute(%llu) = %llu out of domain", (unsigned long long) x, (unsigned long long) y);
 		if (y < 40000)
 			seen[y]++;
 		fixed += (y == x);
 	}
 	for (x = 0; x < 40000; x++)
-		CHECK(seen[x] == 1, "permute image %llu hit %llu times", (unsigned long long) x, (unsigned long long) seen[x]);
-	CHECK(fixed < 20, "%d fixed points: not much of a permutation", fixed);
+		CHECK_MSG(seen[x] == 1, "permute image %llu hit %llu times", (unsigned long long) x, (unsigned long long) seen[x]);
+	CHECK_MSG(fixed < 20, "%d fixed points: not much of a permutation", fixed);
 	free(seen);
 
 	/* the full-size permutation differs per key and stays in the domain */
@@ -404,10 +387,10 @@ test_permutation(void)
 			uint64_t	a = code_permute((uint64_t) i, test_key, 18, CODE_COUNTER_LIMIT);
 			uint64_t	b = code_permute((uint64_t) i, key2, 18, CODE_COUNTER_LIMIT);
 
-			CHECK(a < CODE_COUNTER_LIMIT, "payload out of range");
+			CHECK_MSG(a < CODE_COUNTER_LIMIT, "payload out of range");
 			same += (a == b);
 		}
-		CHECK(same == 0, "%d of 1000 payloads unchanged by a key bit", same);
+		CHECK_MSG(same == 0, "%d of 1000 payloads unchanged by a key bit", same);
 	}
 }
 
@@ -425,32 +408,32 @@ test_generate_unique(void)
 
 	for (i = 0; i < N; i++)
 	{
-		CHECK(code_generate((uint64_t) i, test_key, codes[i]), "generate %d", i);
-		CHECK(strlen(codes[i]) == CODE_GEN_LEN, "length of %s", codes[i]);
-		CHECK(code_is_generated(codes[i], CODE_GEN_LEN), "%s not generated", codes[i]);
-		CHECK(strspn(codes[i], code_gen_alphabet) == CODE_GEN_LEN, "%s outside the alphabet", codes[i]);
+		CHECK_MSG(code_generate((uint64_t) i, test_key, codes[i]), "generate %d", i);
+		CHECK_MSG(strlen(codes[i]) == CODE_GEN_LEN, "length of %s", codes[i]);
+		CHECK_MSG(code_is_generated(codes[i], CODE_GEN_LEN), "%s not generated", codes[i]);
+		CHECK_MSG(strspn(codes[i], code_gen_alphabet) == CODE_GEN_LEN, "%s outside the alphabet", codes[i]);
 		if (i < 1000)
 		{
 			/* a generated code is a referral code that prints as itself */
 			int64_t		v = must_parse(codes[i]);
 
 			code_print(v, buf);
-			CHECK(strcmp(buf, codes[i]) == 0, "%s printed %s", codes[i], buf);
+			CHECK_MSG(strcmp(buf, codes[i]) == 0, "%s printed %s", codes[i], buf);
 		}
 	}
 	/* deterministic */
 	code_generate(12345, test_key, buf);
-	CHECK(strcmp(buf, codes[12345]) == 0, "generate not deterministic");
+	CHECK_MSG(strcmp(buf, codes[12345]) == 0, "generate not deterministic");
 
 	qsort(codes, N, CODE_GEN_LEN + 1, cmp_code);
 	for (i = 1; i < N; i++)
 		dups += (strcmp(codes[i - 1], codes[i]) == 0);
-	CHECK(dups == 0, "%d duplicate codes among counters 0..%d", dups, N - 1);
+	CHECK_MSG(dups == 0, "%d duplicate codes among counters 0..%d", dups, N - 1);
 
 	/* the counter range */
-	CHECK(code_generate(CODE_COUNTER_LIMIT - 1, test_key, buf), "last counter");
-	CHECK(!code_generate(CODE_COUNTER_LIMIT, test_key, buf), "counter 2^35 accepted");
-	CHECK(!code_generate(UINT64_MAX, test_key, buf), "counter 2^64-1 accepted");
+	CHECK_MSG(code_generate(CODE_COUNTER_LIMIT - 1, test_key, buf), "last counter");
+	CHECK_MSG(!code_generate(CODE_COUNTER_LIMIT, test_key, buf), "counter 2^35 accepted");
+	CHECK_MSG(!code_generate(UINT64_MAX, test_key, buf), "counter 2^64-1 accepted");
 
 	free(codes);
 }
@@ -501,8 +484,8 @@ test_check_symbol(void)
 		size_t		s;
 
 		code_generate((uint64_t) c * 6700417u, test_key, code);
-		CHECK(code_check_symbol(code) == code[CODE_GEN_LEN - 1], "check of %s", code);
-		CHECK(code_typo_neighbours(code, CODE_GEN_LEN, nb) == 0, "%s has neighbours", code);
+		CHECK_MSG(code_check_symbol(code) == code[CODE_GEN_LEN - 1], "check of %s", code);
+		CHECK_MSG(code_typo_neighbours(code, CODE_GEN_LEN, nb) == 0, "%s has neighbours", code);
 
 		for (pos = 0; pos < CODE_GEN_LEN; pos++)
 			for (s = 0; s < 32; s++)
@@ -512,16 +495,16 @@ test_check_symbol(void)
 				memcpy(typo, code, sizeof(typo));
 				typo[pos] = code_gen_alphabet[s];
 				subs++;
-				CHECK(!code_is_generated(typo, CODE_GEN_LEN), "substitution %s of %s undetected", typo, code);
+				CHECK_MSG(!code_is_generated(typo, CODE_GEN_LEN), "substitution %s of %s undetected", typo, code);
 				if (c < 300)
 				{
 					n = code_typo_neighbours(typo, CODE_GEN_LEN, nb);
-					CHECK(in_list(nb, n, code), "%s not suggested for %s", code, typo);
+					CHECK_MSG(in_list(nb, n, code), "%s not suggested for %s", code, typo);
 					for (i = 0; i < n; i++)
 					{
-						CHECK(code_is_generated(nb[i], CODE_GEN_LEN), "suggestion %s invalid", nb[i]);
-						CHECK(one_typo(nb[i], typo), "suggestion %s not one typo from %s", nb[i], typo);
-						CHECK(i == 0 || strcmp(nb[i - 1], nb[i]) < 0, "suggestions unsorted");
+						CHECK_MSG(code_is_generated(nb[i], CODE_GEN_LEN), "suggestion %s invalid", nb[i]);
+						CHECK_MSG(one_typo(nb[i], typo), "suggestion %s not one typo from %s", nb[i], typo);
+						CHECK_MSG(i == 0 || strcmp(nb[i - 1], nb[i]) < 0, "suggestions unsorted");
 					}
 				}
 			}
@@ -539,12 +522,12 @@ test_check_symbol(void)
 				memcpy(typo, code, sizeof(typo));
 				typo[pos] = other[s];
 				if (f == code[pos])
-					CHECK(code_is_generated(typo, CODE_GEN_LEN), "folded %s of %s rejected", typo, code);
+					CHECK_MSG(code_is_generated(typo, CODE_GEN_LEN), "folded %s of %s rejected", typo, code);
 				else
 				{
-					CHECK(!code_is_generated(typo, CODE_GEN_LEN), "substitution %s of %s undetected", typo, code);
+					CHECK_MSG(!code_is_generated(typo, CODE_GEN_LEN), "substitution %s of %s undetected", typo, code);
 					n = code_typo_neighbours(typo, CODE_GEN_LEN, nb);
-					CHECK(in_list(nb, n, code), "%s not suggested for %s", code, typo);
+					CHECK_MSG(in_list(nb, n, code), "%s not suggested for %s", code, typo);
 				}
 			}
 		}
@@ -557,20 +540,20 @@ test_check_symbol(void)
 			typo[pos] = code[pos + 1];
 			typo[pos + 1] = code[pos];
 			swaps++;
-			CHECK(!code_is_generated(typo, CODE_GEN_LEN), "swap %s of %s undetected", typo, code);
+			CHECK_MSG(!code_is_generated(typo, CODE_GEN_LEN), "swap %s of %s undetected", typo, code);
 			n = code_typo_neighbours(typo, CODE_GEN_LEN, nb);
-			CHECK(in_list(nb, n, code), "%s not suggested for swap %s", code, typo);
-			CHECK(n <= CODE_MAX_NEIGHBOURS, "too many suggestions");
+			CHECK_MSG(in_list(nb, n, code), "%s not suggested for swap %s", code, typo);
+			CHECK_MSG(n <= CODE_MAX_NEIGHBOURS, "too many suggestions");
 		}
 
 		/* case-insensitive */
 		for (i = 0; i < CODE_GEN_LEN; i++)
 			typo[i] = (char) ((code[i] >= 'A' && code[i] <= 'Z') ? code[i] + 32 : code[i]);
 		typo[CODE_GEN_LEN] = '\0';
-		CHECK(code_is_generated(typo, CODE_GEN_LEN), "lower case %s rejected", typo);
+		CHECK_MSG(code_is_generated(typo, CODE_GEN_LEN), "lower case %s rejected", typo);
 	}
-	CHECK(subs == 5000L * 8 * 31, "%ld substitutions tried", subs);
-	CHECK(swaps > 5000L * 6, "only %ld swaps tried", swaps);
+	CHECK_MSG(subs == 5000L * 8 * 31, "%ld substitutions tried", subs);
+	CHECK_MSG(swaps > 5000L * 6, "only %ld swaps tried", swaps);
 
 	/* not generated: wrong length, bad characters */
 	{
@@ -578,14 +561,14 @@ test_check_symbol(void)
 		char		code[CODE_GEN_LEN + 1];
 
 		code_generate(7, test_key, code);
-		CHECK(!code_is_generated(code, CODE_GEN_LEN - 1), "7 characters");
-		CHECK(!code_is_generated("", 0), "empty");
-		CHECK(!code_is_generated("0000000#", 8), "bad character");
-		CHECK(code_is_generated("00000000", 8), "all zeros has check 0");
-		CHECK(code_typo_neighbours(code, CODE_GEN_LEN - 1, nb) == 0, "neighbours of 7 characters");
-		CHECK(code_typo_neighbours("ABC#EFGH", 8, nb) == 0, "neighbours with a bad character");
+		CHECK_MSG(!code_is_generated(code, CODE_GEN_LEN - 1), "7 characters");
+		CHECK_MSG(!code_is_generated("", 0), "empty");
+		CHECK_MSG(!code_is_generated("0000000#", 8), "bad character");
+		CHECK_MSG(code_is_generated("00000000", 8), "all zeros has check 0");
+		CHECK_MSG(code_typo_neighbours(code, CODE_GEN_LEN - 1, nb) == 0, "neighbours of 7 characters");
+		CHECK_MSG(code_typo_neighbours("ABC#EFGH", 8, nb) == 0, "neighbours with a bad character");
 		/* U in two places: no single typo fixes it */
-		CHECK(code_typo_neighbours("UU000000", 8, nb) == 0, "neighbours with two U");
+		CHECK_MSG(code_typo_neighbours("UU000000", 8, nb) == 0, "neighbours with two U");
 	}
 }
 
@@ -602,11 +585,5 @@ main(void)
 	test_generate_unique();
 	test_check_symbol();
 
-	if (failures)
-	{
-		fprintf(stderr, "test_code_core: %d of %d checks failed\n", failures, checks);
-		return 1;
-	}
-	printf("test_code_core: %d checks passed\n", checks);
-	return 0;
+	return unit_summary("test_code_core");
 }

@@ -4,21 +4,11 @@
  *		fingerprints.
  */
 #include "email_core.h"
+#include "unit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int	failures = 0;
-
-#define CHECK(cond) \
-	do { \
-		if (!(cond)) \
-		{ \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++; \
-		} \
-	} while (0)
 
 /* Normalises s; the result must be OK and equal to want. */
 static void
@@ -29,12 +19,11 @@ expect_ok(const char *s, const char *want, int line)
 	email_core_status st;
 
 	st = email_core_normalize(s, strlen(s), out, sizeof(out), &outlen);
-	if (st != EMAIL_CORE_OK || strcmp(out, want) != 0 || outlen != strlen(want))
+	if (!unit_ok(st == EMAIL_CORE_OK && strcmp(out, want) == 0 && outlen == strlen(want)))
 	{
 		fprintf(stderr, "%s:%d: normalize(\"%s\") = %d \"%s\", want \"%s\"\n",
 				__FILE__, line, s, (int) st, st == EMAIL_CORE_OK ? out : "",
 				want);
-		failures++;
 	}
 }
 
@@ -46,11 +35,10 @@ expect_err(const char *s, email_core_status want, int line)
 	email_core_status st;
 
 	st = email_core_normalize(s, strlen(s), out, sizeof(out), NULL);
-	if (st != want)
+	if (!unit_ok(st == want))
 	{
 		fprintf(stderr, "%s:%d: normalize(\"%s\") = %d, want %d\n",
 				__FILE__, line, s, (int) st, (int) want);
-		failures++;
 	}
 }
 
@@ -281,10 +269,5 @@ main(void)
 	test_buffer_bounds();
 	test_huge();
 	test_idempotent();
-	if (failures)
-	{
-		fprintf(stderr, "test_email_core: %d failure(s)\n", failures);
-		return 1;
-	}
-	return 0;
+	return unit_summary("test_email_core");
 }

@@ -4,21 +4,11 @@
  *		messages quote, cut on character boundaries.
  */
 #include "excerpt_core.h"
+#include "unit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int	failures = 0;
-
-#define CHECK(cond) \
-	do { \
-		if (!(cond)) \
-		{ \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++; \
-		} \
-	} while (0)
 
 /* UTF-8 character length from the lead byte, as pg_mblen does in UTF8. */
 static int
@@ -132,10 +122,5 @@ main(void)
 	test_long_inputs_are_cut();
 	test_truncated_character_is_left_out();
 	test_huge_input();
-	if (failures)
-	{
-		fprintf(stderr, "test_excerpt_core: %d failure(s)\n", failures);
-		return 1;
-	}
-	return 0;
+	return unit_summary("test_excerpt_core");
 }

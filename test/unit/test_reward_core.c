@@ -5,18 +5,16 @@
 #include <stdio.h>
 
 #include "reward_core.h"
-
-static int	failures = 0;
+#include "unit.h"
 
 static void
 expect(const char *currency, int decimals)
 {
 	int			got = reward_currency_decimals(currency);
 
-	if (got != decimals)
+	if (!unit_ok(got == decimals))
 	{
 		printf("currency %s: %d decimals, expected %d\n", currency ? currency : "(null)", got, decimals);
-		failures++;
 	}
 }
 
@@ -34,5 +32,5 @@ main(void)
 	expect("jpy", 2);			/* codes are upper case; anything else is unknown */
 	expect("", 2);
 	expect(NULL, 2);
-	return failures == 0 ? 0 : 1;
+	return unit_summary("test_reward_core");
 }

@@ -4,22 +4,12 @@
  *		percent-encoding.
  */
 #include "url_core.h"
+#include "unit.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int	failures = 0;
-
-#define CHECK(cond) \
-	do { \
-		if (!(cond)) \
-		{ \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++; \
-		} \
-	} while (0)
 
 /* Builds a link with a buffer of exactly the advertised size. */
 static url_core_status
@@ -36,10 +26,9 @@ link(const char *base, const char *code, const char *channel, char **res,
 	st = url_core_share_link(base, strlen(base), code, strlen(code),
 							 channel, channel ? strlen(channel) : 0,
 							 out, size, &outlen, badpos);
-	if (st == URL_CORE_OK && outlen != strlen(out))
+	if (st == URL_CORE_OK && !unit_ok(outlen == strlen(out)))
 	{
 		fprintf(stderr, "outlen %zu != strlen %zu\n", outlen, strlen(out));
-		failures++;
 	}
 	*res = out;
 	return st;
@@ -52,12 +41,11 @@ expect_link(const char *base, const char *code, const char *channel,
 	char	   *out;
 	url_core_status st = link(base, code, channel, &out, NULL);
 
-	if (st != URL_CORE_OK || strcmp(out, want) != 0)
+	if (!unit_ok(st == URL_CORE_OK && strcmp(out, want) == 0))
 	{
 		fprintf(stderr, "%s:%d: share_link(\"%s\", \"%s\", %s) = %d \"%s\", want \"%s\"\n",
 				__FILE__, line, base, code, channel ? channel : "NULL",
 				(int) st, st == URL_CORE_OK ? out : "", want);
-		failures++;
 	}
 	free(out);
 }
@@ -69,12 +57,11 @@ expect_error(const char *base, const char *code, const char *channel,
 	char	   *out;
 	url_core_status st = link(base, code, channel, &out, NULL);
 
-	if (st != want)
+	if (!unit_ok(st == want))
 	{
 		fprintf(stderr, "%s:%d: share_link(\"%s\", \"%s\", %s) = %d, want %d\n",
 				__FILE__, line, base, code, channel ? channel : "NULL",
 				(int) st, (int) want);
-		failures++;
 	}
 	free(out);
 }
@@ -379,10 +366,5 @@ main(void)
 	test_errors();
 	test_buffer_bounds();
 	test_huge();
-	if (failures)
-	{
-		fprintf(stderr, "test_url_core: %d failure(s)\n", failures);
-		return 1;
-	}
-	return 0;
+	return unit_summary("test_url_core");
 }
