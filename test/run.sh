@@ -31,6 +31,9 @@ fi
 echo "== two overlapping converting loads, 20 rounds (test/overlap/overlap.sh)"
 bash test/overlap/overlap.sh || status=1
 
+echo "== the demo runs to its end (test/demo/demo.sh, what make demo prints)"
+bash test/demo/demo.sh > /tmp/referral_demo.out 2>&1 || { status=1; tail -20 /tmp/referral_demo.out; }
+
 echo "== upgrade path (test/upgrade.sh)"
 bash test/upgrade.sh || status=1
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 if [ -z "${REFERRAL_IN_CLUSTER:-}" ]; then
 	exec pg_virtualenv -t env REFERRAL_IN_CLUSTER=1 bash "$PWD/demo.sh" "$@"
 fi
-psql -qX -v ON_ERROR_STOP=1 -c 'CREATE DATABASE referral_demo' postgres
+psql -qX -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS referral_demo' -c 'CREATE DATABASE referral_demo' postgres
 psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f shop.sql
 psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f analytics.sql
 psql -X -v ON_ERROR_STOP=1 --pset=footer=off -d referral_demo -f checkout.sql

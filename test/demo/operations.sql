@@ -5,14 +5,14 @@ SET TimeZone = 'UTC';
 SELECT referral.create_program('Careful', tenant => 'ops demo', starts_at => now() - '1 day'::interval,
 	hold_period => '0', hold_suspicious => true) AS careful \gset
 SELECT referral.add_reward(:careful, 'referrer', fixed => 10, reward_type => 'cash') AS rule \gset
-SELECT referral.issue_code(:careful, 'olivia', vanity => 'OLIVIA') AS code \gset
+SELECT referral.issue_code(:careful, 'olivia', vanity => 'OPS0LIVIA') AS code \gset
 CREATE TABLE demo_ops_orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
 SELECT referral.track_orders('demo_ops_orders', 'customer', 'amount', tenant => 'ops demo');
 -- Three friends sign up from one IP within minutes (shared_ip), a fourth elsewhere.
 SELECT f.friend, r.status
   FROM (VALUES ('pat', '198.51.100.20', 30), ('quin', '198.51.100.20', 20), ('rae', '198.51.100.20', 10),
                ('sol', '203.0.113.44', 5)) f(friend, ip, minutes),
-       LATERAL referral.redeem('OLIVIA', f.friend, ip => f.ip::inet, at => now() - (f.minutes || ' minutes')::interval) r;
+       LATERAL referral.redeem('OPS0LIVIA', f.friend, ip => f.ip::inet, at => now() - (f.minutes || ' minutes')::interval) r;
 INSERT INTO demo_ops_orders VALUES (1, 'pat', 40), (2, 'quin', 60), (3, 'rae', 25), (4, 'sol', 80);
 \echo '-- the daily review: what suspicious_referrals lists'
 SELECT r.referee, s.signal, s.detail FROM referral.suspicious_referrals s
