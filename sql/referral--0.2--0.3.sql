@@ -3048,6 +3048,232 @@ $$;
 COMMENT ON FUNCTION referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)
 	IS 'redeem a code at sign-up: returns the referral (pending), a rejection with its reason, or the customer''s existing referral';
 
+-- The checkout in fewer statements; the live spends of a reward by their own index:
+DROP INDEX referral.credit_spend_reward;
+-- What is left of a reward (spend_credit): its live spends.  Partial like
+-- credit_spend_once, so that the planner never scans that index for a reward_id.
+CREATE INDEX credit_spend_reward ON referral.credit_spend (reward_id) INCLUDE (amount) WHERE refunded_at IS NULL;
+CREATE OR REPLACE FUNCTION referral.use_offer(customer text, order_ref text, order_amount numeric, tenant text DEFAULT 'default')
+RETURNS numeric
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r_id bigint;
+	r_tenant text;
+	r_program bigint;
+	r_status text;
+	r_converting text;
+	used_ref text;
+	used_discount numeric;
+	o_id bigint;
+	o_discount numeric;
+	o_currency text;
+	o_expires timestamptz;
+	o_min numeric;
+	new_discount numeric;
+	event_id bigint;
+BEGIN
+	-- The argument checks as one expression (no call, no statement); the check
+	-- functions raise the error when it fails.
+	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
+	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
+	    AND order_amount >= 0 AND order_amount < 'Infinity'::numeric) IS NOT TRUE THEN
+		PERFORM referral._check_customer(customer);
+		PERFORM referral._check_order_ref(order_ref);
+		PERFORM referral._check_amount('order_amount', order_amount);
+	END IF;
+
+	-- The referral, its live use and its offer in one statement.
+	SELECT x.id, x.tenant, x.program_id, x.status, x.converting_order, u.order_ref, u.discount,
+	       o.offer_id, o.discount, o.currency, o.expires_at, o.min_order_amount
+	  INTO r_id, r_tenant, r_program, r_status, r_converting, used_ref, used_discount,
+	       o_id, o_discount, o_currency, o_expires, o_min
+	  FROM referral.referral x
+	  -- A subquery (LIMIT: not flattened) that looks the use up by both keys: as a
+	  -- join, the generic plan scanned the tenant's uses.
+	  LEFT JOIN LATERAL (SELECT u.order_ref, u.discount FROM referral.offer_use u
+	                      WHERE u.tenant = x.tenant AND u.referral_id = x.id AND u.restored_at IS NULL
+	                      LIMIT 1) u ON true
+	  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
+	 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL;
+	IF NOT FOUND THEN
+		PERFORM referral._require_tenant(use_offer.tenant);
+		RETURN 0;
+	END IF;
+
+	-- A live use: this order's (a retry) keeps its discount, another order gets 0.
+	IF used_ref IS NOT NULL THEN
+		RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
+	END IF;
+
+	-- Pending, or converted by this very order (inserted before this call, in the
+	-- same transaction).
+	IF NOT (r_status = 'pending' OR (r_status = 'converted' AND r_converting = use_offer.order_ref)) THEN
+		RETURN 0;
+	END IF;
+	IF o_id IS NULL OR o_expires <= now() OR order_amount < o_min OR o_discount <= 0 THEN
+		RETURN 0;
+	END IF;
+
+	-- The use and its event in one statement; a concurrent checkout that used the
+	-- offer first makes this one conflict on offer_use_once, and then insert nothing.
+	WITH u AS (
+		INSERT INTO referral.offer_use AS u
+			(tenant, referral_id, offer_id, customer, order_ref, order_amount, discount, currency)
+		VALUES (r_tenant, r_id, o_id, use_offer.customer, use_offer.order_ref,
+		        use_offer.order_amount, o_discount, o_currency)
+		ON CONFLICT DO NOTHING
+		RETURNING u.discount
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT r_tenant, 'offer_used',
+		       jsonb_build_object('referral_id', r_id, 'program_id', r_program, 'offer_id', o_id,
+		                          'customer', use_offer.customer, 'order_ref', use_offer.order_ref,
+		                          'order_amount', use_offer.order_amount, 'discount', u.discount,
+		                          'currency', o_currency)
+		  FROM u
+		RETURNING e.id
+	)
+	SELECT u.discount, e.id INTO new_discount, event_id FROM u CROSS JOIN e;
+	IF event_id IS NOT NULL THEN
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r_tenant)::text);
+		RETURN new_discount;
+	END IF;
+
+	-- Lost the race: the winner's use is committed now.
+	SELECT u.order_ref, u.discount INTO used_ref, used_discount
+	  FROM referral.offer_use u
+	 WHERE u.tenant = r_tenant AND u.referral_id = r_id AND u.restored_at IS NULL;
+	RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION referral.spend_credit(customer text, amount numeric, order_ref text,
+	currency text DEFAULT NULL, tenant text DEFAULT 'default')
+RETURNS numeric
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+-- The generic plans are as good, and a custom plan of the allocation is planned
+-- anew on every call (its estimate beats the generic plan's).
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	cur text := spend_credit.currency;
+	spendable bigint[];
+	already numeric;
+	balance numeric;
+	ids bigint[];
+	remaining numeric[];
+	want numeric;
+	take numeric;
+	spent numeric;
+	take_ids bigint[];
+	takes numeric[];
+	paid bigint[];
+	event_id bigint;
+BEGIN
+	-- The argument checks as one expression (no call, no statement); the check
+	-- functions raise the error when it fails.
+	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
+	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
+	    AND amount >= 0 AND amount < 'Infinity'::numeric) IS NOT TRUE THEN
+		PERFORM referral._check_customer(customer);
+		PERFORM referral._check_order_ref(order_ref);
+		PERFORM referral._check_amount('amount', amount);
+	END IF;
+	IF cur IS NULL THEN
+		cur := referral._credit_currency(tenant, NULL);
+	END IF;
+
+	-- The customer's spendable rewards, locked in id order (as the ledger locks
+	-- rewards): concurrent spends of one customer wait here, and each then reads, in
+	-- the statements below, the spends committed before it.
+	spendable := ARRAY(SELECT w.id FROM referral.reward w
+	                    WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
+	                      AND w.currency = cur AND w.reward_type = 'credit'
+	                      AND w.status = 'approved' AND w.kind <> 'clawback'
+	                    ORDER BY w.id FOR UPDATE);
+
+	-- In one statement: what this order spent before (a retry), the balance (as
+	-- _credit_balance) and what is left of each spendable reward, oldest approved
+	-- first.
+	SELECT (SELECT sum(s.amount) FROM referral.credit_spend s
+	         WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
+	           AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL),
+	       COALESCE((SELECT sum(w.amount) FROM referral.reward w
+	                  WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
+	                    AND w.currency = cur AND w.reward_type = 'credit'
+	                    AND (w.status = 'approved'
+	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
+	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                  WHERE s.tenant = spend_credit.tenant AND s.customer = spend_credit.customer
+	                    AND s.currency = cur AND s.refunded_at IS NULL), 0),
+	       array_agg(l.id ORDER BY l.approved_at, l.id), array_agg(l.remaining ORDER BY l.approved_at, l.id)
+	  INTO already, balance, ids, remaining
+	  FROM (SELECT w.id, w.approved_at,
+	               w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                                     WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
+	          FROM referral.reward w
+	         WHERE w.id = ANY (spendable)) l;
+	IF already IS NOT NULL THEN
+		RETURN already;
+	END IF;
+	IF cardinality(spendable) = 0 OR amount = 0 THEN
+		IF cardinality(spendable) = 0 AND currency IS NOT NULL THEN
+			PERFORM referral._require_tenant(tenant);
+		END IF;
+		RETURN 0;
+	END IF;
+	-- In the currency's minor unit, rounded down: never more than asked.
+	want := LEAST(trunc(amount, referral.currency_decimals(cur)), GREATEST(balance, 0));
+	-- Oldest approved first, each reward up to what is left of it; a reward spent
+	-- whole becomes paid.
+	spent := 0;
+	FOR i IN 1 .. COALESCE(cardinality(ids), 0) LOOP
+		EXIT WHEN spent >= want;
+		IF remaining[i] > 0 THEN
+			take := LEAST(remaining[i], want - spent);
+			take_ids := take_ids || ids[i];
+			takes := takes || take;
+			IF take = remaining[i] THEN
+				paid := paid || ids[i];
+			END IF;
+			spent := spent + take;
+		END IF;
+	END LOOP;
+	IF spent = 0 THEN
+		RETURN 0;
+	END IF;
+	IF cardinality(paid) > 1 THEN
+		paid := ARRAY(SELECT x FROM unnest(paid) x ORDER BY 1);
+	END IF;
+
+	-- The spends, the rewards spent whole and the event in one statement, by id.
+	WITH s AS (
+		INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
+		SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
+		  FROM unnest(take_ids, takes) AS x(id, take)
+		 ORDER BY x.id
+	), p AS (
+		UPDATE referral.reward w
+		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
+		 WHERE w.id = ANY (paid)
+	)
+	INSERT INTO referral.event AS e (tenant, kind, payload)
+	VALUES (spend_credit.tenant, 'credit_spent',
+	        jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
+	                           'amount', spent, 'currency', cur,
+	                           'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)))
+	RETURNING e.id INTO event_id;
+	PERFORM pg_notify('referral_event',
+		json_build_object('id', event_id, 'kind', 'credit_spent', 'tenant', tenant)::text);
+	RETURN spent;
+END
+$$;
+
+
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)

@@ -71,7 +71,9 @@ CREATE TABLE referral.credit_spend (
 ALTER SEQUENCE referral.credit_spend_id_seq OWNED BY referral.credit_spend.id;
 CREATE UNIQUE INDEX credit_spend_once ON referral.credit_spend (tenant, order_ref, reward_id) WHERE refunded_at IS NULL;
 CREATE INDEX credit_spend_customer ON referral.credit_spend (tenant, customer, currency) WHERE refunded_at IS NULL;
-CREATE INDEX credit_spend_reward ON referral.credit_spend (reward_id);
+-- What is left of a reward (spend_credit): its live spends.  Partial like
+-- credit_spend_once, so that the planner never scans that index for a reward_id.
+CREATE INDEX credit_spend_reward ON referral.credit_spend (reward_id) INCLUDE (amount) WHERE refunded_at IS NULL;
 COMMENT ON TABLE referral.credit_spend IS 'store credit spent at checkout: one row per order and credit reward drawn from; refunded_at set by refund_credit';
 SELECT pg_catalog.pg_extension_config_dump('referral.credit_spend', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.credit_spend_id_seq', '');
@@ -234,17 +236,43 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	r referral.referral;
+	r_id bigint;
+	r_tenant text;
+	r_program bigint;
+	r_status text;
+	r_converting text;
 	used_ref text;
 	used_discount numeric;
-	o record;
+	o_id bigint;
+	o_discount numeric;
+	o_currency text;
+	o_expires timestamptz;
+	o_min numeric;
 	new_discount numeric;
 	event_id bigint;
 BEGIN
-	PERFORM referral._check_customer(customer);
-	PERFORM referral._check_order_ref(order_ref);
-	PERFORM referral._check_amount('order_amount', order_amount);
-	SELECT * INTO r FROM referral.referral x
+	-- The argument checks as one expression (no call, no statement); the check
+	-- functions raise the error when it fails.
+	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
+	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
+	    AND order_amount >= 0 AND order_amount < 'Infinity'::numeric) IS NOT TRUE THEN
+		PERFORM referral._check_customer(customer);
+		PERFORM referral._check_order_ref(order_ref);
+		PERFORM referral._check_amount('order_amount', order_amount);
+	END IF;
+
+	-- The referral, its live use and its offer in one statement.
+	SELECT x.id, x.tenant, x.program_id, x.status, x.converting_order, u.order_ref, u.discount,
+	       o.offer_id, o.discount, o.currency, o.expires_at, o.min_order_amount
+	  INTO r_id, r_tenant, r_program, r_status, r_converting, used_ref, used_discount,
+	       o_id, o_discount, o_currency, o_expires, o_min
+	  FROM referral.referral x
+	  -- A subquery (LIMIT: not flattened) that looks the use up by both keys: as a
+	  -- join, the generic plan scanned the tenant's uses.
+	  LEFT JOIN LATERAL (SELECT u.order_ref, u.discount FROM referral.offer_use u
+	                      WHERE u.tenant = x.tenant AND u.referral_id = x.id AND u.restored_at IS NULL
+	                      LIMIT 1) u ON true
+	  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
 	 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL;
 	IF NOT FOUND THEN
 		PERFORM referral._require_tenant(use_offer.tenant);
@@ -252,22 +280,16 @@ BEGIN
 	END IF;
 
 	-- A live use: this order's (a retry) keeps its discount, another order gets 0.
-	SELECT u.order_ref, u.discount INTO used_ref, used_discount
-	  FROM referral.offer_use u
-	 WHERE u.tenant = r.tenant AND u.referral_id = r.id AND u.restored_at IS NULL;
-	IF FOUND THEN
+	IF used_ref IS NOT NULL THEN
 		RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
 	END IF;
 
 	-- Pending, or converted by this very order (inserted before this call, in the
 	-- same transaction).
-	IF NOT (r.status = 'pending'
-	        OR (r.status = 'converted' AND r.converting_order = use_offer.order_ref)) THEN
+	IF NOT (r_status = 'pending' OR (r_status = 'converted' AND r_converting = use_offer.order_ref)) THEN
 		RETURN 0;
 	END IF;
-	SELECT x.offer_id, x.discount, x.currency, x.expires_at, x.min_order_amount INTO o
-	  FROM referral._offer_of(r, order_amount) x;
-	IF NOT FOUND OR o.expires_at <= now() OR order_amount < o.min_order_amount OR o.discount <= 0 THEN
+	IF o_id IS NULL OR o_expires <= now() OR order_amount < o_min OR o_discount <= 0 THEN
 		RETURN 0;
 	END IF;
 
@@ -276,31 +298,31 @@ BEGIN
 	WITH u AS (
 		INSERT INTO referral.offer_use AS u
 			(tenant, referral_id, offer_id, customer, order_ref, order_amount, discount, currency)
-		VALUES (r.tenant, r.id, o.offer_id, use_offer.customer, use_offer.order_ref,
-		        use_offer.order_amount, o.discount, o.currency)
+		VALUES (r_tenant, r_id, o_id, use_offer.customer, use_offer.order_ref,
+		        use_offer.order_amount, o_discount, o_currency)
 		ON CONFLICT DO NOTHING
 		RETURNING u.discount
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
-		SELECT r.tenant, 'offer_used',
-		       jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'offer_id', o.offer_id,
+		SELECT r_tenant, 'offer_used',
+		       jsonb_build_object('referral_id', r_id, 'program_id', r_program, 'offer_id', o_id,
 		                          'customer', use_offer.customer, 'order_ref', use_offer.order_ref,
 		                          'order_amount', use_offer.order_amount, 'discount', u.discount,
-		                          'currency', o.currency)
+		                          'currency', o_currency)
 		  FROM u
 		RETURNING e.id
 	)
 	SELECT u.discount, e.id INTO new_discount, event_id FROM u CROSS JOIN e;
 	IF event_id IS NOT NULL THEN
 		PERFORM pg_notify('referral_event',
-			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r.tenant)::text);
+			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r_tenant)::text);
 		RETURN new_discount;
 	END IF;
 
 	-- Lost the race: the winner's use is committed now.
 	SELECT u.order_ref, u.discount INTO used_ref, used_discount
 	  FROM referral.offer_use u
-	 WHERE u.tenant = r.tenant AND u.referral_id = r.id AND u.restored_at IS NULL;
+	 WHERE u.tenant = r_tenant AND u.referral_id = r_id AND u.restored_at IS NULL;
 	RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
 END
 $$;
@@ -404,36 +426,68 @@ CREATE FUNCTION referral.spend_credit(customer text, amount numeric, order_ref t
 RETURNS numeric
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- The generic plans are as good, and a custom plan of the allocation is planned
+-- anew on every call (its estimate beats the generic plan's).
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-	cur text;
+	cur text := spend_credit.currency;
 	spendable bigint[];
 	already numeric;
+	balance numeric;
+	ids bigint[];
+	remaining numeric[];
 	want numeric;
+	take numeric;
 	spent numeric;
 	take_ids bigint[];
 	takes numeric[];
 	paid bigint[];
 	event_id bigint;
 BEGIN
-	PERFORM referral._check_customer(customer);
-	PERFORM referral._check_order_ref(order_ref);
-	PERFORM referral._check_amount('amount', amount);
-	cur := referral._credit_currency(tenant, currency);
+	-- The argument checks as one expression (no call, no statement); the check
+	-- functions raise the error when it fails.
+	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
+	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
+	    AND amount >= 0 AND amount < 'Infinity'::numeric) IS NOT TRUE THEN
+		PERFORM referral._check_customer(customer);
+		PERFORM referral._check_order_ref(order_ref);
+		PERFORM referral._check_amount('amount', amount);
+	END IF;
+	IF cur IS NULL THEN
+		cur := referral._credit_currency(tenant, NULL);
+	END IF;
 
 	-- The customer's spendable rewards, locked in id order (as the ledger locks
-	-- rewards): concurrent spends of one customer wait here, and each then reads the
-	-- spends committed before it.
+	-- rewards): concurrent spends of one customer wait here, and each then reads, in
+	-- the statements below, the spends committed before it.
 	spendable := ARRAY(SELECT w.id FROM referral.reward w
 	                    WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
 	                      AND w.currency = cur AND w.reward_type = 'credit'
 	                      AND w.status = 'approved' AND w.kind <> 'clawback'
 	                    ORDER BY w.id FOR UPDATE);
 
-	-- This order spent before (a retry): the same figure, nothing more.
-	SELECT sum(s.amount) INTO already FROM referral.credit_spend s
-	 WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
-	   AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL;
+	-- In one statement: what this order spent before (a retry), the balance (as
+	-- _credit_balance) and what is left of each spendable reward, oldest approved
+	-- first.
+	SELECT (SELECT sum(s.amount) FROM referral.credit_spend s
+	         WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
+	           AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL),
+	       COALESCE((SELECT sum(w.amount) FROM referral.reward w
+	                  WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
+	                    AND w.currency = cur AND w.reward_type = 'credit'
+	                    AND (w.status = 'approved'
+	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
+	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                  WHERE s.tenant = spend_credit.tenant AND s.customer = spend_credit.customer
+	                    AND s.currency = cur AND s.refunded_at IS NULL), 0),
+	       array_agg(l.id ORDER BY l.approved_at, l.id), array_agg(l.remaining ORDER BY l.approved_at, l.id)
+	  INTO already, balance, ids, remaining
+	  FROM (SELECT w.id, w.approved_at,
+	               w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                                     WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
+	          FROM referral.reward w
+	         WHERE w.id = ANY (spendable)) l;
 	IF already IS NOT NULL THEN
 		RETURN already;
 	END IF;
@@ -444,45 +498,48 @@ BEGIN
 		RETURN 0;
 	END IF;
 	-- In the currency's minor unit, rounded down: never more than asked.
-	want := LEAST(trunc(amount, referral.currency_decimals(cur)),
-	              GREATEST(referral._credit_balance(tenant, customer, cur), 0));
-	IF want = 0 THEN
-		RETURN 0;
-	END IF;
-
+	want := LEAST(trunc(amount, referral.currency_decimals(cur)), GREATEST(balance, 0));
 	-- Oldest approved first, each reward up to what is left of it; a reward spent
-	-- whole becomes paid.  The allocation first, then writes by id (index lookups).
-	SELECT array_agg(a.id ORDER BY a.id) FILTER (WHERE a.take > 0),
-	       array_agg(a.take ORDER BY a.id) FILTER (WHERE a.take > 0),
-	       array_agg(a.id ORDER BY a.id) FILTER (WHERE a.take > 0 AND a.take = a.remaining)
-	  INTO take_ids, takes, paid
-	  FROM (SELECT l.id, l.remaining,
-	               LEAST(l.remaining, GREATEST(want - COALESCE(sum(l.remaining) OVER (
-	                   ORDER BY l.approved_at, l.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), 0)) AS take
-	          FROM (SELECT w.id, w.approved_at,
-	                       w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                                             WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
-	                  FROM referral.reward w
-	                 WHERE w.id = ANY (spendable)) l
-	         WHERE l.remaining > 0) a;
-	IF take_ids IS NULL THEN
-		RETURN 0;
-	END IF;
-	INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
-	SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
-	  FROM unnest(take_ids, takes) AS x(id, take);
-	IF paid IS NOT NULL THEN
-		UPDATE referral.reward w
-		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
-		 WHERE w.id = ANY (paid);
-	END IF;
-	spent := (SELECT sum(x) FROM unnest(takes) x);
+	-- whole becomes paid.
+	spent := 0;
+	FOR i IN 1 .. COALESCE(cardinality(ids), 0) LOOP
+		EXIT WHEN spent >= want;
+		IF remaining[i] > 0 THEN
+			take := LEAST(remaining[i], want - spent);
+			take_ids := take_ids || ids[i];
+			takes := takes || take;
+			IF take = remaining[i] THEN
+				paid := paid || ids[i];
+			END IF;
+			spent := spent + take;
+		END IF;
+	END LOOP;
 	IF spent = 0 THEN
 		RETURN 0;
 	END IF;
-	event_id := referral._emit(tenant, 'credit_spent',
-		jsonb_build_object('customer', customer, 'order_ref', order_ref, 'amount', spent,
-		                   'currency', cur, 'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)));
+	IF cardinality(paid) > 1 THEN
+		paid := ARRAY(SELECT x FROM unnest(paid) x ORDER BY 1);
+	END IF;
+
+	-- The spends, the rewards spent whole and the event in one statement, by id.
+	WITH s AS (
+		INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
+		SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
+		  FROM unnest(take_ids, takes) AS x(id, take)
+		 ORDER BY x.id
+	), p AS (
+		UPDATE referral.reward w
+		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
+		 WHERE w.id = ANY (paid)
+	)
+	INSERT INTO referral.event AS e (tenant, kind, payload)
+	VALUES (spend_credit.tenant, 'credit_spent',
+	        jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
+	                           'amount', spent, 'currency', cur,
+	                           'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)))
+	RETURNING e.id INTO event_id;
+	PERFORM pg_notify('referral_event',
+		json_build_object('id', event_id, 'kind', 'credit_spent', 'tenant', tenant)::text);
 	RETURN spent;
 END
 $$;
