@@ -168,7 +168,9 @@ slot_matches(TupleTableSlot *slot, AttrNumber attnum, const OrderKey *key)
 /*
  * A plain, valid, non-partial btree index of rel whose first column is
  * attnum with the base type's built-in default operator class; NULL if none.
- * The caller closes it.
+ * The caller closes it.  Whether it is partial is read from the catalog row:
+ * RelationGetIndexPredicate would fold the predicate, running the owner's
+ * functions in it with our rights.
  */
 static Relation
 usable_index(Relation rel, AttrNumber attnum, Oid base_type, Oid *equal_proc)
@@ -184,7 +186,7 @@ usable_index(Relation rel, AttrNumber attnum, Oid base_type, Oid *equal_proc)
 
 		if (form->indisvalid && form->indisready && form->indkey.values[0] == attnum &&
 			index->rd_rel->relam == BTREE_AM_OID &&
-			RelationGetIndexPredicate(index) == NIL &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) &&
 			index->rd_opfamily[0] < FirstNormalObjectId &&
 			(opcintype == base_type || (base_type == VARCHAROID && opcintype == TEXTOID)))
 		{

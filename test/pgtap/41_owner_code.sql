@@ -1,8 +1,8 @@
 -- No code that a tracked table's owner wrote runs with the extension owner's rights.
 -- The owner (shop_owner, no superuser) writes functions that try to make it a
 -- superuser and log the role they ran as; they hide in a domain's CHECK on the
--- customer column, a cast of the status enum to text, and an index expression
--- that the planner folds.  redeem (as the app) and audit() (as the superuser)
+-- customer column, a cast of the status enum to text, an index expression that the
+-- planner folds and a partial index's predicate.  redeem (as the app) and audit() (as the superuser)
 -- read the table; afterwards shop_owner must still be no superuser, and no trap
 -- may have run as a superuser.  Results must be what they would be without
 -- the traps.
@@ -68,6 +68,10 @@ INSERT INTO shop.orders VALUES (1, 7, 20, 'paid');
 SET LOCAL ROLE shop_owner;
 ALTER TABLE shop.orders ALTER COLUMN customer TYPE shop.customer_key;
 CREATE INDEX orders_trap ON shop.orders ((shop.trap('index expression')));
+-- The customer column's only index is a partial one, whose predicate redeem must
+-- not fold.
+DROP INDEX shop.orders_by_customer;
+CREATE INDEX orders_trap_partial ON shop.orders (customer) WHERE shop.trap('index predicate');
 RESET ROLE;
 
 SET LOCAL ROLE shop_app;
@@ -85,7 +89,7 @@ SELECT results_eq($$SELECT status, reason FROM referral.redeem('TWO', '0009')$$,
 	'a key that is not the text form of a value has no orders');
 RESET ROLE;
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'shop_owner'), false,
-	'redeem: the owner''s domain check did not run as a superuser');
+	'redeem: the owner''s domain check and index predicate did not make it a superuser');
 SELECT is((SELECT is_called FROM shop.ran_as_superuser), false,
 	'redeem: no trap ran as a superuser');
 
