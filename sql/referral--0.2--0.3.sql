@@ -248,103 +248,6 @@ COMMENT ON FUNCTION referral._order_amount_changed(text, text, text, numeric)
 	IS 'internal: a paid order''s amount went down: lower its unpaid rewards, claw back the difference of its paid ones';
 
 
-CREATE OR REPLACE FUNCTION referral.redeem(
-	code referral.referral_code,
-	customer text,
-	email text DEFAULT NULL,
-	ip inet DEFAULT NULL,
-	device text DEFAULT NULL,
-	at timestamptz DEFAULT pg_catalog.now())
-RETURNS TABLE (referral_id bigint, status text, reason text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-	c referral.code := referral._code(redeem.code);
-	p referral.program := referral._program(c.program_id);
-	email_h bytea := referral._hash('email', redeem.email);
-	device_h bytea := referral._hash('device', redeem.device);
-	ip_h bytea := referral._hash('ip', host(redeem.ip));
-	existing referral.referral;
-	referrer_m referral.member;
-	referee_m referral.member;
-	trees record;
-	rule text;
-	new_id bigint;
-	new_status text;
-	day_start timestamptz;
-BEGIN
-	PERFORM referral._check_customer(redeem.customer);
-	PERFORM referral._require(redeem.at IS NOT NULL AND isfinite(redeem.at), 'redeem time must be a finite time');
-
-	-- Both customers' trees stay locked to the end of the transaction: the cycle and
-	-- daily-limit rules read them, and at most one accepted referral is inserted.
-	SELECT t.a_member, t.b_member INTO trees
-	  FROM referral._lock_trees(c.tenant, c.customer, redeem.customer) t;
-	referrer_m := trees.a_member;
-	referee_m := trees.b_member;
-
-	SELECT * INTO existing FROM referral.referral r
-	 WHERE r.tenant = c.tenant AND r.referee = redeem.customer AND r.status <> 'rejected';
-	IF FOUND THEN
-		RETURN QUERY SELECT existing.id, existing.status,
-			CASE WHEN existing.code OPERATOR(referral.<>) c.code THEN 'already_referred' END;
-		RETURN;
-	END IF;
-
-	IF redeem.at < p.starts_at OR redeem.at >= p.ends_at THEN
-		rule := 'program_inactive';
-	ELSIF redeem.customer = c.customer
-	   OR email_h = c.email_hash
-	   OR device_h = c.device_hash THEN
-		rule := 'self_referral';
-	ELSIF referee_m.id = ANY (referrer_m.path) THEN
-		rule := 'cycle';
-	ELSIF referral._has_orders(c.tenant, redeem.customer) THEN
-		rule := 'existing_customer';
-	ELSIF p.daily_referral_limit IS NOT NULL THEN
-		day_start := date_trunc('day', redeem.at);
-		IF (SELECT count(*) FROM referral.referral r
-		     WHERE r.tenant = c.tenant AND r.referrer = c.customer AND r.program_id = p.id
-		       AND r.status <> 'rejected'
-		       AND r.created_at >= day_start AND r.created_at < day_start + '1 day'::interval)
-		   >= p.daily_referral_limit THEN
-			rule := 'daily_limit';
-		END IF;
-	END IF;
-
-	new_status := CASE WHEN rule IS NULL THEN 'pending' ELSE 'rejected' END;
-	INSERT INTO referral.referral AS r
-		(tenant, program_id, referrer, referee, code, status, reason, variant,
-		 email_hash, ip_hash, device_hash, created_at)
-	VALUES
-		(c.tenant, p.id, c.customer, redeem.customer, c.code, new_status, rule,
-		 referral.variant_of(p.id, c.customer), email_h, ip_h, device_h, redeem.at)
-	RETURNING r.id INTO new_id;
-
-	-- A first order that began after the check above and before this insert saw no
-	-- referral; with the pending referral in place, look again (an order still in
-	-- progress is waited for, and one that commits makes the referee existing).
-	IF rule IS NULL AND referral._has_orders(c.tenant, redeem.customer) THEN
-		rule := 'existing_customer';
-		new_status := 'rejected';
-		UPDATE referral.referral r SET status = new_status, reason = rule WHERE r.id = new_id;
-	END IF;
-
-	IF rule IS NULL THEN
-		PERFORM referral._attach(referrer_m, referee_m);
-	END IF;
-	PERFORM referral._emit(c.tenant,
-		CASE WHEN rule IS NULL THEN 'referral_created' ELSE 'referral_rejected' END,
-		jsonb_build_object('referral_id', new_id, 'program_id', p.id, 'referrer', c.customer,
-		                   'referee', redeem.customer, 'code', c.code::text,
-		                   'status', new_status, 'reason', rule));
-	RETURN QUERY SELECT new_id, new_status, rule;
-END
-$$;
-COMMENT ON FUNCTION referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)
-	IS 'redeem a code at sign-up: returns the referral (pending), a rejection with its reason, or the customer''s existing referral';
 
 
 -- error messages quote at most an excerpt of their input:
@@ -357,73 +260,6 @@ COMMENT ON FUNCTION referral._excerpt(text) IS
 'internal: a value as error messages quote it: its first 32 characters, and "..." when cut';
 REVOKE EXECUTE ON FUNCTION referral._excerpt(text) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION referral.create_program(
-	name text,
-	tenant text DEFAULT 'default',
-	starts_at timestamptz DEFAULT pg_catalog.now(),
-	ends_at timestamptz DEFAULT NULL,
-	attribution_window interval DEFAULT '30 days',
-	hold_period interval DEFAULT '30 days',
-	min_order_amount numeric DEFAULT 0,
-	recurring_window interval DEFAULT NULL,
-	max_depth int DEFAULT 1,
-	currency text DEFAULT 'USD',
-	budget numeric DEFAULT NULL,
-	referrer_cap numeric DEFAULT NULL,
-	daily_referral_limit int DEFAULT NULL)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	new_id bigint;
-BEGIN
-	PERFORM referral._require(NULLIF(btrim(name), '') IS NOT NULL, 'program name must not be empty');
-	PERFORM referral._require(NULLIF(btrim(tenant), '') IS NOT NULL, 'tenant must not be empty');
-	PERFORM referral._require_finite(ARRAY['min_order_amount', 'budget', 'referrer_cap'],
-		ARRAY[min_order_amount, budget, referrer_cap]);
-	PERFORM referral._require(starts_at IS NOT NULL AND isfinite(starts_at), 'starts_at must be a finite time');
-	PERFORM referral._require(ends_at IS NULL OR ends_at > starts_at,
-		format('program ends (%s) before it starts (%s)', ends_at, starts_at),
-		'ends_at must be later than starts_at, or NULL for no end.');
-	PERFORM referral._require(attribution_window >= '0'::interval,
-		format('attribution_window must not be negative (got %s)', COALESCE(attribution_window::text, 'NULL')));
-	PERFORM referral._require(hold_period >= '0'::interval,
-		format('hold_period must not be negative (got %s)', COALESCE(hold_period::text, 'NULL')));
-	PERFORM referral._require(recurring_window IS NULL OR recurring_window >= '0'::interval,
-		format('recurring_window must not be negative (got %s)', recurring_window));
-	PERFORM referral._require(min_order_amount >= 0,
-		format('min_order_amount must not be negative (got %s)', COALESCE(min_order_amount::text, 'NULL')));
-	PERFORM referral._require(max_depth BETWEEN 1 AND 10,
-		format('max_depth must be between 1 and 10 (got %s)', COALESCE(max_depth::text, 'NULL')));
-	PERFORM referral._require(currency ~ '^[A-Z]{3}$',
-		format('currency must be an ISO 4217 code of three upper-case letters (got %L)', referral._excerpt(currency)));
-	PERFORM referral._require(budget IS NULL OR budget >= 0,
-		format('budget must not be negative (got %s)', budget));
-	PERFORM referral._require(referrer_cap IS NULL OR referrer_cap >= 0,
-		format('referrer_cap must not be negative (got %s)', referrer_cap));
-	PERFORM referral._require(daily_referral_limit IS NULL OR daily_referral_limit > 0,
-		format('daily_referral_limit must be positive (got %s)', daily_referral_limit));
-
-	INSERT INTO referral.program AS p
-		(tenant, name, starts_at, ends_at, attribution_window, hold_period, min_order_amount,
-		 recurring_window, max_depth, currency, budget, referrer_cap, daily_referral_limit)
-	VALUES
-		(create_program.tenant, create_program.name, create_program.starts_at,
-		 create_program.ends_at, create_program.attribution_window, create_program.hold_period,
-		 create_program.min_order_amount, create_program.recurring_window,
-		 create_program.max_depth, create_program.currency, create_program.budget,
-		 create_program.referrer_cap, create_program.daily_referral_limit)
-	ON CONFLICT ON CONSTRAINT program_tenant_name_key DO NOTHING
-	RETURNING p.id INTO new_id;
-	IF new_id IS NULL THEN
-		RAISE EXCEPTION 'program "%" already exists in tenant "%"', referral._excerpt(name), referral._excerpt(tenant)
-			USING ERRCODE = 'duplicate_object',
-				  HINT = 'Program names are unique per tenant.';
-	END IF;
-	RETURN new_id;
-END
-$$;
 
 CREATE OR REPLACE FUNCTION referral.add_reward(
 	program bigint,
@@ -1508,17 +1344,43 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	r referral.referral;
+	r_id bigint;
+	r_tenant text;
+	r_program bigint;
+	r_status text;
+	r_converting text;
 	used_ref text;
 	used_discount numeric;
-	o record;
+	o_id bigint;
+	o_discount numeric;
+	o_currency text;
+	o_expires timestamptz;
+	o_min numeric;
 	new_discount numeric;
 	event_id bigint;
 BEGIN
-	PERFORM referral._check_customer(customer);
-	PERFORM referral._check_order_ref(order_ref);
-	PERFORM referral._check_amount('order_amount', order_amount);
-	SELECT * INTO r FROM referral.referral x
+	-- The argument checks as one expression (no call, no statement); the check
+	-- functions raise the error when it fails.
+	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
+	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
+	    AND order_amount >= 0 AND order_amount < 'Infinity'::numeric) IS NOT TRUE THEN
+		PERFORM referral._check_customer(customer);
+		PERFORM referral._check_order_ref(order_ref);
+		PERFORM referral._check_amount('order_amount', order_amount);
+	END IF;
+
+	-- The referral, its live use and its offer in one statement.
+	SELECT x.id, x.tenant, x.program_id, x.status, x.converting_order, u.order_ref, u.discount,
+	       o.offer_id, o.discount, o.currency, o.expires_at, o.min_order_amount
+	  INTO r_id, r_tenant, r_program, r_status, r_converting, used_ref, used_discount,
+	       o_id, o_discount, o_currency, o_expires, o_min
+	  FROM referral.referral x
+	  -- A subquery (LIMIT: not flattened) that looks the use up by both keys: as a
+	  -- join, the generic plan scanned the tenant's uses.
+	  LEFT JOIN LATERAL (SELECT u.order_ref, u.discount FROM referral.offer_use u
+	                      WHERE u.tenant = x.tenant AND u.referral_id = x.id AND u.restored_at IS NULL
+	                      LIMIT 1) u ON true
+	  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
 	 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL;
 	IF NOT FOUND THEN
 		PERFORM referral._require_tenant(use_offer.tenant);
@@ -1526,22 +1388,16 @@ BEGIN
 	END IF;
 
 	-- A live use: this order's (a retry) keeps its discount, another order gets 0.
-	SELECT u.order_ref, u.discount INTO used_ref, used_discount
-	  FROM referral.offer_use u
-	 WHERE u.tenant = r.tenant AND u.referral_id = r.id AND u.restored_at IS NULL;
-	IF FOUND THEN
+	IF used_ref IS NOT NULL THEN
 		RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
 	END IF;
 
 	-- Pending, or converted by this very order (inserted before this call, in the
 	-- same transaction).
-	IF NOT (r.status = 'pending'
-	        OR (r.status = 'converted' AND r.converting_order = use_offer.order_ref)) THEN
+	IF NOT (r_status = 'pending' OR (r_status = 'converted' AND r_converting = use_offer.order_ref)) THEN
 		RETURN 0;
 	END IF;
-	SELECT x.offer_id, x.discount, x.currency, x.expires_at, x.min_order_amount INTO o
-	  FROM referral._offer_of(r, order_amount) x;
-	IF NOT FOUND OR o.expires_at <= now() OR order_amount < o.min_order_amount OR o.discount <= 0 THEN
+	IF o_id IS NULL OR o_expires <= now() OR order_amount < o_min OR o_discount <= 0 THEN
 		RETURN 0;
 	END IF;
 
@@ -1550,31 +1406,31 @@ BEGIN
 	WITH u AS (
 		INSERT INTO referral.offer_use AS u
 			(tenant, referral_id, offer_id, customer, order_ref, order_amount, discount, currency)
-		VALUES (r.tenant, r.id, o.offer_id, use_offer.customer, use_offer.order_ref,
-		        use_offer.order_amount, o.discount, o.currency)
+		VALUES (r_tenant, r_id, o_id, use_offer.customer, use_offer.order_ref,
+		        use_offer.order_amount, o_discount, o_currency)
 		ON CONFLICT DO NOTHING
 		RETURNING u.discount
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
-		SELECT r.tenant, 'offer_used',
-		       jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'offer_id', o.offer_id,
+		SELECT r_tenant, 'offer_used',
+		       jsonb_build_object('referral_id', r_id, 'program_id', r_program, 'offer_id', o_id,
 		                          'customer', use_offer.customer, 'order_ref', use_offer.order_ref,
 		                          'order_amount', use_offer.order_amount, 'discount', u.discount,
-		                          'currency', o.currency)
+		                          'currency', o_currency)
 		  FROM u
 		RETURNING e.id
 	)
 	SELECT u.discount, e.id INTO new_discount, event_id FROM u CROSS JOIN e;
 	IF event_id IS NOT NULL THEN
 		PERFORM pg_notify('referral_event',
-			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r.tenant)::text);
+			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r_tenant)::text);
 		RETURN new_discount;
 	END IF;
 
 	-- Lost the race: the winner's use is committed now.
 	SELECT u.order_ref, u.discount INTO used_ref, used_discount
 	  FROM referral.offer_use u
-	 WHERE u.tenant = r.tenant AND u.referral_id = r.id AND u.restored_at IS NULL;
+	 WHERE u.tenant = r_tenant AND u.referral_id = r_id AND u.restored_at IS NULL;
 	RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
 END
 $$;
@@ -1678,36 +1534,68 @@ CREATE FUNCTION referral.spend_credit(customer text, amount numeric, order_ref t
 RETURNS numeric
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- The generic plans are as good, and a custom plan of the allocation is planned
+-- anew on every call (its estimate beats the generic plan's).
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-	cur text;
+	cur text := spend_credit.currency;
 	spendable bigint[];
 	already numeric;
+	balance numeric;
+	ids bigint[];
+	remaining numeric[];
 	want numeric;
+	take numeric;
 	spent numeric;
 	take_ids bigint[];
 	takes numeric[];
 	paid bigint[];
 	event_id bigint;
 BEGIN
-	PERFORM referral._check_customer(customer);
-	PERFORM referral._check_order_ref(order_ref);
-	PERFORM referral._check_amount('amount', amount);
-	cur := referral._credit_currency(tenant, currency);
+	-- The argument checks as one expression (no call, no statement); the check
+	-- functions raise the error when it fails.
+	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
+	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
+	    AND amount >= 0 AND amount < 'Infinity'::numeric) IS NOT TRUE THEN
+		PERFORM referral._check_customer(customer);
+		PERFORM referral._check_order_ref(order_ref);
+		PERFORM referral._check_amount('amount', amount);
+	END IF;
+	IF cur IS NULL THEN
+		cur := referral._credit_currency(tenant, NULL);
+	END IF;
 
 	-- The customer's spendable rewards, locked in id order (as the ledger locks
-	-- rewards): concurrent spends of one customer wait here, and each then reads the
-	-- spends committed before it.
+	-- rewards): concurrent spends of one customer wait here, and each then reads, in
+	-- the statements below, the spends committed before it.
 	spendable := ARRAY(SELECT w.id FROM referral.reward w
 	                    WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
 	                      AND w.currency = cur AND w.reward_type = 'credit'
 	                      AND w.status = 'approved' AND w.kind <> 'clawback'
 	                    ORDER BY w.id FOR UPDATE);
 
-	-- This order spent before (a retry): the same figure, nothing more.
-	SELECT sum(s.amount) INTO already FROM referral.credit_spend s
-	 WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
-	   AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL;
+	-- In one statement: what this order spent before (a retry), the balance (as
+	-- _credit_balance) and what is left of each spendable reward, oldest approved
+	-- first.
+	SELECT (SELECT sum(s.amount) FROM referral.credit_spend s
+	         WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
+	           AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL),
+	       COALESCE((SELECT sum(w.amount) FROM referral.reward w
+	                  WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
+	                    AND w.currency = cur AND w.reward_type = 'credit'
+	                    AND (w.status = 'approved'
+	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
+	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                  WHERE s.tenant = spend_credit.tenant AND s.customer = spend_credit.customer
+	                    AND s.currency = cur AND s.refunded_at IS NULL), 0),
+	       array_agg(l.id ORDER BY l.approved_at, l.id), array_agg(l.remaining ORDER BY l.approved_at, l.id)
+	  INTO already, balance, ids, remaining
+	  FROM (SELECT w.id, w.approved_at,
+	               w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
+	                                     WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
+	          FROM referral.reward w
+	         WHERE w.id = ANY (spendable)) l;
 	IF already IS NOT NULL THEN
 		RETURN already;
 	END IF;
@@ -1718,45 +1606,48 @@ BEGIN
 		RETURN 0;
 	END IF;
 	-- In the currency's minor unit, rounded down: never more than asked.
-	want := LEAST(trunc(amount, referral.currency_decimals(cur)),
-	              GREATEST(referral._credit_balance(tenant, customer, cur), 0));
-	IF want = 0 THEN
-		RETURN 0;
-	END IF;
-
+	want := LEAST(trunc(amount, referral.currency_decimals(cur)), GREATEST(balance, 0));
 	-- Oldest approved first, each reward up to what is left of it; a reward spent
-	-- whole becomes paid.  The allocation first, then writes by id (index lookups).
-	SELECT array_agg(a.id ORDER BY a.id) FILTER (WHERE a.take > 0),
-	       array_agg(a.take ORDER BY a.id) FILTER (WHERE a.take > 0),
-	       array_agg(a.id ORDER BY a.id) FILTER (WHERE a.take > 0 AND a.take = a.remaining)
-	  INTO take_ids, takes, paid
-	  FROM (SELECT l.id, l.remaining,
-	               LEAST(l.remaining, GREATEST(want - COALESCE(sum(l.remaining) OVER (
-	                   ORDER BY l.approved_at, l.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), 0)) AS take
-	          FROM (SELECT w.id, w.approved_at,
-	                       w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                                             WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
-	                  FROM referral.reward w
-	                 WHERE w.id = ANY (spendable)) l
-	         WHERE l.remaining > 0) a;
-	IF take_ids IS NULL THEN
-		RETURN 0;
-	END IF;
-	INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
-	SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
-	  FROM unnest(take_ids, takes) AS x(id, take);
-	IF paid IS NOT NULL THEN
-		UPDATE referral.reward w
-		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
-		 WHERE w.id = ANY (paid);
-	END IF;
-	spent := (SELECT sum(x) FROM unnest(takes) x);
+	-- whole becomes paid.
+	spent := 0;
+	FOR i IN 1 .. COALESCE(cardinality(ids), 0) LOOP
+		EXIT WHEN spent >= want;
+		IF remaining[i] > 0 THEN
+			take := LEAST(remaining[i], want - spent);
+			take_ids := take_ids || ids[i];
+			takes := takes || take;
+			IF take = remaining[i] THEN
+				paid := paid || ids[i];
+			END IF;
+			spent := spent + take;
+		END IF;
+	END LOOP;
 	IF spent = 0 THEN
 		RETURN 0;
 	END IF;
-	event_id := referral._emit(tenant, 'credit_spent',
-		jsonb_build_object('customer', customer, 'order_ref', order_ref, 'amount', spent,
-		                   'currency', cur, 'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)));
+	IF cardinality(paid) > 1 THEN
+		paid := ARRAY(SELECT x FROM unnest(paid) x ORDER BY 1);
+	END IF;
+
+	-- The spends, the rewards spent whole and the event in one statement, by id.
+	WITH s AS (
+		INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
+		SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
+		  FROM unnest(take_ids, takes) AS x(id, take)
+		 ORDER BY x.id
+	), p AS (
+		UPDATE referral.reward w
+		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
+		 WHERE w.id = ANY (paid)
+	)
+	INSERT INTO referral.event AS e (tenant, kind, payload)
+	VALUES (spend_credit.tenant, 'credit_spent',
+	        jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
+	                           'amount', spent, 'currency', cur,
+	                           'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)))
+	RETURNING e.id INTO event_id;
+	PERFORM pg_notify('referral_event',
+		json_build_object('id', event_id, 'kind', 'credit_spent', 'tenant', tenant)::text);
 	RETURN spent;
 END
 $$;
@@ -1986,7 +1877,7 @@ BEGIN
 	PERFORM referral._require(max_depth BETWEEN 1 AND 10,
 		format('max_depth must be between 1 and 10 (got %s)', COALESCE(max_depth::text, 'NULL')));
 	PERFORM referral._require(currency ~ '^[A-Z]{3}$',
-		format('currency must be an ISO 4217 code of three upper-case letters (got %L)', currency));
+		format('currency must be an ISO 4217 code of three upper-case letters (got %L)', referral._excerpt(currency)));
 	PERFORM referral._require(budget IS NULL OR budget >= 0,
 		format('budget must not be negative (got %s)', budget));
 	PERFORM referral._require(referrer_cap IS NULL OR referrer_cap >= 0,
@@ -2009,7 +1900,7 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT program_tenant_name_key DO NOTHING
 	RETURNING p.id INTO new_id;
 	IF new_id IS NULL THEN
-		RAISE EXCEPTION 'program "%" already exists in tenant "%"', name, tenant
+		RAISE EXCEPTION 'program "%" already exists in tenant "%"', referral._excerpt(name), referral._excerpt(tenant)
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Program names are unique per tenant.';
 	END IF;
@@ -2358,435 +2249,6 @@ BEGIN
 			                                    'paid_at', w.paid_at, 'payout_ref', w.payout_ref) ORDER BY w.id)
 			  FROM referral.reward w
 			 WHERE w.tenant = export.tenant AND w.beneficiary = export.customer), '[]'),
-		'blocked', (SELECT jsonb_build_object('reason', b.reason, 'blocked_at', b.blocked_at)
-		              FROM referral.block b
-		             WHERE b.tenant = export.tenant AND b.customer = export.customer),
-		'events', COALESCE((
-			SELECT jsonb_agg(jsonb_build_object('id', e.id, 'at', e.at, 'kind', e.kind, 'payload', e.payload)
-			                 ORDER BY e.id)
-			  FROM referral.event e
-			 WHERE e.tenant = export.tenant AND referral._names_customer(e.payload, export.customer)), '[]'));
-END
-$$;
-COMMENT ON FUNCTION referral.export(text, text)
-	IS 'everything referral holds about one customer (codes, clicks on them, referrals both ways, rewards, block, events naming them), for an access request; fingerprints only as whether one is held';
-
-CREATE FUNCTION referral.forget(customer text, tenant text DEFAULT 'default')
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_custom_plan
-AS $$
-#variable_conflict use_column
-DECLARE
-	hashed bytea;
-	pseudo text;
-	m referral.member;
-	changed bigint := 0;
-	n bigint;
-BEGIN
-	PERFORM referral._check_customer(forget.customer);
-	PERFORM referral._require(NULLIF(btrim(forget.tenant), '') IS NOT NULL, 'tenant must not be empty');
-	hashed := referral._fingerprint((referral._secret()).fingerprint_key, 'customer',
-	                                  referral._customer_ref(forget.tenant, forget.customer));
-	-- A customer forgotten before who came back gets a pseudonym of its own, so
-	-- that the rows of both lives never collide in a unique key.
-	pseudo := 'forgotten-' || encode(substr(hashed, 1, 16), 'hex')
-	             || COALESCE('-' || NULLIF((SELECT count(*) + 1 FROM referral.forgotten f
-	                                         WHERE f.tenant = forget.tenant AND f.key_hash = hashed), 1)::text, '');
-
-	-- Locks, in the order redeem and the order triggers take them: the customer's
-	-- chain tree (redeem), their referrals both ways, then the codes of the customer
-	-- and of their downline (a conversion below them locks its referrer's code
-	-- before it reads the upline that pays them).  Every statement after sees what
-	-- a transaction we waited for wrote.
-	SELECT * INTO m FROM referral.member x WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
-	IF FOUND THEN
-		PERFORM referral._lock_trees(forget.tenant, forget.customer, forget.customer);
-		SELECT * INTO STRICT m FROM referral.member x WHERE x.id = m.id;
-	END IF;
-	PERFORM 1 FROM referral.referral r
-	 WHERE r.tenant = forget.tenant AND (r.referee = forget.customer OR r.referrer = forget.customer)
-	 ORDER BY r.id FOR UPDATE;
-	PERFORM 1 FROM referral.code c
-	 WHERE c.tenant = forget.tenant
-	   AND (c.customer = forget.customer
-	        OR (m.id IS NOT NULL AND c.customer IN (
-	            SELECT x.customer FROM referral.member x
-	             WHERE x.path > m.path AND x.path < m.path || 9223372036854775807::bigint
-	               AND x.tenant = forget.tenant)))
-	 ORDER BY c.code FOR UPDATE;
-	PERFORM 1 FROM referral.reward w
-	 WHERE w.tenant = forget.tenant AND w.beneficiary = forget.customer
-	 ORDER BY w.id FOR UPDATE;
-
-	-- Clicks on their codes lose their user agents; then the codes lose the key
-	-- and the fingerprints, keeping the variant the key hashed to.
-	UPDATE referral.click k SET user_agent = NULL
-	  FROM referral.code c
-	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer
-	   AND k.code OPERATOR(referral.=) c.code AND k.user_agent IS NOT NULL;
-	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-	UPDATE referral.code c
-	   SET customer = pseudo, email_hash = NULL, device_hash = NULL,
-	       forgotten_variant = COALESCE(c.forgotten_variant, referral.variant_of(c.program_id, c.customer))
-	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer;
-	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-
-	UPDATE referral.referral r
-	   SET referrer = CASE WHEN r.referrer = forget.customer THEN pseudo ELSE r.referrer END,
-	       referee = CASE WHEN r.referee = forget.customer THEN pseudo ELSE r.referee END,
-	       email_hash = CASE WHEN r.referee = forget.customer THEN NULL ELSE r.email_hash END,
-	       ip_hash = CASE WHEN r.referee = forget.customer THEN NULL ELSE r.ip_hash END,
-	       device_hash = CASE WHEN r.referee = forget.customer THEN NULL ELSE r.device_hash END
-	 WHERE r.tenant = forget.tenant AND (r.referee = forget.customer OR r.referrer = forget.customer);
-	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-
-	UPDATE referral.reward w SET beneficiary = pseudo
-	 WHERE w.tenant = forget.tenant AND w.beneficiary = forget.customer;
-	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-
-	IF m.id IS NOT NULL THEN
-		UPDATE referral.member x
-		   SET customer = CASE WHEN x.id = m.id THEN pseudo ELSE x.customer END,
-		       ancestors = array_replace(x.ancestors, forget.customer, pseudo)
-		 WHERE x.path >= m.path AND x.path < m.path || 9223372036854775807::bigint;
-		GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-	END IF;
-
-	UPDATE referral.block b SET customer = pseudo
-	 WHERE b.tenant = forget.tenant AND b.customer = forget.customer;
-	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-
-	UPDATE referral.event e
-	   SET payload = (SELECT jsonb_object_agg(f.key, CASE WHEN f.value = to_jsonb(forget.customer)
-	                                                      THEN to_jsonb(pseudo) ELSE f.value END)
-	                    FROM jsonb_each(e.payload) f)
-	 WHERE e.tenant = forget.tenant AND referral._names_customer(e.payload, forget.customer);
-	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
-
-	IF changed = 0 THEN
-		RETURN 0;	-- nothing held about this key (or forgotten already)
-	END IF;
-	INSERT INTO referral.forgotten (tenant, pseudonym, key_hash)
-	VALUES (forget.tenant, pseudo, hashed);
-	-- The pseudonym's codes earn nothing more: refused at redeem, rewards held.
-	INSERT INTO referral.block AS b (tenant, customer, reason)
-	VALUES (forget.tenant, pseudo, 'forgotten')
-	ON CONFLICT ON CONSTRAINT block_pkey DO NOTHING;
-	PERFORM referral._emit(forget.tenant, 'customer_forgotten',
-		jsonb_build_object('pseudonym', pseudo, 'rows_changed', changed));
-	RETURN changed;
-END
-$$;
-COMMENT ON FUNCTION referral.forget(text, text)
-	IS 'erase a customer: the key replaced everywhere by a pseudonym derived from the database secret, fingerprints deleted, sums and chains kept; returns the rows changed (0 when nothing is held)';
-
-CREATE OR REPLACE VIEW referral._code_variant AS
-SELECT c.tenant, c.program_id, c.customer, c.code, COALESCE(c.forgotten_variant, s.name) AS variant
-  FROM (SELECT k.tenant, k.program_id, k.customer, k.code, k.forgotten_variant,
-               -- no hashing in programs without variants, nor for a forgotten holder
-               CASE WHEN t.total IS NOT NULL AND k.forgotten_variant IS NULL
-                    THEN ('x' || pg_catalog.substr(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-                              k.program_id::text || ':' || k.customer, 'UTF8')), 'hex'), 1, 15))::bit(60)::bigint
-                         % t.total
-               END AS slot
-          FROM referral.code k
-          LEFT JOIN (SELECT v.program_id, pg_catalog.sum(v.weight) AS total
-                       FROM referral.variant v
-                      GROUP BY v.program_id) t ON t.program_id = k.program_id) c
-  LEFT JOIN (SELECT v.program_id, v.name, v.weight,
-                    pg_catalog.sum(v.weight) OVER (PARTITION BY v.program_id ORDER BY v.id) AS upto
-               FROM referral.variant v) s
-    ON s.program_id = c.program_id AND c.slot >= s.upto - s.weight AND c.slot < s.upto;
-
-CREATE OR REPLACE FUNCTION referral.redeem(
-	code referral.referral_code,
-	customer text,
-	email text DEFAULT NULL,
-	ip inet DEFAULT NULL,
-	device text DEFAULT NULL,
-	at timestamptz DEFAULT pg_catalog.now())
-RETURNS TABLE (referral_id bigint, status text, reason text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-	c referral.code := referral._code(redeem.code);
-	p referral.program := referral._program(c.program_id);
-	email_h bytea := referral._hash('email', redeem.email);
-	device_h bytea := referral._hash('device', redeem.device);
-	ip_h bytea := referral._hash('ip', host(redeem.ip));
-	existing referral.referral;
-	referrer_m referral.member;
-	referee_m referral.member;
-	trees record;
-	rule text;
-	new_id bigint;
-	new_status text;
-	day_start timestamptz;
-BEGIN
-	PERFORM referral._check_customer(redeem.customer);
-	PERFORM referral._require(redeem.at IS NOT NULL AND isfinite(redeem.at), 'redeem time must be a finite time');
-
-	-- Both customers' trees stay locked to the end of the transaction: the cycle and
-	-- daily-limit rules read them, and at most one accepted referral is inserted.
-	SELECT t.a_member, t.b_member INTO trees
-	  FROM referral._lock_trees(c.tenant, c.customer, redeem.customer) t;
-	referrer_m := trees.a_member;
-	referee_m := trees.b_member;
-
-	-- A customer forgotten (referral.forget) while we waited for the trees: the code
-	-- or a member now names the pseudonym.  Going on would write the old key again.
-	IF referrer_m.customer <> c.customer OR referee_m.customer <> redeem.customer
-	   OR NOT EXISTS (SELECT 1 FROM referral.code k
-	                   WHERE k.code OPERATOR(referral.=) c.code AND k.customer = c.customer) THEN
-		RAISE EXCEPTION 'a customer of this redeem was forgotten concurrently'
-			USING ERRCODE = 'serialization_failure', HINT = 'Retry the transaction.';
-	END IF;
-
-	SELECT * INTO existing FROM referral.referral r
-	 WHERE r.tenant = c.tenant AND r.referee = redeem.customer AND r.status <> 'rejected';
-	IF FOUND THEN
-		RETURN QUERY SELECT existing.id, existing.status,
-			CASE WHEN existing.code OPERATOR(referral.<>) c.code THEN 'already_referred' END;
-		RETURN;
-	END IF;
-
-	IF EXISTS (SELECT 1 FROM referral.block b
-	            WHERE b.tenant = c.tenant AND b.customer IN (c.customer, redeem.customer)) THEN
-		rule := 'blocked';
-	ELSIF redeem.at < p.starts_at OR redeem.at >= p.ends_at THEN
-		rule := 'program_inactive';
-	ELSIF redeem.customer = c.customer
-	   OR email_h = c.email_hash
-	   OR device_h = c.device_hash THEN
-		rule := 'self_referral';
-	ELSIF referee_m.id = ANY (referrer_m.path) THEN
-		rule := 'cycle';
-	ELSIF referral._has_orders(c.tenant, redeem.customer) THEN
-		rule := 'existing_customer';
-	ELSIF p.daily_referral_limit IS NOT NULL THEN
-		day_start := date_trunc('day', redeem.at);
-		IF (SELECT count(*) FROM referral.referral r
-		     WHERE r.tenant = c.tenant AND r.referrer = c.customer AND r.program_id = p.id
-		       AND r.status <> 'rejected'
-		       AND r.created_at >= day_start AND r.created_at < day_start + '1 day'::interval)
-		   >= p.daily_referral_limit THEN
-			rule := 'daily_limit';
-		END IF;
-	END IF;
-
-	new_status := CASE WHEN rule IS NULL THEN 'pending' ELSE 'rejected' END;
-	INSERT INTO referral.referral AS r
-		(tenant, program_id, referrer, referee, code, status, reason, variant,
-		 email_hash, ip_hash, device_hash, created_at)
-	VALUES
-		(c.tenant, p.id, c.customer, redeem.customer, c.code, new_status, rule,
-		 referral.variant_of(p.id, c.customer), email_h, ip_h, device_h, redeem.at)
-	RETURNING r.id INTO new_id;
-
-	-- A first order that began after the check above and before this insert saw no
-	-- referral; with the pending referral in place, look again (an order still in
-	-- progress is waited for, and one that commits makes the referee existing).
-	IF rule IS NULL AND referral._has_orders(c.tenant, redeem.customer) THEN
-		rule := 'existing_customer';
-		new_status := 'rejected';
-		UPDATE referral.referral r SET status = new_status, reason = rule WHERE r.id = new_id;
-	END IF;
-
-	IF rule IS NULL THEN
-		PERFORM referral._attach(referrer_m, referee_m);
-	END IF;
-	PERFORM referral._emit(c.tenant,
-		CASE WHEN rule IS NULL THEN 'referral_created' ELSE 'referral_rejected' END,
-		jsonb_build_object('referral_id', new_id, 'program_id', p.id, 'referrer', c.customer,
-		                   'referee', redeem.customer, 'code', c.code::text,
-		                   'status', new_status, 'reason', rule));
-	RETURN QUERY SELECT new_id, new_status, rule;
-END
-$$;
-COMMENT ON FUNCTION referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)
-	IS 'redeem a code at sign-up: returns the referral (pending), a rejection with its reason, or the customer''s existing referral';
-
-CREATE OR REPLACE FUNCTION referral.approve_due(at timestamptz DEFAULT pg_catalog.now())
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	approved bigint[];
-	held bigint[] := '{}';
-BEGIN
-	PERFORM referral._require(at IS NOT NULL, 'at must not be NULL');
-	-- Held: the rewards of blocked beneficiaries, and of suspicious referrals not
-	-- released in programs that hold them (the view is read only when one does).
-	IF EXISTS (SELECT 1 FROM referral.program p WHERE p.hold_suspicious) THEN
-		held := referral._held_referrals();
-	END IF;
-	WITH due AS (
-		SELECT w.id FROM referral.reward w
-		  JOIN referral.program p ON p.id = w.program_id
-		 WHERE w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
-		   AND w.referral_id <> ALL (held)
-		   AND NOT EXISTS (SELECT 1 FROM referral.block b
-		                    WHERE b.tenant = w.tenant AND b.customer = w.beneficiary)
-		 ORDER BY w.id
-		   FOR UPDATE OF w SKIP LOCKED
-	), upd AS (
-		UPDATE referral.reward w SET status = 'approved', approved_at = approve_due.at
-		  FROM due WHERE w.id = due.id AND w.status = 'pending'
-		RETURNING w.id
-	)
-	SELECT array_agg(upd.id) INTO approved FROM upd;
-	IF approved IS NULL THEN
-		RETURN 0;
-	END IF;
-	PERFORM referral._emit_rewards('reward_approved', approved);
-	RETURN cardinality(approved);
-END
-$$;
-COMMENT ON FUNCTION referral.approve_due(timestamptz)
-	IS 'approve pending rewards whose hold period has passed at the given time, except those of blocked customers and of held suspicious referrals; returns how many';
-
-
-REVOKE ALL ON referral.block, referral.blocked, referral.forgotten FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION referral._customer_ref(text, text), referral.grant_operator(regrole),
-	referral._no_referral(bigint), referral._check_reason(text), referral._detach(referral.member),
-	referral.void_referral(bigint, text), referral.block(text, text, text), referral.unblock(text, text),
-	referral._held_referrals(), referral.release(bigint), referral.payout_batch(text, numeric, text, text),
-	referral._names_customer(jsonb, text), referral.export(text, text), referral.forget(text, text)
-	FROM PUBLIC;
-
--- create_program, with the messages of both sections above:
-CREATE OR REPLACE FUNCTION referral.create_program(
-	name text,
-	tenant text DEFAULT 'default',
-	starts_at timestamptz DEFAULT pg_catalog.now(),
-	ends_at timestamptz DEFAULT NULL,
-	attribution_window interval DEFAULT '30 days',
-	hold_period interval DEFAULT '30 days',
-	min_order_amount numeric DEFAULT 0,
-	recurring_window interval DEFAULT NULL,
-	max_depth int DEFAULT 1,
-	currency text DEFAULT 'USD',
-	budget numeric DEFAULT NULL,
-	referrer_cap numeric DEFAULT NULL,
-	daily_referral_limit int DEFAULT NULL,
-	hold_suspicious boolean DEFAULT false)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	new_id bigint;
-BEGIN
-	PERFORM referral._require(NULLIF(btrim(name), '') IS NOT NULL, 'program name must not be empty');
-	PERFORM referral._require(NULLIF(btrim(tenant), '') IS NOT NULL, 'tenant must not be empty');
-	PERFORM referral._require_finite(ARRAY['min_order_amount', 'budget', 'referrer_cap'],
-		ARRAY[min_order_amount, budget, referrer_cap]);
-	PERFORM referral._require(starts_at IS NOT NULL AND isfinite(starts_at), 'starts_at must be a finite time');
-	PERFORM referral._require(ends_at IS NULL OR ends_at > starts_at,
-		format('program ends (%s) before it starts (%s)', ends_at, starts_at),
-		'ends_at must be later than starts_at, or NULL for no end.');
-	PERFORM referral._require(attribution_window >= '0'::interval,
-		format('attribution_window must not be negative (got %s)', COALESCE(attribution_window::text, 'NULL')));
-	PERFORM referral._require(hold_period >= '0'::interval,
-		format('hold_period must not be negative (got %s)', COALESCE(hold_period::text, 'NULL')));
-	PERFORM referral._require(recurring_window IS NULL OR recurring_window >= '0'::interval,
-		format('recurring_window must not be negative (got %s)', recurring_window));
-	PERFORM referral._require(min_order_amount >= 0,
-		format('min_order_amount must not be negative (got %s)', COALESCE(min_order_amount::text, 'NULL')));
-	PERFORM referral._require(max_depth BETWEEN 1 AND 10,
-		format('max_depth must be between 1 and 10 (got %s)', COALESCE(max_depth::text, 'NULL')));
-	PERFORM referral._require(currency ~ '^[A-Z]{3}$',
-		format('currency must be an ISO 4217 code of three upper-case letters (got %L)', referral._excerpt(currency)));
-	PERFORM referral._require(budget IS NULL OR budget >= 0,
-		format('budget must not be negative (got %s)', budget));
-	PERFORM referral._require(referrer_cap IS NULL OR referrer_cap >= 0,
-		format('referrer_cap must not be negative (got %s)', referrer_cap));
-	PERFORM referral._require(daily_referral_limit IS NULL OR daily_referral_limit > 0,
-		format('daily_referral_limit must be positive (got %s)', daily_referral_limit));
-	PERFORM referral._require(hold_suspicious IS NOT NULL, 'hold_suspicious must not be NULL');
-
-	INSERT INTO referral.program AS p
-		(tenant, name, starts_at, ends_at, attribution_window, hold_period, min_order_amount,
-		 recurring_window, max_depth, currency, budget, referrer_cap, daily_referral_limit,
-		 hold_suspicious)
-	VALUES
-		(create_program.tenant, create_program.name, create_program.starts_at,
-		 create_program.ends_at, create_program.attribution_window, create_program.hold_period,
-		 create_program.min_order_amount, create_program.recurring_window,
-		 create_program.max_depth, create_program.currency, create_program.budget,
-		 create_program.referrer_cap, create_program.daily_referral_limit,
-		 create_program.hold_suspicious)
-	ON CONFLICT ON CONSTRAINT program_tenant_name_key DO NOTHING
-	RETURNING p.id INTO new_id;
-	IF new_id IS NULL THEN
-		RAISE EXCEPTION 'program "%" already exists in tenant "%"', referral._excerpt(name), referral._excerpt(tenant)
-			USING ERRCODE = 'duplicate_object',
-				  HINT = 'Program names are unique per tenant.';
-	END IF;
-	RETURN new_id;
-END
-$$;
-COMMENT ON FUNCTION referral.create_program(text, text, timestamptz, timestamptz, interval, interval, numeric, interval, int, text, numeric, numeric, int, boolean)
-	IS 'create a referral program and return its id (hold_suspicious: approve_due holds the rewards of suspicious referrals until released)';
-
-
--- export() and forget() cover offers used and credit spent at checkout:
-CREATE OR REPLACE FUNCTION referral.export(customer text, tenant text DEFAULT 'default')
-RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-BEGIN
-	PERFORM referral._check_customer(export.customer);
-	RETURN jsonb_build_object(
-		'tenant', export.tenant,
-		'customer', export.customer,
-		'codes', COALESCE((
-			SELECT jsonb_agg(jsonb_build_object('code', c.code::text, 'program_id', c.program_id,
-			                                    'program', p.name, 'vanity', c.vanity,
-			                                    'email_fingerprint', c.email_hash IS NOT NULL,
-			                                    'device_fingerprint', c.device_hash IS NOT NULL,
-			                                    'created_at', c.created_at) ORDER BY c.created_at, c.code::text)
-			  FROM referral.code c JOIN referral.program p ON p.id = c.program_id
-			 WHERE c.tenant = export.tenant AND c.customer = export.customer), '[]'),
-		'clicks', COALESCE((
-			SELECT jsonb_agg(jsonb_build_object('id', k.id, 'code', k.code::text, 'channel', k.channel,
-			                                    'user_agent', k.user_agent, 'at', k.at) ORDER BY k.id)
-			  FROM referral.click k
-			  JOIN referral.code c ON c.code OPERATOR(referral.=) k.code
-			 WHERE c.tenant = export.tenant AND c.customer = export.customer), '[]'),
-		'referrals_as_referrer', COALESCE((
-			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'program_id', r.program_id, 'referee', r.referee,
-			                                    'code', r.code::text, 'status', r.status, 'reason', r.reason,
-			                                    'variant', r.variant, 'created_at', r.created_at,
-			                                    'converted_at', r.converted_at) ORDER BY r.id)
-			  FROM referral.referral r
-			 WHERE r.tenant = export.tenant AND r.referrer = export.customer), '[]'),
-		'referrals_as_referee', COALESCE((
-			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
-			                                    'code', r.code::text, 'status', r.status, 'reason', r.reason,
-			                                    'variant', r.variant, 'created_at', r.created_at,
-			                                    'converted_at', r.converted_at,
-			                                    'email_fingerprint', r.email_hash IS NOT NULL,
-			                                    'ip_fingerprint', r.ip_hash IS NOT NULL,
-			                                    'device_fingerprint', r.device_hash IS NOT NULL) ORDER BY r.id)
-			  FROM referral.referral r
-			 WHERE r.tenant = export.tenant AND r.referee = export.customer), '[]'),
-		'rewards', COALESCE((
-			SELECT jsonb_agg(jsonb_build_object('id', w.id, 'program_id', w.program_id,
-			                                    'referral_id', w.referral_id, 'order_ref', w.order_ref,
-			                                    'level', w.level, 'kind', w.kind, 'reward_type', w.reward_type,
-			                                    'amount', w.amount, 'currency', w.currency, 'status', w.status,
-			                                    'created_at', w.created_at, 'approved_at', w.approved_at,
-			                                    'paid_at', w.paid_at, 'payout_ref', w.payout_ref) ORDER BY w.id)
-			  FROM referral.reward w
-			 WHERE w.tenant = export.tenant AND w.beneficiary = export.customer), '[]'),
 		'offers_used', COALESCE((
 			SELECT jsonb_agg(jsonb_build_object('referral_id', u.referral_id, 'order_ref', u.order_ref,
 			                                    'order_amount', u.order_amount, 'discount', u.discount,
@@ -2813,7 +2275,7 @@ $$;
 COMMENT ON FUNCTION referral.export(text, text)
 	IS 'everything referral holds about one customer (codes, clicks on them, referrals both ways, rewards, block, events naming them), for an access request; fingerprints only as whether one is held';
 
-CREATE OR REPLACE FUNCTION referral.forget(customer text, tenant text DEFAULT 'default')
+CREATE FUNCTION referral.forget(customer text, tenant text DEFAULT 'default')
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2931,6 +2393,73 @@ $$;
 COMMENT ON FUNCTION referral.forget(text, text)
 	IS 'erase a customer: the key replaced everywhere by a pseudonym derived from the database secret, fingerprints deleted, sums and chains kept; returns the rows changed (0 when nothing is held)';
 
+CREATE OR REPLACE VIEW referral._code_variant AS
+SELECT c.tenant, c.program_id, c.customer, c.code, COALESCE(c.forgotten_variant, s.name) AS variant
+  FROM (SELECT k.tenant, k.program_id, k.customer, k.code, k.forgotten_variant,
+               -- no hashing in programs without variants, nor for a forgotten holder
+               CASE WHEN t.total IS NOT NULL AND k.forgotten_variant IS NULL
+                    THEN ('x' || pg_catalog.substr(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+                              k.program_id::text || ':' || k.customer, 'UTF8')), 'hex'), 1, 15))::bit(60)::bigint
+                         % t.total
+               END AS slot
+          FROM referral.code k
+          LEFT JOIN (SELECT v.program_id, pg_catalog.sum(v.weight) AS total
+                       FROM referral.variant v
+                      GROUP BY v.program_id) t ON t.program_id = k.program_id) c
+  LEFT JOIN (SELECT v.program_id, v.name, v.weight,
+                    pg_catalog.sum(v.weight) OVER (PARTITION BY v.program_id ORDER BY v.id) AS upto
+               FROM referral.variant v) s
+    ON s.program_id = c.program_id AND c.slot >= s.upto - s.weight AND c.slot < s.upto;
+
+
+CREATE OR REPLACE FUNCTION referral.approve_due(at timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	approved bigint[];
+	held bigint[] := '{}';
+BEGIN
+	PERFORM referral._require(at IS NOT NULL, 'at must not be NULL');
+	-- Held: the rewards of blocked beneficiaries, and of suspicious referrals not
+	-- released in programs that hold them (the view is read only when one does).
+	IF EXISTS (SELECT 1 FROM referral.program p WHERE p.hold_suspicious) THEN
+		held := referral._held_referrals();
+	END IF;
+	WITH due AS (
+		SELECT w.id FROM referral.reward w
+		  JOIN referral.program p ON p.id = w.program_id
+		 WHERE w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
+		   AND w.referral_id <> ALL (held)
+		   AND NOT EXISTS (SELECT 1 FROM referral.block b
+		                    WHERE b.tenant = w.tenant AND b.customer = w.beneficiary)
+		 ORDER BY w.id
+		   FOR UPDATE OF w SKIP LOCKED
+	), upd AS (
+		UPDATE referral.reward w SET status = 'approved', approved_at = approve_due.at
+		  FROM due WHERE w.id = due.id AND w.status = 'pending'
+		RETURNING w.id
+	)
+	SELECT array_agg(upd.id) INTO approved FROM upd;
+	IF approved IS NULL THEN
+		RETURN 0;
+	END IF;
+	PERFORM referral._emit_rewards('reward_approved', approved);
+	RETURN cardinality(approved);
+END
+$$;
+COMMENT ON FUNCTION referral.approve_due(timestamptz)
+	IS 'approve pending rewards whose hold period has passed at the given time, except those of blocked customers and of held suspicious referrals; returns how many';
+
+
+REVOKE ALL ON referral.block, referral.blocked, referral.forgotten FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION referral._customer_ref(text, text), referral.grant_operator(regrole),
+	referral._no_referral(bigint), referral._check_reason(text), referral._detach(referral.member),
+	referral.void_referral(bigint, text), referral.block(text, text, text), referral.unblock(text, text),
+	referral._held_referrals(), referral.release(bigint), referral.payout_batch(text, numeric, text, text),
+	referral._names_customer(jsonb, text), referral.export(text, text), referral.forget(text, text)
+	FROM PUBLIC;
 
 -- redeem refuses a time more than 10 years ahead:
 CREATE OR REPLACE FUNCTION referral.redeem(
@@ -3053,225 +2582,7 @@ DROP INDEX referral.credit_spend_reward;
 -- What is left of a reward (spend_credit): its live spends.  Partial like
 -- credit_spend_once, so that the planner never scans that index for a reward_id.
 CREATE INDEX credit_spend_reward ON referral.credit_spend (reward_id) INCLUDE (amount) WHERE refunded_at IS NULL;
-CREATE OR REPLACE FUNCTION referral.use_offer(customer text, order_ref text, order_amount numeric, tenant text DEFAULT 'default')
-RETURNS numeric
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r_id bigint;
-	r_tenant text;
-	r_program bigint;
-	r_status text;
-	r_converting text;
-	used_ref text;
-	used_discount numeric;
-	o_id bigint;
-	o_discount numeric;
-	o_currency text;
-	o_expires timestamptz;
-	o_min numeric;
-	new_discount numeric;
-	event_id bigint;
-BEGIN
-	-- The argument checks as one expression (no call, no statement); the check
-	-- functions raise the error when it fails.
-	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
-	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
-	    AND order_amount >= 0 AND order_amount < 'Infinity'::numeric) IS NOT TRUE THEN
-		PERFORM referral._check_customer(customer);
-		PERFORM referral._check_order_ref(order_ref);
-		PERFORM referral._check_amount('order_amount', order_amount);
-	END IF;
 
-	-- The referral, its live use and its offer in one statement.
-	SELECT x.id, x.tenant, x.program_id, x.status, x.converting_order, u.order_ref, u.discount,
-	       o.offer_id, o.discount, o.currency, o.expires_at, o.min_order_amount
-	  INTO r_id, r_tenant, r_program, r_status, r_converting, used_ref, used_discount,
-	       o_id, o_discount, o_currency, o_expires, o_min
-	  FROM referral.referral x
-	  -- A subquery (LIMIT: not flattened) that looks the use up by both keys: as a
-	  -- join, the generic plan scanned the tenant's uses.
-	  LEFT JOIN LATERAL (SELECT u.order_ref, u.discount FROM referral.offer_use u
-	                      WHERE u.tenant = x.tenant AND u.referral_id = x.id AND u.restored_at IS NULL
-	                      LIMIT 1) u ON true
-	  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
-	 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL;
-	IF NOT FOUND THEN
-		PERFORM referral._require_tenant(use_offer.tenant);
-		RETURN 0;
-	END IF;
-
-	-- A live use: this order's (a retry) keeps its discount, another order gets 0.
-	IF used_ref IS NOT NULL THEN
-		RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
-	END IF;
-
-	-- Pending, or converted by this very order (inserted before this call, in the
-	-- same transaction).
-	IF NOT (r_status = 'pending' OR (r_status = 'converted' AND r_converting = use_offer.order_ref)) THEN
-		RETURN 0;
-	END IF;
-	IF o_id IS NULL OR o_expires <= now() OR order_amount < o_min OR o_discount <= 0 THEN
-		RETURN 0;
-	END IF;
-
-	-- The use and its event in one statement; a concurrent checkout that used the
-	-- offer first makes this one conflict on offer_use_once, and then insert nothing.
-	WITH u AS (
-		INSERT INTO referral.offer_use AS u
-			(tenant, referral_id, offer_id, customer, order_ref, order_amount, discount, currency)
-		VALUES (r_tenant, r_id, o_id, use_offer.customer, use_offer.order_ref,
-		        use_offer.order_amount, o_discount, o_currency)
-		ON CONFLICT DO NOTHING
-		RETURNING u.discount
-	), e AS (
-		INSERT INTO referral.event AS e (tenant, kind, payload)
-		SELECT r_tenant, 'offer_used',
-		       jsonb_build_object('referral_id', r_id, 'program_id', r_program, 'offer_id', o_id,
-		                          'customer', use_offer.customer, 'order_ref', use_offer.order_ref,
-		                          'order_amount', use_offer.order_amount, 'discount', u.discount,
-		                          'currency', o_currency)
-		  FROM u
-		RETURNING e.id
-	)
-	SELECT u.discount, e.id INTO new_discount, event_id FROM u CROSS JOIN e;
-	IF event_id IS NOT NULL THEN
-		PERFORM pg_notify('referral_event',
-			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r_tenant)::text);
-		RETURN new_discount;
-	END IF;
-
-	-- Lost the race: the winner's use is committed now.
-	SELECT u.order_ref, u.discount INTO used_ref, used_discount
-	  FROM referral.offer_use u
-	 WHERE u.tenant = r_tenant AND u.referral_id = r_id AND u.restored_at IS NULL;
-	RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION referral.spend_credit(customer text, amount numeric, order_ref text,
-	currency text DEFAULT NULL, tenant text DEFAULT 'default')
-RETURNS numeric
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
--- The generic plans are as good, and a custom plan of the allocation is planned
--- anew on every call (its estimate beats the generic plan's).
-SET plan_cache_mode = force_generic_plan
-AS $$
-DECLARE
-	cur text := spend_credit.currency;
-	spendable bigint[];
-	already numeric;
-	balance numeric;
-	ids bigint[];
-	remaining numeric[];
-	want numeric;
-	take numeric;
-	spent numeric;
-	take_ids bigint[];
-	takes numeric[];
-	paid bigint[];
-	event_id bigint;
-BEGIN
-	-- The argument checks as one expression (no call, no statement); the check
-	-- functions raise the error when it fails.
-	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
-	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
-	    AND amount >= 0 AND amount < 'Infinity'::numeric) IS NOT TRUE THEN
-		PERFORM referral._check_customer(customer);
-		PERFORM referral._check_order_ref(order_ref);
-		PERFORM referral._check_amount('amount', amount);
-	END IF;
-	IF cur IS NULL THEN
-		cur := referral._credit_currency(tenant, NULL);
-	END IF;
-
-	-- The customer's spendable rewards, locked in id order (as the ledger locks
-	-- rewards): concurrent spends of one customer wait here, and each then reads, in
-	-- the statements below, the spends committed before it.
-	spendable := ARRAY(SELECT w.id FROM referral.reward w
-	                    WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
-	                      AND w.currency = cur AND w.reward_type = 'credit'
-	                      AND w.status = 'approved' AND w.kind <> 'clawback'
-	                    ORDER BY w.id FOR UPDATE);
-
-	-- In one statement: what this order spent before (a retry), the balance (as
-	-- _credit_balance) and what is left of each spendable reward, oldest approved
-	-- first.
-	SELECT (SELECT sum(s.amount) FROM referral.credit_spend s
-	         WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
-	           AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL),
-	       COALESCE((SELECT sum(w.amount) FROM referral.reward w
-	                  WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
-	                    AND w.currency = cur AND w.reward_type = 'credit'
-	                    AND (w.status = 'approved'
-	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
-	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                  WHERE s.tenant = spend_credit.tenant AND s.customer = spend_credit.customer
-	                    AND s.currency = cur AND s.refunded_at IS NULL), 0),
-	       array_agg(l.id ORDER BY l.approved_at, l.id), array_agg(l.remaining ORDER BY l.approved_at, l.id)
-	  INTO already, balance, ids, remaining
-	  FROM (SELECT w.id, w.approved_at,
-	               w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                                     WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
-	          FROM referral.reward w
-	         WHERE w.id = ANY (spendable)) l;
-	IF already IS NOT NULL THEN
-		RETURN already;
-	END IF;
-	IF cardinality(spendable) = 0 OR amount = 0 THEN
-		IF cardinality(spendable) = 0 AND currency IS NOT NULL THEN
-			PERFORM referral._require_tenant(tenant);
-		END IF;
-		RETURN 0;
-	END IF;
-	-- In the currency's minor unit, rounded down: never more than asked.
-	want := LEAST(trunc(amount, referral.currency_decimals(cur)), GREATEST(balance, 0));
-	-- Oldest approved first, each reward up to what is left of it; a reward spent
-	-- whole becomes paid.
-	spent := 0;
-	FOR i IN 1 .. COALESCE(cardinality(ids), 0) LOOP
-		EXIT WHEN spent >= want;
-		IF remaining[i] > 0 THEN
-			take := LEAST(remaining[i], want - spent);
-			take_ids := take_ids || ids[i];
-			takes := takes || take;
-			IF take = remaining[i] THEN
-				paid := paid || ids[i];
-			END IF;
-			spent := spent + take;
-		END IF;
-	END LOOP;
-	IF spent = 0 THEN
-		RETURN 0;
-	END IF;
-	IF cardinality(paid) > 1 THEN
-		paid := ARRAY(SELECT x FROM unnest(paid) x ORDER BY 1);
-	END IF;
-
-	-- The spends, the rewards spent whole and the event in one statement, by id.
-	WITH s AS (
-		INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
-		SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
-		  FROM unnest(take_ids, takes) AS x(id, take)
-		 ORDER BY x.id
-	), p AS (
-		UPDATE referral.reward w
-		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
-		 WHERE w.id = ANY (paid)
-	)
-	INSERT INTO referral.event AS e (tenant, kind, payload)
-	VALUES (spend_credit.tenant, 'credit_spent',
-	        jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
-	                           'amount', spent, 'currency', cur,
-	                           'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)))
-	RETURNING e.id INTO event_id;
-	PERFORM pg_notify('referral_event',
-		json_build_object('id', event_id, 'kind', 'credit_spent', 'tenant', tenant)::text);
-	RETURN spent;
-END
-$$;
 
 
 -- audit(), with every check above:
