@@ -47,6 +47,8 @@
 
 #include "accepted_referrals.h"
 #include "order_candidates.h"
+#include "order_keys.h"
+#include "order_revenue.h"
 #include "referral_names.h"
 
 /* The referral table's OIDs and columns this pass reads. */
@@ -151,62 +153,6 @@ order_candidates_usable(void)
 		citus_preloaded = (preload != NULL && strstr(preload, "citus") != NULL) ? 1 : 0;
 	}
 	return citus_preloaded == 0 || !OidIsValid(get_extension_oid("citus", true));
-}
-
-bool
-order_candidates_supported_type(Oid typid)
-{
-	switch (getBaseType(typid))
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case UUIDOID:
-		case TEXTOID:
-		case VARCHAROID:
-			return true;
-		default:
-			return false;
-	}
-}
-
-/* A key column of the orders table and how to turn its value into text. */
-typedef struct KeyColumn
-{
-	AttrNumber	att;
-	bool		is_text;		/* text or varchar: the value is the text */
-	FmgrInfo	output;			/* otherwise its output function */
-} KeyColumn;
-
-static void
-key_column_init(KeyColumn *col, Relation rel, AttrNumber att)
-{
-	Oid			typid = TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid;
-	Oid			base = getBaseType(typid);
-	Oid			output;
-	bool		varlena;
-
-	col->att = att;
-	col->is_text = (base == TEXTOID || base == VARCHAROID);
-	if (!col->is_text)
-	{
-		getTypeOutputInfo(typid, &output, &varlena);
-		fmgr_info(output, &col->output);
-	}
-}
-
-/* The column's value as text, or NULL for a NULL. */
-static text *
-key_column_text(KeyColumn *col, TupleTableSlot *slot)
-{
-	bool		isnull;
-	Datum		value = slot_getattr(slot, col->att, &isnull);
-
-	if (isnull)
-		return NULL;
-	if (col->is_text)
-		return DatumGetTextPP(value);
-	return cstring_to_text(OutputFunctionCall(&col->output, value));
 }
 
 /* About what one accepted referral takes in the hash table, for the estimate. */
@@ -332,18 +278,18 @@ rescan:
 	return false;
 }
 
-Tuplestorestate *
+void
 order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 				 AttrNumber customer_att, const char *tenant,
-				 AttrNumber tenant_att, int64 *count, bool *all_converted)
+				 AttrNumber tenant_att, const OrderRevenueConfig *revenue,
+				 Tuplestorestate *candidates, int64 *count, bool *all_converted)
 {
-	Tuplestorestate *candidates = tuplestore_begin_heap(false, false, work_mem);
 	MemoryContext per_order = AllocSetContextCreate(CurrentMemoryContext,
 													"referral order candidates",
 													ALLOCSET_SMALL_SIZES);
 	MemoryContext outer;
-	KeyColumn	customer_col;
-	KeyColumn	tenant_col = {0};
+	OrderKeyColumn customer_col;
+	OrderKeyColumn tenant_col = {0};
 	text	   *fixed_tenant = NULL;
 	Relation	referrals;
 	Relation	accepted;
@@ -356,11 +302,13 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	ReferralTableInfo info;
 	AcceptedReferrals *hashed = NULL;
 	Size		hash_memory;
+	OrderRevenueWriter *writer = NULL;
+	bool		writer_tried = false;
 
 	order_candidates_lookup(schema, &info);
-	key_column_init(&customer_col, rel, customer_att);
+	order_key_column_init(&customer_col, rel, customer_att);
 	if (tenant_att != 0)
-		key_column_init(&tenant_col, rel, tenant_att);
+		order_key_column_init(&tenant_col, rel, tenant_att);
 	else
 		fixed_tenant = cstring_to_text(tenant);
 
@@ -394,6 +342,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		 (int64) tuplestore_tuple_count(orders));
 	scan = index_beginscan(referrals, accepted, &dirty, info.hash_index ? 1 : 2, 0);
 	referral = table_slot_create(referrals, NULL);
+
 	order = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	/* A read pointer of our own: other readers of the transition table keep theirs. */
@@ -416,8 +365,8 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		 * index_endscan frees).
 		 */
 		outer = MemoryContextSwitchTo(per_order);
-		customer = key_column_text(&customer_col, order);
-		order_tenant = (tenant_att != 0) ? key_column_text(&tenant_col, order) : fixed_tenant;
+		customer = order_key_column_text(&customer_col, order);
+		order_tenant = (tenant_att != 0) ? order_key_column_text(&tenant_col, order) : fixed_tenant;
 		MemoryContextSwitchTo(outer);
 		referred = false;
 		if (customer != NULL && order_tenant != NULL && hashed != NULL)
@@ -425,6 +374,22 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		else if (customer != NULL && order_tenant != NULL)
 			referred = probe_accepted_referral(scan, referrals, accepted, &info, &dirty, snapshot, referral,
 											   order_tenant, customer, &converted);
+		/*
+		 * A converted referral's later order is revenue, which the writer
+		 * records here (it needs the referral's row, which the hash lacks).  It
+		 * is set up at the first such order: most statements have none.
+		 */
+		if (referred && converted && revenue != NULL && writer == NULL && !writer_tried)
+		{
+			writer = order_revenue_begin(schema, rel, revenue, referrals, snapshot);
+			writer_tried = true;
+		}
+		if (referred && converted && writer != NULL &&
+			(hashed == NULL ||
+			 probe_accepted_referral(scan, referrals, accepted, &info, &dirty, snapshot, referral,
+									 order_tenant, customer, &converted)) &&
+			converted && order_revenue_settle(writer, order, referral, order_tenant))
+			referred = false;
 		MemoryContextReset(per_order);
 
 		if (referred)
@@ -437,6 +402,8 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	}
 	tuplestore_select_read_pointer(orders, 0);
 
+	if (writer != NULL)
+		(void) order_revenue_end(writer);
 	ExecDropSingleTupleTableSlot(order);
 	ExecDropSingleTupleTableSlot(referral);
 	index_endscan(scan);
@@ -446,5 +413,4 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	index_close(accepted, AccessShareLock);
 	table_close(referrals, AccessShareLock);
 	MemoryContextDelete(per_order);
-	return candidates;
 }

@@ -12,25 +12,24 @@
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
 
-/*
- * Whether a column of this type can be probed by its text form: the types whose
- * output function gives what a ::text cast gives (integers, uuid, text, varchar).
- */
-extern bool order_candidates_supported_type(Oid typid);
+#include "order_revenue.h"
 
 /* Whether the pass can run here (not under Citus, whose tables it cannot read). */
 extern bool order_candidates_usable(void);
 
 /*
- * A new tuplestore with the rows of `orders` (a transition table of `rel`) whose
- * customer (customer_att, as text) holds an accepted referral in its tenant (the
- * fixed `tenant`, or tenant_att as text when tenant_att is not 0); the number of
- * rows in *count, and in *all_converted whether every one of those referrals was
- * converted when probed.  `schema` is the extension's schema.
+ * Appends to `candidates` the rows of `orders` (a transition table of `rel`)
+ * whose customer (customer_att, as text) holds an accepted referral in its
+ * tenant (the fixed `tenant`, or tenant_att as text when tenant_att is not 0);
+ * the number of rows in *count, and in *all_converted whether every one of
+ * those referrals was converted when probed.  `schema` is the extension's
+ * schema.  With `revenue`, the later orders of converted referrals are recorded
+ * as revenue here (order_revenue.c) where they can be, and left out.
  */
-extern Tuplestorestate *order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
-										 AttrNumber customer_att, const char *tenant,
-										 AttrNumber tenant_att, int64 *count,
-										 bool *all_converted);
+extern void order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
+							 AttrNumber customer_att, const char *tenant,
+							 AttrNumber tenant_att, const OrderRevenueConfig *revenue,
+							 Tuplestorestate *candidates, int64 *count,
+							 bool *all_converted);
 
 #endif							/* REFERRAL_ORDER_CANDIDATES_H */

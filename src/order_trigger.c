@@ -74,6 +74,7 @@
 #include "utils/tuplestore.h"
 
 #include "order_candidates.h"
+#include "order_keys.h"
 #include "order_trigger.h"
 #include "referral_names.h"
 
@@ -1045,7 +1046,11 @@ order_check_transition(Trigger *trigger, Tuplestorestate *table,
 /*
  * The inserted orders whose customer holds an accepted referral, with their
  * number in *count; NULL (all orders are passed on) when a key column's type
- * cannot be probed by its text form, or under Citus.
+ * cannot be probed by its text form, or under Citus.  A statement of fewer than
+ * ORDER_BULK_STATEMENT orders has the later orders of converted referees
+ * recorded as revenue in C on the way (order_revenue.c), and left out: a
+ * single-row INSERT of such an order runs no SQL.  A bulk load leaves them to
+ * the revenue statement, which writes them without a look-up each.
  */
 static Tuplestorestate *
 order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
@@ -1056,18 +1061,32 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	TupleDesc	desc = RelationGetDescr(rel);
 	AttrNumber	customer_att = order_column(rel, cfg->source, cfg->customer_column);
 	AttrNumber	tenant_att = 0;
+	OrderRevenueConfig revenue;
+	Tuplestorestate *candidates;
 
 	if (!order_candidates_usable())
 		return NULL;
 	if (cfg->tenant_column != NULL)
 		tenant_att = order_column(rel, cfg->source, cfg->tenant_column);
-	if (!order_candidates_supported_type(TupleDescAttr(desc, customer_att - 1)->atttypid) ||
+	if (!order_key_supported_type(TupleDescAttr(desc, customer_att - 1)->atttypid) ||
 		(tenant_att != 0 &&
-		 !order_candidates_supported_type(TupleDescAttr(desc, tenant_att - 1)->atttypid)))
+		 !order_key_supported_type(TupleDescAttr(desc, tenant_att - 1)->atttypid)))
 		return NULL;
-	return order_candidates(get_func_namespace(fcinfo->flinfo->fn_oid), rel,
-							trigdata->tg_newtable, customer_att, cfg->tenant,
-							tenant_att, count, all_converted);
+
+	revenue.source = cfg->source;
+	revenue.id_column = cfg->id_column;
+	revenue.amount_column = cfg->amount_column;
+	revenue.status_column = cfg->status_column;
+	revenue.paid_statuses = (cfg->status_column != NULL) ?
+		order_status_list(&PaidStatuses, cfg->paid_statuses) : (Datum) 0;
+	revenue.ordered_at_column = cfg->ordered_at_column;
+	candidates = tuplestore_begin_heap(false, false, work_mem);
+	order_candidates(get_func_namespace(fcinfo->flinfo->fn_oid), rel,
+					 trigdata->tg_newtable, customer_att, cfg->tenant, tenant_att,
+					 tuplestore_tuple_count(trigdata->tg_newtable) < ORDER_BULK_STATEMENT ?
+					 &revenue : NULL,
+					 candidates, count, all_converted);
+	return candidates;
 }
 
 /*

@@ -202,6 +202,17 @@ DECLARE
 	converted int[] := '{}';	-- input positions whose order converted, ascending
 	next_converted int := 1;
 BEGIN
+	-- One order (a single-row INSERT): its referrer's code, then _order_paid, which
+	-- locks the referral and the program in the order below.  Statements that take
+	-- the id as a scalar keep one plan for the session; the array ones below are
+	-- planned again at every call, for the array's size.
+	IF cardinality(referral_ids) = 1 THEN
+		PERFORM 1 FROM referral.referral r JOIN referral.code c
+		    ON c.tenant = r.tenant AND c.program_id = r.program_id AND c.customer = r.referrer
+		 WHERE r.id = referral_ids[1] FOR UPDATE OF c;
+		PERFORM referral._order_paid(referral_ids[1], source, order_refs[1], amounts[1], ats[1]);
+		RETURN;
+	END IF;
 	-- The lock order of every statement's conversions: the referrers' codes (which
 	-- serialise a referrer's conversions, so that tiers count each once), then the
 	-- referrals, then the programs whose budget or cap is shared, each set sorted,
