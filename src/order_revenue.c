@@ -18,7 +18,9 @@
  *
  *		Only built-in types are read, through their own functions: no code of
  *		the table's owner runs here.  Tuples go in through the executor's own
- *		heap and index insertion, with the table's constraints and indexes.
+ *		heap and index insertion, with every index of attributed_order; should
+ *		that table gain triggers, CHECK constraints or generated columns, which
+ *		this path would bypass, its rows are left to the SQL.
  */
 #include "postgres.h"
 
@@ -253,6 +255,20 @@ attributed_columns(OrderRevenueWriter *w)
 	return true;
 }
 
+/*
+ * Whether rows can go into attributed_order without the executor's checks: no
+ * triggers (foreign keys included), CHECK constraints or generated columns,
+ * which this writer would bypass.  The columns' NOT NULL it keeps itself.
+ */
+static bool
+attributed_plain(Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+
+	return rel->trigdesc == NULL &&
+		(constr == NULL || (constr->num_check == 0 && !constr->has_generated_stored));
+}
+
 /* The paid statuses, a text[], as an array of text datums in the writer's context. */
 static void
 paid_statuses(OrderRevenueWriter *w, Datum statuses)
@@ -364,7 +380,8 @@ order_revenue_begin(Oid schema, Relation orders, const OrderRevenueConfig *cfg,
 		w->r_converting_source == InvalidAttrNumber ||
 		w->p_recurring == InvalidAttrNumber || w->p_min_amount == InvalidAttrNumber ||
 		w->p_starts == InvalidAttrNumber || w->p_ends == InvalidAttrNumber ||
-		w->attributed->trigdesc != NULL || !attributed_columns(w) ||
+		!attributed_plain(w->attributed) ||
+		!attributed_columns(w) ||
 		!key_probe_init(&w->program_key, w->programs, program_key, program_equal, 2, snapshot) ||
 		!key_probe_init(&w->attributed_key, w->attributed, attributed_key, attributed_equal, 3,
 						&w->dirty))
