@@ -2311,18 +2311,15 @@ BEGIN
 	                                         WHERE f.tenant = forget.tenant AND f.key_hash = hashed), 1)::text, '');
 
 	-- Locks, in the order redeem and the order triggers take them: the customer's
-	-- chain tree (redeem), their referrals both ways, then the codes of the customer
-	-- and of their downline (a conversion below them locks its referrer's code
-	-- before it reads the upline that pays them).  Every statement after sees what
-	-- a transaction we waited for wrote.
+	-- chain tree (redeem), the codes of the customer and of their downline (a
+	-- conversion below them locks its referrer's code before the referral, and
+	-- before it reads the upline that pays them), then their referrals both ways.
+	-- Every statement after sees what a transaction we waited for wrote.
 	SELECT * INTO m FROM referral.member x WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
 	IF FOUND THEN
 		PERFORM referral._lock_trees(forget.tenant, forget.customer, forget.customer);
 		SELECT * INTO STRICT m FROM referral.member x WHERE x.id = m.id;
 	END IF;
-	PERFORM 1 FROM referral.referral r
-	 WHERE r.tenant = forget.tenant AND (r.referee = forget.customer OR r.referrer = forget.customer)
-	 ORDER BY r.id FOR UPDATE;
 	PERFORM 1 FROM referral.code c
 	 WHERE c.tenant = forget.tenant
 	   AND (c.customer = forget.customer
@@ -2331,6 +2328,9 @@ BEGIN
 	             WHERE x.path > m.path AND x.path < m.path || 9223372036854775807::bigint
 	               AND x.tenant = forget.tenant)))
 	 ORDER BY c.code FOR UPDATE;
+	PERFORM 1 FROM referral.referral r
+	 WHERE r.tenant = forget.tenant AND (r.referee = forget.customer OR r.referrer = forget.customer)
+	 ORDER BY r.id FOR UPDATE;
 	PERFORM 1 FROM referral.reward w
 	 WHERE w.tenant = forget.tenant AND w.beneficiary = forget.customer
 	 ORDER BY w.id FOR UPDATE;
