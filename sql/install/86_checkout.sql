@@ -181,8 +181,7 @@ COMMENT ON FUNCTION referral.add_referee_offer(bigint, numeric, numeric, numeric
 -- first, else the variant-less one); the caller checks expiry and minimum.  The
 -- minimum is also the program's: an order below it never converts, so that its
 -- refund could not give the offer back.  The discount never exceeds the order.
--- Plain SQL returning a set, so that it is inlined into its callers' statements;
--- each offer is found by the unique index (no sort).
+-- Plain SQL returning a set, so that it is inlined into its callers' statements.
 CREATE FUNCTION referral._offer_of(r referral.referral, order_amount numeric)
 RETURNS TABLE (offer_id bigint, discount numeric, currency text, expires_at timestamptz, min_order_amount numeric)
 LANGUAGE sql STABLE
@@ -194,11 +193,9 @@ AS $$
 	  FROM referral.referee_offer o
 	  JOIN referral.program p ON p.id = o.program_id
 	 WHERE o.tenant = (_offer_of.r).tenant AND o.program_id = (_offer_of.r).program_id
-	   AND COALESCE(o.variant, '') = CASE WHEN (_offer_of.r).variant IS NOT NULL AND EXISTS (
-	           SELECT 1 FROM referral.referee_offer v
-	            WHERE v.tenant = (_offer_of.r).tenant AND v.program_id = (_offer_of.r).program_id
-	              AND COALESCE(v.variant, '') = (_offer_of.r).variant)
-	       THEN (_offer_of.r).variant ELSE '' END
+	   AND (o.variant IS NULL OR o.variant = (_offer_of.r).variant)
+	 ORDER BY o.variant IS NULL
+	 LIMIT 1
 $$;
 COMMENT ON FUNCTION referral._offer_of(referral.referral, numeric) IS 'internal: the offer (by variant) of a referral and its discount for an order amount';
 
