@@ -96,6 +96,46 @@ SELECT status FROM referral.redeem('GUS25', 'hal');
 SELECT discount FROM referral.offer('hal', 12.5, 'checkout-fixed');
 SELECT referral.use_offer('hal', 'h1', 12.5, 'checkout-fixed') AS discount;
 
+-- The program's own minimum (50) above the offer's (20): an order of 30 never
+-- converts, and its refund could not give the offer back, so it gets no offer.  An
+-- order of 60 gets it, and its refund frees it; the same order id inserted again
+-- (not attributed again) may use it again, and its refund frees it again.
+SELECT referral.create_program('Minimum', tenant => 'checkout-min', starts_at => '2020-01-01',
+                               min_order_amount => 50) AS pm \gset
+SELECT referral.add_referee_offer(:pm, percent => 10, min_order_amount => 20) > 0 AS offer;
+SELECT referral.issue_code(:pm, 'ida', vanity => 'IDA10') AS ida;
+SELECT status FROM referral.redeem('IDA10', 'ivy');
+CREATE TABLE min_orders (id text PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL,
+                         status text NOT NULL DEFAULT 'paid');
+SELECT referral.track_orders('min_orders', 'customer', 'total', status_column => 'status',
+                             tenant => 'checkout-min');
+SELECT count(*) AS below_program_minimum FROM referral.offer('ivy', 30, 'checkout-min');
+BEGIN;
+SELECT referral.use_offer('ivy', 'i1', 30, 'checkout-min') AS below_program_minimum;
+INSERT INTO min_orders VALUES ('i1', 'ivy', 30);
+COMMIT;
+UPDATE min_orders SET status = 'refunded' WHERE id = 'i1';
+SELECT discount AS after_small_order FROM referral.offer('ivy', 60, 'checkout-min');
+BEGIN;
+SELECT referral.use_offer('ivy', 'i2', 60, 'checkout-min') AS discount;
+INSERT INTO min_orders VALUES ('i2', 'ivy', 54);
+COMMIT;
+SELECT status, converting_order FROM referral.referral WHERE referee = 'ivy';
+UPDATE min_orders SET status = 'refunded' WHERE id = 'i2';
+SELECT status FROM referral.referral WHERE referee = 'ivy';
+SELECT discount AS after_refund FROM referral.offer('ivy', 60, 'checkout-min');
+DELETE FROM min_orders WHERE id = 'i2';
+BEGIN;
+SELECT referral.use_offer('ivy', 'i2', 60, 'checkout-min') AS same_id_again;
+INSERT INTO min_orders VALUES ('i2', 'ivy', 54);
+COMMIT;
+SELECT status FROM referral.referral WHERE referee = 'ivy';
+SELECT referral.use_offer('ivy', 'i3', 60, 'checkout-min') AS another_order;
+UPDATE min_orders SET status = 'cancelled' WHERE id = 'i2';
+SELECT discount AS after_second_refund FROM referral.offer('ivy', 60, 'checkout-min');
+SELECT order_ref, discount, restored_at IS NOT NULL AS restored FROM referral.offer_use
+ WHERE tenant = 'checkout-min' ORDER BY id;
+
 -- Variants: each variant's own offer, else the variant-less one.
 SELECT referral.create_program('Variants', tenant => 'checkout-ab', starts_at => '2020-01-01') AS pv \gset
 SELECT referral.add_variant(:pv, 'A') > 0 AS a, referral.add_variant(:pv, 'B') > 0 AS b;

@@ -46,9 +46,9 @@ CREATE TABLE referral.offer_use (
 );
 ALTER SEQUENCE referral.offer_use_id_seq OWNED BY referral.offer_use.id;
 -- The offer is used once: two checkouts racing insert one row, the other conflicts.
+-- The refund of an order finds its use by the same key (the attributed order names
+-- its referral).
 CREATE UNIQUE INDEX offer_use_once ON referral.offer_use (tenant, referral_id) WHERE restored_at IS NULL;
--- The refund of an order finds its use.
-CREATE INDEX offer_use_order ON referral.offer_use (tenant, order_ref);
 COMMENT ON TABLE referral.offer_use IS 'referee offers used at checkout, one row per use (order_ref); restored_at set when that order was reversed';
 SELECT pg_catalog.pg_extension_config_dump('referral.offer_use', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.offer_use_id_seq', '');
@@ -70,10 +70,9 @@ CREATE TABLE referral.credit_spend (
 );
 ALTER SEQUENCE referral.credit_spend_id_seq OWNED BY referral.credit_spend.id;
 CREATE UNIQUE INDEX credit_spend_once ON referral.credit_spend (tenant, order_ref, reward_id) WHERE refunded_at IS NULL;
+-- The balance, and what is left of each reward: a reward's spends are its
+-- beneficiary's, in its currency (spend_credit writes them so).
 CREATE INDEX credit_spend_customer ON referral.credit_spend (tenant, customer, currency) WHERE refunded_at IS NULL;
--- What is left of a reward (spend_credit): its live spends.  Partial like
--- credit_spend_once, so that the planner never scans that index for a reward_id.
-CREATE INDEX credit_spend_reward ON referral.credit_spend (reward_id) INCLUDE (amount) WHERE refunded_at IS NULL;
 COMMENT ON TABLE referral.credit_spend IS 'store credit spent at checkout: one row per order and credit reward drawn from; refunded_at set by refund_credit';
 SELECT pg_catalog.pg_extension_config_dump('referral.credit_spend', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.credit_spend_id_seq', '');
@@ -180,8 +179,9 @@ COMMENT ON FUNCTION referral.add_referee_offer(bigint, numeric, numeric, numeric
 -- The offer of a referral for an order of this amount, as offer() shows it: no row
 -- when the referral's program has no offer for its variant (a variant's own offer
 -- first, else the variant-less one); the caller checks expiry and minimum.  The
--- discount never exceeds the order.  Plain SQL returning a set, so that it is inlined
--- into its callers' statements.
+-- minimum is also the program's: an order below it never converts, so that its
+-- refund could not give the offer back.  The discount never exceeds the order.
+-- Plain SQL returning a set, so that it is inlined into its callers' statements.
 CREATE FUNCTION referral._offer_of(r referral.referral, order_amount numeric)
 RETURNS TABLE (offer_id bigint, discount numeric, currency text, expires_at timestamptz, min_order_amount numeric)
 LANGUAGE sql STABLE
@@ -189,7 +189,7 @@ AS $$
 	SELECT o.id,
 	       LEAST(referral.reward_amount(_offer_of.order_amount, o.percent, o.fixed, o.cap, p.currency),
 	             trunc(_offer_of.order_amount, referral.currency_decimals(p.currency))),
-	       p.currency, (_offer_of.r).created_at + o.valid_for, o.min_order_amount
+	       p.currency, (_offer_of.r).created_at + o.valid_for, GREATEST(o.min_order_amount, p.min_order_amount)
 	  FROM referral.referee_offer o
 	  JOIN referral.program p ON p.id = o.program_id
 	 WHERE o.tenant = (_offer_of.r).tenant AND o.program_id = (_offer_of.r).program_id
@@ -238,17 +238,8 @@ AS $$
 DECLARE
 	r_id bigint;
 	r_tenant text;
-	r_program bigint;
-	r_status text;
-	r_converting text;
 	used_ref text;
 	used_discount numeric;
-	o_id bigint;
-	o_discount numeric;
-	o_currency text;
-	o_expires timestamptz;
-	o_min numeric;
-	new_discount numeric;
 	event_id bigint;
 BEGIN
 	-- The argument checks as one expression (no call, no statement); the check
@@ -261,65 +252,49 @@ BEGIN
 		PERFORM referral._check_amount('order_amount', order_amount);
 	END IF;
 
-	-- The referral, its live use and its offer in one statement.
-	SELECT x.id, x.tenant, x.program_id, x.status, x.converting_order, u.order_ref, u.discount,
-	       o.offer_id, o.discount, o.currency, o.expires_at, o.min_order_amount
-	  INTO r_id, r_tenant, r_program, r_status, r_converting, used_ref, used_discount,
-	       o_id, o_discount, o_currency, o_expires, o_min
-	  FROM referral.referral x
-	  -- A subquery (LIMIT: not flattened) that looks the use up by both keys: as a
-	  -- join, the generic plan scanned the tenant's uses.
-	  LEFT JOIN LATERAL (SELECT u.order_ref, u.discount FROM referral.offer_use u
-	                      WHERE u.tenant = x.tenant AND u.referral_id = x.id AND u.restored_at IS NULL
-	                      LIMIT 1) u ON true
-	  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
-	 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL;
-	IF NOT FOUND THEN
-		PERFORM referral._require_tenant(use_offer.tenant);
-		RETURN 0;
-	END IF;
-
-	-- A live use: this order's (a retry) keeps its discount, another order gets 0.
-	IF used_ref IS NOT NULL THEN
-		RETURN CASE WHEN used_ref = order_ref THEN used_discount ELSE 0 END;
-	END IF;
-
-	-- Pending, or converted by this very order (inserted before this call, in the
-	-- same transaction).
-	IF NOT (r_status = 'pending' OR (r_status = 'converted' AND r_converting = use_offer.order_ref)) THEN
-		RETURN 0;
-	END IF;
-	IF o_id IS NULL OR o_expires <= now() OR order_amount < o_min OR o_discount <= 0 THEN
-		RETURN 0;
-	END IF;
-
-	-- The use and its event in one statement; a concurrent checkout that used the
-	-- offer first makes this one conflict on offer_use_once, and then insert nothing.
-	WITH u AS (
+	-- The referral and its offer, the use and its event in one statement.  A live
+	-- use (this order's, or another's, or a concurrent checkout's) makes the insert
+	-- conflict on offer_use_once, and then nothing is written.  The referral must
+	-- be pending, or converted by this very order (inserted before this call, in
+	-- the same transaction).
+	WITH x AS (
+		SELECT x.id, x.tenant, x.program_id, o.offer_id, o.discount, o.currency,
+		       (x.status = 'pending' OR (x.status = 'converted' AND x.converting_order = use_offer.order_ref))
+		       AND o.expires_at > now() AND use_offer.order_amount >= o.min_order_amount AND o.discount > 0 AS usable
+		  FROM referral.referral x
+		  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
+		 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL
+	), u AS (
 		INSERT INTO referral.offer_use AS u
 			(tenant, referral_id, offer_id, customer, order_ref, order_amount, discount, currency)
-		VALUES (r_tenant, r_id, o_id, use_offer.customer, use_offer.order_ref,
-		        use_offer.order_amount, o_discount, o_currency)
+		SELECT x.tenant, x.id, x.offer_id, use_offer.customer, use_offer.order_ref,
+		       use_offer.order_amount, x.discount, x.currency
+		  FROM x WHERE x.usable
 		ON CONFLICT DO NOTHING
 		RETURNING u.discount
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
-		SELECT r_tenant, 'offer_used',
-		       jsonb_build_object('referral_id', r_id, 'program_id', r_program, 'offer_id', o_id,
+		SELECT x.tenant, 'offer_used',
+		       jsonb_build_object('referral_id', x.id, 'program_id', x.program_id, 'offer_id', x.offer_id,
 		                          'customer', use_offer.customer, 'order_ref', use_offer.order_ref,
 		                          'order_amount', use_offer.order_amount, 'discount', u.discount,
-		                          'currency', o_currency)
-		  FROM u
+		                          'currency', x.currency)
+		  FROM u, x
 		RETURNING e.id
 	)
-	SELECT u.discount, e.id INTO new_discount, event_id FROM u CROSS JOIN e;
+	SELECT x.id, x.tenant, u.discount, e.id INTO r_id, r_tenant, used_discount, event_id
+	  FROM x LEFT JOIN u ON true LEFT JOIN e ON true;
 	IF event_id IS NOT NULL THEN
 		PERFORM pg_notify('referral_event',
 			json_build_object('id', event_id, 'kind', 'offer_used', 'tenant', r_tenant)::text);
-		RETURN new_discount;
+		RETURN used_discount;
 	END IF;
-
-	-- Lost the race: the winner's use is committed now.
+	IF r_id IS NULL THEN
+		PERFORM referral._require_tenant(use_offer.tenant);
+		RETURN 0;
+	END IF;
+	-- Nothing written: this order's live use (a retry, whatever amount it passes)
+	-- keeps its discount, another order's gives 0.
 	SELECT u.order_ref, u.discount INTO used_ref, used_discount
 	  FROM referral.offer_use u
 	 WHERE u.tenant = r_tenant AND u.referral_id = r_id AND u.restored_at IS NULL;
@@ -426,8 +401,7 @@ CREATE FUNCTION referral.spend_credit(customer text, amount numeric, order_ref t
 RETURNS numeric
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
--- The generic plans are as good, and a custom plan of the allocation is planned
--- anew on every call (its estimate beats the generic plan's).
+-- The generic plans are as good, and planned once.
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -435,11 +409,13 @@ DECLARE
 	spendable bigint[];
 	already numeric;
 	balance numeric;
+	spent_on bigint[];
+	spent_amounts numeric[];
 	ids bigint[];
 	remaining numeric[];
 	want numeric;
 	take numeric;
-	spent numeric;
+	spent numeric := 0;
 	take_ids bigint[];
 	takes numeric[];
 	paid bigint[];
@@ -460,34 +436,33 @@ BEGIN
 
 	-- The customer's spendable rewards, locked in id order (as the ledger locks
 	-- rewards): concurrent spends of one customer wait here, and each then reads, in
-	-- the statements below, the spends committed before it.
+	-- the statement below, the spends committed before it.
 	spendable := ARRAY(SELECT w.id FROM referral.reward w
 	                    WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
 	                      AND w.currency = cur AND w.reward_type = 'credit'
 	                      AND w.status = 'approved' AND w.kind <> 'clawback'
 	                    ORDER BY w.id FOR UPDATE);
 
-	-- In one statement: what this order spent before (a retry), the balance (as
-	-- _credit_balance) and what is left of each spendable reward, oldest approved
-	-- first.
-	SELECT (SELECT sum(s.amount) FROM referral.credit_spend s
-	         WHERE s.tenant = spend_credit.tenant AND s.order_ref = spend_credit.order_ref
-	           AND s.customer = spend_credit.customer AND s.currency = cur AND s.refunded_at IS NULL),
-	       COALESCE((SELECT sum(w.amount) FROM referral.reward w
-	                  WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
-	                    AND w.currency = cur AND w.reward_type = 'credit'
-	                    AND (w.status = 'approved'
-	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
-	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                  WHERE s.tenant = spend_credit.tenant AND s.customer = spend_credit.customer
-	                    AND s.currency = cur AND s.refunded_at IS NULL), 0),
-	       array_agg(l.id ORDER BY l.approved_at, l.id), array_agg(l.remaining ORDER BY l.approved_at, l.id)
-	  INTO already, balance, ids, remaining
-	  FROM (SELECT w.id, w.approved_at,
-	               w.amount - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                                     WHERE s.reward_id = w.id AND s.refunded_at IS NULL), 0) AS remaining
-	          FROM referral.reward w
-	         WHERE w.id = ANY (spendable)) l;
+	-- In one statement: the customer's live spends in the currency (what this order
+	-- spent before, a retry; their total; which rewards they drew from) and their
+	-- credit rewards (the balance, as _credit_balance, and the spendable ones,
+	-- oldest approved first).
+	SELECT s.already, w.credit - COALESCE(s.total, 0), s.reward_ids, s.amounts, w.ids, w.amounts
+	  INTO already, balance, spent_on, spent_amounts, ids, remaining
+	  FROM (SELECT sum(s.amount) AS total,
+	               sum(s.amount) FILTER (WHERE s.order_ref = spend_credit.order_ref) AS already,
+	               array_agg(s.reward_id) AS reward_ids, array_agg(s.amount) AS amounts
+	          FROM referral.credit_spend s
+	         WHERE s.tenant = spend_credit.tenant AND s.customer = spend_credit.customer
+	           AND s.currency = cur AND s.refunded_at IS NULL) s,
+	       (SELECT COALESCE(sum(w.amount) FILTER (WHERE w.status = 'approved'
+	                                              OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%')), 0) AS credit,
+	               array_agg(w.id) FILTER (WHERE w.id = ANY (spendable)) AS ids,
+	               array_agg(w.amount) FILTER (WHERE w.id = ANY (spendable)) AS amounts
+	          FROM (SELECT w.id, w.amount, w.status, w.payout_ref FROM referral.reward w
+	                 WHERE w.tenant = spend_credit.tenant AND w.beneficiary = spend_credit.customer
+	                   AND w.currency = cur AND w.reward_type = 'credit'
+	                 ORDER BY w.approved_at, w.id) w) w;
 	IF already IS NOT NULL THEN
 		RETURN already;
 	END IF;
@@ -501,9 +476,13 @@ BEGIN
 	want := LEAST(trunc(amount, referral.currency_decimals(cur)), GREATEST(balance, 0));
 	-- Oldest approved first, each reward up to what is left of it; a reward spent
 	-- whole becomes paid.
-	spent := 0;
 	FOR i IN 1 .. COALESCE(cardinality(ids), 0) LOOP
 		EXIT WHEN spent >= want;
+		FOR j IN 1 .. COALESCE(cardinality(spent_on), 0) LOOP
+			IF spent_on[j] = ids[i] THEN
+				remaining[i] := remaining[i] - spent_amounts[j];
+			END IF;
+		END LOOP;
 		IF remaining[i] > 0 THEN
 			take := LEAST(remaining[i], want - spent);
 			take_ids := take_ids || ids[i];
@@ -517,29 +496,30 @@ BEGIN
 	IF spent = 0 THEN
 		RETURN 0;
 	END IF;
-	IF cardinality(paid) > 1 THEN
-		paid := ARRAY(SELECT x FROM unnest(paid) x ORDER BY 1);
-	END IF;
 
-	-- The spends, the rewards spent whole and the event in one statement, by id.
-	WITH s AS (
+	-- One spend from a reward not spent whole (the usual checkout) is one plain
+	-- insert; otherwise the spends and the rewards spent whole, by id.
+	IF paid IS NULL AND cardinality(take_ids) = 1 THEN
 		INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
-		SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
-		  FROM unnest(take_ids, takes) AS x(id, take)
-		 ORDER BY x.id
-	), p AS (
+		VALUES (spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, take_ids[1], spent, cur);
+	ELSE
+		IF cardinality(paid) > 1 THEN
+			paid := ARRAY(SELECT x FROM unnest(paid) x ORDER BY 1);
+		END IF;
+		WITH s AS (
+			INSERT INTO referral.credit_spend AS s (tenant, customer, order_ref, reward_id, amount, currency)
+			SELECT spend_credit.tenant, spend_credit.customer, spend_credit.order_ref, x.id, x.take, cur
+			  FROM unnest(take_ids, takes) AS x(id, take)
+			 ORDER BY x.id
+		)
 		UPDATE referral.reward w
 		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
-		 WHERE w.id = ANY (paid)
-	)
-	INSERT INTO referral.event AS e (tenant, kind, payload)
-	VALUES (spend_credit.tenant, 'credit_spent',
-	        jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
-	                           'amount', spent, 'currency', cur,
-	                           'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)))
-	RETURNING e.id INTO event_id;
-	PERFORM pg_notify('referral_event',
-		json_build_object('id', event_id, 'kind', 'credit_spent', 'tenant', tenant)::text);
+		 WHERE w.id = ANY (paid);
+	END IF;
+	event_id := referral._emit(tenant, 'credit_spent',
+		jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
+		                   'amount', spent, 'currency', cur,
+		                   'paid_reward_ids', COALESCE(to_jsonb(paid), '[]'::jsonb)));
 	RETURN spent;
 END
 $$;

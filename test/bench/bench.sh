@@ -33,20 +33,23 @@ printf '%-44s %15s %15s %8s\n' workload referral baseline ratio
 
 # Checkout: CHECKOUTS single-row checkouts (use_offer + spend_credit of one referee
 # with an offer and store credit) in a PL/pgSQL loop, against the same loop of a plain
-# single-row INSERT ... ON CONFLICT into a table with offer_use's indexes.  Runs
+# single-row INSERT ... ON CONFLICT into a table with offer_use's indexes.  Its floor
+# writes the same rows and takes the same lock with plain SQL (checkout.sql).  Runs
 # before the other workloads (bench.reset() empties the ledger).  BENCH_ONLY=checkout
 # stops after it.
 CHECKOUTS=${CHECKOUTS:-2000}
 psql -qX -v ON_ERROR_STOP=1 -v n=$((CHECKOUTS * ROUNDS)) -d referral_bench -f checkout.sql >/dev/null
-checkout=() checkout_base=()
+checkout=() checkout_base=() checkout_floor=()
 for r in $(seq "$ROUNDS"); do
 	first=$(((r - 1) * CHECKOUTS + 1))
 	checkout_base+=("$(q "SELECT bench.ms('SELECT bench.plain_checkouts($first, $CHECKOUTS)')")")
+	checkout_floor+=("$(q "SELECT bench.ms('SELECT bench.floor_checkouts($first, $CHECKOUTS)')")")
 	checkout+=("$(q "SELECT bench.ms('SELECT bench.checkouts($first, $CHECKOUTS)')")")
 done
 given=$(q "SELECT count(*) FILTER (WHERE kind = 'offer_used') || ' offers used, ' || count(*) FILTER (WHERE kind = 'credit_spent') || ' credit spends'
              FROM referral.event WHERE tenant = 'bench-checkout'")
 report "checkout: use_offer + spend_credit, x$CHECKOUTS" "${checkout[*]}" "${checkout_base[*]}" ms "<= 2.0"
+report "  floor: the same rows and lock, plain SQL" "${checkout_floor[*]}" "${checkout_base[*]}" ms "(what the writes of a checkout cost)"
 echo "   (baseline: a single-row INSERT ... ON CONFLICT per checkout; $given)"
 [ "${BENCH_ONLY:-}" = checkout ] && exit 0
 
