@@ -135,6 +135,26 @@ UPDATE min_orders SET status = 'cancelled' WHERE id = 'i2';
 SELECT discount AS after_second_refund FROM referral.offer('ivy', 60, 'checkout-min');
 SELECT order_ref, discount, restored_at IS NOT NULL AS restored FROM referral.offer_use
  WHERE tenant = 'checkout-min' ORDER BY id;
+-- An order that used the offer and was never paid: cancelled, or deleted, it frees
+-- the offer too (it was never attributed).
+SELECT status FROM referral.redeem('IDA10', 'jay');
+BEGIN;
+SELECT referral.use_offer('jay', 'j1', 60, 'checkout-min') AS discount;
+INSERT INTO min_orders VALUES ('j1', 'jay', 54, 'pending');
+COMMIT;
+SELECT count(*) AS while_pending FROM referral.offer('jay', 60, 'checkout-min');
+UPDATE min_orders SET status = 'cancelled' WHERE id = 'j1';
+SELECT discount AS after_cancel FROM referral.offer('jay', 60, 'checkout-min');
+BEGIN;
+SELECT referral.use_offer('jay', 'j2', 60, 'checkout-min') AS discount;
+INSERT INTO min_orders VALUES ('j2', 'jay', 54, 'pending');
+COMMIT;
+DELETE FROM min_orders WHERE id = 'j2';
+SELECT discount AS after_delete FROM referral.offer('jay', 60, 'checkout-min');
+SELECT order_ref, restored_at IS NOT NULL AS restored FROM referral.offer_use
+ WHERE tenant = 'checkout-min' AND customer = 'jay' ORDER BY id;
+SELECT kind, payload->>'order_ref' AS order_ref FROM referral.event
+ WHERE tenant = 'checkout-min' AND kind LIKE 'offer%' AND payload->>'customer' = 'jay' ORDER BY id;
 
 -- Variants: each variant's own offer, else the variant-less one.
 SELECT referral.create_program('Variants', tenant => 'checkout-ab', starts_at => '2020-01-01') AS pv \gset

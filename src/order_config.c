@@ -49,6 +49,7 @@ order_config(Trigger *trigger, OrderTriggerConfig *cfg)
 	cfg->ordered_at_column = order_optional(args[8]);
 	cfg->tenant_column = order_optional(args[9]);
 	cfg->moves = false;
+	cfg->offers = false;
 
 	if (cfg->customer_column[0] == '\0' || cfg->amount_column[0] == '\0' ||
 		cfg->id_column[0] == '\0' ||

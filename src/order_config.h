@@ -44,6 +44,8 @@ typedef struct OrderTriggerConfig
 	const char *tenant_column;	/* NULL: the fixed tenant */
 	bool		moves;			/* UPDATE: an order may have changed id, customer
 								 * or tenant (referral._orders_moved, 0.3 on) */
+	bool		offers;			/* UPDATE, DELETE: reversed orders that used a
+								 * referee offer count too (0.3 on) */
 } OrderTriggerConfig;
 
 

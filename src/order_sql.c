@@ -402,11 +402,22 @@ append_reversed(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 		append_status_in(buf, cfg, "o", false);
 		appendStringInfoString(buf, " IS NOT TRUE");
 	}
-	/* Only attributed orders have rewards or conversions to reverse. */
+	/*
+	 * Only attributed orders have rewards or conversions to reverse, and only
+	 * they or orders that used a referee offer have an offer to restore.
+	 */
 	appendStringInfoString(buf,
-						   " AND EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a WHERE a.tenant = ");
+						   " AND (EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(ATTRIBUTED_ORDER_TABLE_NAME) " a WHERE a.tenant = ");
 	append_tenant(buf, cfg, alias);
 	appendStringInfo(buf, " AND a.order_source = $2 AND a.order_ref = %s)", ref.data);
+	if (cfg->offers)
+	{
+		appendStringInfoString(buf,
+							   " OR EXISTS (SELECT 1 FROM " REFERRAL_QUALIFIED(OFFER_USE_TABLE_NAME) " u WHERE u.tenant = ");
+		append_tenant(buf, cfg, alias);
+		appendStringInfo(buf, " AND u.order_ref = %s AND u.restored_at IS NULL)", ref.data);
+	}
+	appendStringInfoChar(buf, ')');
 	appendStringInfoString(buf, " GROUP BY 1 ORDER BY 1) g");
 	pfree(ref.data);
 }

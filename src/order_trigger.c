@@ -532,6 +532,9 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	cfg.moves = (event == ORDER_EVENT_UPDATE &&
 				 !order_keys_unchanged(trigdata, &cfg) &&
 				 order_moved_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid)));
+	cfg.offers = (event != ORDER_EVENT_INSERT &&
+				  OidIsValid(get_relname_relid(OFFER_USE_TABLE_NAME,
+											   get_func_namespace(fcinfo->flinfo->fn_oid))));
 	sql_reversed = order_sql_reversed(&cfg, event);
 	paid_stmt = (candidates != NULL && all_converted) ?
 		ORDER_STMT_PAID_CONVERTED : ORDER_STMT_PAID;

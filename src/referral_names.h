@@ -18,6 +18,7 @@
 #define PROGRAM_TABLE_NAME					"program"	/* referral programs and their rules */
 #define ATTRIBUTED_ORDER_TABLE_NAME			"attributed_order"	/* orders credited to a referral */
 #define MEMBER_TABLE_NAME					"member"	/* the referral chain (tree of customers) */
+#define OFFER_USE_TABLE_NAME				"offer_use"	/* referee offers used at checkout (0.3 on) */
 
 /* Indexes. */
 #define REFERRAL_REFEREE_HASH_INDEX_NAME	"referral_referee_hash"	/* hash on referral (referee) */

@@ -49,6 +49,9 @@ ALTER SEQUENCE referral.offer_use_id_seq OWNED BY referral.offer_use.id;
 -- The refund of an order finds its use by the same key (the attributed order names
 -- its referral).
 CREATE UNIQUE INDEX offer_use_once ON referral.offer_use (tenant, referral_id) WHERE restored_at IS NULL;
+-- An order never attributed (cancelled before it was paid, or below the program's
+-- minimum) has only its id to find its live use by, when it is reversed.
+CREATE INDEX offer_use_live_order ON referral.offer_use (tenant, order_ref) WHERE restored_at IS NULL;
 COMMENT ON TABLE referral.offer_use IS 'referee offers used at checkout, one row per use (order_ref); restored_at set when that order was reversed';
 SELECT pg_catalog.pg_extension_config_dump('referral.offer_use', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.offer_use_id_seq', '');
@@ -305,7 +308,8 @@ COMMENT ON FUNCTION referral.use_offer(text, text, numeric, text)
 	IS 'burn the referee''s offer for an order and return the discount (0 when none); the same order_ref again returns the same discount, another order 0';
 
 -- Orders reversed (refunded, cancelled, deleted; called by _orders_reversed with the
--- orders attributed to a referral): the offers they used are free again.
+-- orders attributed to a referral or holding a live offer use): the offers they used
+-- are free again.
 CREATE FUNCTION referral._offers_restored(tenant text, source text, order_refs text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -314,12 +318,14 @@ DECLARE
 	notified bigint;
 BEGIN
 	WITH restored AS (
+		-- The use of an order attributed to the referral that used the offer, or of
+		-- an order of this source never attributed.
 		UPDATE referral.offer_use u SET restored_at = now()
-		  FROM referral.attributed_order a
-		 WHERE a.tenant = _offers_restored.tenant AND a.order_source = source
-		   AND a.order_ref = ANY (order_refs)
-		   AND u.tenant = a.tenant AND u.order_ref = a.order_ref AND u.referral_id = a.referral_id
+		 WHERE u.tenant = _offers_restored.tenant AND u.order_ref = ANY (order_refs)
 		   AND u.restored_at IS NULL
+		   AND COALESCE((SELECT a.referral_id = u.referral_id FROM referral.attributed_order a
+		                  WHERE a.tenant = u.tenant AND a.order_source = source
+		                    AND a.order_ref = u.order_ref), true)
 		RETURNING u.*
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
