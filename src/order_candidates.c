@@ -15,11 +15,13 @@
  *		pass each of them would cost a lookup inside the trigger's SQL, and every
  *		single-row INSERT the start-up of that statement's plan; with it, an
  *		INSERT of orders of customers nobody referred runs no SQL at all, and
- *		the SQL reads only the candidates.  The SQL still decides everything:
- *		this pass may keep too many orders (a referral found here is checked
- *		again there), never too few (a customer key is compared by the same
- *		text form the SQL uses, so it applies only to key types whose output
- *		function gives what a ::text cast gives).
+ *		the SQL reads only the candidates.  The SQL decides the rest: this
+ *		pass may keep too many orders (a referral found here is checked again
+ *		there), never too few (a customer key is compared by the same text
+ *		form the SQL uses, so it applies only to key types whose output
+ *		function gives what a ::text cast gives).  The one write it makes
+ *		itself is a converted referee's later order, as revenue, in a small
+ *		statement (order_revenue.c), which it then leaves out.
  */
 #include "postgres.h"
 
@@ -342,7 +344,6 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		 (int64) tuplestore_tuple_count(orders));
 	scan = index_beginscan(referrals, accepted, &dirty, info.hash_index ? 1 : 2, 0);
 	referral = table_slot_create(referrals, NULL);
-
 	order = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 
 	/* A read pointer of our own: other readers of the transition table keep theirs. */
