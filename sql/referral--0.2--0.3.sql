@@ -2585,6 +2585,274 @@ CREATE INDEX credit_spend_reward ON referral.credit_spend (reward_id) INCLUDE (a
 
 
 
+-- tenant in every key, so that the tables can be distributed by tenant on Citus:
+ALTER TABLE referral.reward_rule DROP CONSTRAINT reward_rule_program_id_fkey;
+ALTER TABLE referral.milestone DROP CONSTRAINT milestone_program_id_fkey;
+ALTER TABLE referral.variant DROP CONSTRAINT variant_program_id_fkey;
+ALTER TABLE referral.code DROP CONSTRAINT code_program_id_fkey;
+ALTER TABLE referral.click DROP CONSTRAINT click_program_id_fkey;
+ALTER TABLE referral.referral DROP CONSTRAINT referral_program_id_fkey;
+ALTER TABLE referral.program DROP CONSTRAINT program_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE referral.reward_rule DROP CONSTRAINT reward_rule_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+DROP INDEX referral.reward_rule_one_per_tier;
+CREATE UNIQUE INDEX reward_rule_one_per_tier ON referral.reward_rule
+	(tenant, program_id, beneficiary, level, COALESCE(variant, ''), min_conversions);
+ALTER TABLE referral.milestone DROP CONSTRAINT milestone_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
+	DROP CONSTRAINT milestone_program_id_conversions_key, ADD UNIQUE (tenant, program_id, conversions);
+ALTER TABLE referral.variant DROP CONSTRAINT variant_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
+	DROP CONSTRAINT variant_program_id_name_key, ADD UNIQUE (tenant, program_id, name);
+ALTER TABLE referral.event DROP CONSTRAINT event_pkey, ADD PRIMARY KEY (tenant, id);
+ALTER TABLE referral.code DROP CONSTRAINT code_pkey, ADD PRIMARY KEY (code, tenant),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+ALTER TABLE referral.click DROP CONSTRAINT click_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+ALTER TABLE referral.tracked_table DROP CONSTRAINT tracked_table_pkey, ADD PRIMARY KEY (tenant, relid);
+ALTER TABLE referral.member DROP CONSTRAINT member_id_key, ADD UNIQUE (tenant, id);
+ALTER TABLE referral.referral DROP CONSTRAINT referral_pkey, ADD PRIMARY KEY (id, tenant),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+ALTER TABLE referral.reward DROP CONSTRAINT reward_pkey, ADD PRIMARY KEY (id, tenant);
+DROP INDEX referral.reward_once_per_milestone;
+-- A milestone held: not reversed and, if paid, not clawed back (reversed_at is set on
+-- a paid reward when its clawback is created), so a reversed one can be paid again.
+CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
+	(tenant, program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
+
+-- Codes are unique across tenants, but the primary key is (code, tenant), so that
+-- the table can be distributed by tenant: the check across tenants is here.  A
+-- vanity code is checked under an advisory lock of its own; generated codes share
+-- it (the counter makes them unique among themselves), so that a vanity code and
+-- a generated one cannot both pass the check at once.  The lock is the calling
+-- node's: on Citus, codes are issued on the coordinator.
+CREATE FUNCTION referral._code_free_elsewhere(code referral.referral_code, tenant text, vanity boolean)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF vanity THEN
+		PERFORM pg_advisory_xact_lock(1919250796, 1);	-- 'refl', 1: codes
+	ELSE
+		PERFORM pg_advisory_xact_lock_shared(1919250796, 1);
+	END IF;
+	RETURN code IS NULL OR NOT EXISTS (
+		SELECT 1 FROM referral.code c
+		 WHERE c.code OPERATOR(referral.=) _code_free_elsewhere.code
+		   AND c.tenant <> _code_free_elsewhere.tenant);
+END
+$$;
+COMMENT ON FUNCTION referral._code_free_elsewhere(referral.referral_code, text, boolean)
+	IS 'internal: whether no other tenant holds the code (under the codes'' advisory lock)';
+REVOKE ALL ON FUNCTION referral._code_free_elsewhere(referral.referral_code, text, boolean) FROM PUBLIC;
+
+-- SQLSTATE RF001 for a vanity code someone holds.
+CREATE FUNCTION referral._code_taken(vanity referral.referral_code)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'referral code "%" is already taken', vanity::text
+		USING ERRCODE = 'RF001',
+			  DETAIL = 'Codes are unique across all programs and tenants, and O = 0, I = L = 1 when codes are compared.',
+			  HINT = 'Choose another vanity code, or leave it NULL for a generated one.';
+END
+$$;
+COMMENT ON FUNCTION referral._code_taken(referral.referral_code) IS 'internal: raises RF001 for a vanity code that is taken';
+REVOKE ALL ON FUNCTION referral._code_taken(referral.referral_code) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION referral.issue_code(
+	program bigint,
+	customer text,
+	vanity referral.referral_code DEFAULT NULL,
+	email text DEFAULT NULL,
+	device text DEFAULT NULL)
+RETURNS referral.referral_code
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	email_h bytea := referral._hash('email', issue_code.email);
+	device_h bytea := referral._hash('device', issue_code.device);
+	program_tenant text;
+	key bytea;
+	candidate referral.referral_code;
+	issued referral.referral_code;
+	old_email_h bytea;
+	old_device_h bytea;
+BEGIN
+	LOOP
+		-- The program, the customer's existing code and the code key in one
+		-- statement: this runs once per customer, and each statement of a
+		-- PL/pgSQL function pays the executor's start-up.  The customer's
+		-- existing code wins (a later vanity is ignored); new fingerprints given
+		-- now are kept.  A repeat call (an app showing the customer's code) writes
+		-- nothing unless a fingerprint changed.
+		SELECT p.tenant, c.code, c.email_hash, c.device_hash, s.code_key
+		  INTO program_tenant, issued, old_email_h, old_device_h, key
+		  FROM referral.program p
+		  LEFT JOIN referral.code c
+		    ON c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer
+		  LEFT JOIN referral.secret s ON true
+		 WHERE p.id = issue_code.program;
+		IF NOT FOUND THEN
+			-- Raises RF003; a program committed since the look-up's snapshot is
+			-- read again by the next pass.
+			PERFORM referral._program(issue_code.program);
+			CONTINUE;
+		END IF;
+		IF NULLIF(btrim(issue_code.customer), '') IS NULL OR octet_length(issue_code.customer) > 1000 THEN
+			PERFORM referral._check_customer(issue_code.customer);	-- raises 22023
+		END IF;
+		IF issued IS NOT NULL THEN
+			IF (email_h IS NOT NULL AND email_h IS DISTINCT FROM old_email_h)
+			   OR (device_h IS NOT NULL AND device_h IS DISTINCT FROM old_device_h) THEN
+				UPDATE referral.code c
+				   SET email_hash = COALESCE(email_h, c.email_hash),
+				       device_hash = COALESCE(device_h, c.device_hash)
+				 WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
+				   AND c.customer = issue_code.customer;
+			END IF;
+			RETURN issued;
+		END IF;
+
+		IF issue_code.vanity IS NOT NULL THEN
+			candidate := issue_code.vanity;
+		ELSE
+			IF key IS NULL THEN
+				key := (referral._secret()).code_key;	-- the database's first code
+			END IF;
+			candidate := referral._generate_code(nextval('referral.code_counter_seq'), key);
+		END IF;
+		IF NOT referral._code_free_elsewhere(candidate, program_tenant, issue_code.vanity IS NOT NULL) THEN
+			IF issue_code.vanity IS NOT NULL THEN
+				PERFORM referral._code_taken(issue_code.vanity);	-- raises RF001
+			END IF;
+			CONTINUE;	-- a generated code taken as a vanity code: the next counter value
+		END IF;
+
+		INSERT INTO referral.code AS c (tenant, code, program_id, customer, vanity, email_hash, device_hash)
+		VALUES (program_tenant, candidate, issue_code.program, issue_code.customer,
+		        issue_code.vanity IS NOT NULL, email_h, device_h)
+		ON CONFLICT DO NOTHING
+		RETURNING c.code INTO issued;
+		IF issued IS NOT NULL THEN
+			RETURN issued;
+		END IF;
+
+		-- Nothing inserted: either the code is taken, or this customer got a code
+		-- from a concurrent call (the loop's next look-up returns it).
+		IF NOT EXISTS (SELECT 1 FROM referral.code c
+		                WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
+		                  AND c.customer = issue_code.customer)
+		   AND issue_code.vanity IS NOT NULL THEN
+			PERFORM referral._code_taken(issue_code.vanity);	-- raises RF001
+		END IF;
+		-- A generated code already taken as a vanity code: take the next counter value.
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.issue_code(bigint, text, referral.referral_code, text, text)
+	IS 'the customer''s referral code in a program (generated, or the given vanity code the first time); the same code on every later call';
+
+CREATE OR REPLACE FUNCTION referral.issue_codes(program bigint, customers text[])
+RETURNS TABLE(customer text, code referral.referral_code)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p referral.program := referral._program(issue_codes.program);
+	key bytea;
+	bad_position bigint;
+	bad_customer text;
+	still_missing bigint;	-- customers left without a code; NULL: not known yet
+BEGIN
+	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
+	SELECT u.n, u.c INTO bad_position, bad_customer
+	  FROM unnest(customers) WITH ORDINALITY u(c, n)
+	 WHERE NULLIF(btrim(u.c), '') IS NULL OR octet_length(u.c) > 1000
+	 ORDER BY u.n LIMIT 1;
+	IF bad_position IS NOT NULL THEN
+		RAISE EXCEPTION 'customer % of the array is %', bad_position,
+			CASE WHEN bad_customer IS NULL THEN 'NULL'
+			     WHEN octet_length(bad_customer) > 1000
+			     THEN format('too long (%s bytes, at most 1000)', octet_length(bad_customer))
+			     ELSE 'empty' END
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Nothing was issued; remove or fix that element and call again.';
+	END IF;
+
+	key := (referral._secret()).code_key;
+	PERFORM referral._code_free_elsewhere(NULL, p.tenant, false);	-- the codes' shared lock
+	-- For a long list the first attempt is a plain INSERT of every customer without
+	-- a code, which spares ON CONFLICT's probe of both unique indexes before each
+	-- row (a third of the INSERT's time).  A code taken as a vanity code, or a
+	-- customer given a code by a concurrent call, makes it fail as a whole; the
+	-- passes below then issue the codes with ON CONFLICT.  Short lists skip it: its
+	-- subtransaction would gain them nothing, and more than 64 subtransactions in
+	-- one transaction (a loop of small calls) slow every session's snapshots.
+	IF cardinality(customers) >= 1000 THEN
+		BEGIN
+			WITH missing AS MATERIALIZED (
+				SELECT DISTINCT u.c AS customer
+				  FROM unnest(customers) u(c)
+				 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
+				                    WHERE k.tenant = p.tenant AND k.program_id = p.id
+				                      AND k.customer = u.c)),
+			issued AS (
+				INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+				SELECT p.tenant, g.code, p.id, g.customer, false
+				  FROM (SELECT referral._generate_code(nextval('referral.code_counter_seq'), key) AS code,
+				               m.customer
+				          FROM missing m) g
+				 WHERE NOT EXISTS (SELECT 1 FROM referral.code o
+				                    WHERE o.code OPERATOR(referral.=) g.code AND o.tenant <> p.tenant)
+				RETURNING 1)
+			SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
+		EXCEPTION WHEN unique_violation THEN
+			NULL;	-- still_missing stays NULL: the passes below
+		END;
+	END IF;
+	-- Each pass issues a generated code to every customer still without one.  A
+	-- row is skipped (ON CONFLICT) when its code was taken as a vanity code or
+	-- the customer got a code from a concurrent call; the next pass sees the
+	-- latter's code and gives the former the next counter value.
+	WHILE still_missing IS NULL OR still_missing > 0 LOOP
+		WITH missing AS MATERIALIZED (
+			SELECT DISTINCT u.c AS customer
+			  FROM unnest(customers) u(c)
+			 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
+			                    WHERE k.tenant = p.tenant AND k.program_id = p.id
+			                      AND k.customer = u.c)),
+		issued AS (
+			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+			SELECT p.tenant, g.code, p.id, g.customer, false
+			  FROM (SELECT referral._generate_code(nextval('referral.code_counter_seq'), key) AS code,
+			               m.customer
+			          FROM missing m) g
+			 WHERE NOT EXISTS (SELECT 1 FROM referral.code o
+			                    WHERE o.code OPERATOR(referral.=) g.code AND o.tenant <> p.tenant)
+			ON CONFLICT DO NOTHING
+			RETURNING 1)
+		SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
+	END LOOP;
+
+	RETURN QUERY
+		SELECT u.c, k.code
+		  FROM (SELECT u.c, min(u.n) AS n FROM unnest(customers) WITH ORDINALITY u(c, n)
+		         GROUP BY u.c) u
+		  JOIN referral.code k ON k.tenant = p.tenant AND k.program_id = p.id AND k.customer = u.c
+		 ORDER BY u.n;
+END
+$$;
+COMMENT ON FUNCTION referral.issue_codes(bigint, text[])
+	IS 'the codes of many customers in a program, generated in one statement for those without one; each customer once, in the order given';
+
+
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)

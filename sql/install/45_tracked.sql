@@ -5,7 +5,7 @@
 
 CREATE TABLE referral.tracked_table (
 	tenant				text NOT NULL,
-	relid				regclass NOT NULL PRIMARY KEY,
+	relid				regclass NOT NULL,
 	customer_column		name NOT NULL,
 	amount_column		name NOT NULL,
 	id_column			name NOT NULL,
@@ -15,7 +15,8 @@ CREATE TABLE referral.tracked_table (
 	ordered_at_column	name,
 	tenant_column		name,
 	source				text,
-	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant, relid)
 );
 COMMENT ON TABLE referral.tracked_table IS 'orders tables with referral triggers (see track_orders); tenant is the fixed tenant when there is no tenant_column';
 COMMENT ON COLUMN referral.tracked_table.source IS 'the label the triggers give this table''s orders (reward.order_source): its quoted qualified name when tracked, with a suffix #2, #3... when another table had that label (see referral.source_label)';

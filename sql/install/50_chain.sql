@@ -14,7 +14,7 @@ CREATE TABLE referral.member (
 	id			bigint NOT NULL,
 	path		bigint[] NOT NULL,
 	PRIMARY KEY (tenant, customer),
-	UNIQUE (id),
+	UNIQUE (tenant, id),
 	CHECK (path[pg_catalog.array_upper(path, 1)] = id AND pg_catalog.array_lower(path, 1) = 1),
 	ancestors	text[] NOT NULL,
 	CONSTRAINT member_ancestors_match_path
