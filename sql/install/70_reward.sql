@@ -72,7 +72,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.referral_id = OLD.id) THEN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.tenant = OLD.tenant AND w.referral_id = OLD.id) THEN
 		RAISE EXCEPTION 'referral % has rewards and cannot be deleted', OLD.id
 			USING ERRCODE = 'foreign_key_violation',
 			      DETAIL = 'Rewards are the ledger: they keep their referral.';
