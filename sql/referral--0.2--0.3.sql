@@ -35,8 +35,19 @@ BEGIN
 		   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
 		 ORDER BY tt.relid
 	LOOP
-		IF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
-		                                 _has_orders.tenant, _has_orders.customer) THEN
+		IF referral._distributed(t.relid) THEN
+			-- A Citus table: the coordinator's heap is empty, the shards answer a
+			-- query (run as the table's owner), which sees committed orders only.
+			IF EXISTS (SELECT 1 FROM referral._query_as_owner(t.relid,
+			               format('SELECT true FROM %s o WHERE %s AND o.%I::pg_catalog.text = %L LIMIT 1',
+			                      t.relid,
+			                      CASE WHEN t.tenant_column IS NULL THEN 'true'
+			                           ELSE format('o.%I = %L', t.tenant_column, _has_orders.tenant) END,
+			                      t.customer_column, _has_orders.customer)) AS q(found boolean)) THEN
+				RETURN true;
+			END IF;
+		ELSIF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
+		                                    _has_orders.tenant, _has_orders.customer) THEN
 			RETURN true;
 		END IF;
 	END LOOP;
@@ -2037,7 +2048,7 @@ BEGIN
 	UPDATE referral.member x
 	   SET path = x.path[cardinality(child.path):],
 	       ancestors = x.ancestors[1:cardinality(x.ancestors) - cardinality(child.ancestors)]
-	 WHERE x.path >= child.path
+	 WHERE x.tenant = child.tenant AND x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
 $$;
@@ -2793,7 +2804,11 @@ DECLARE
 	key bytea;
 	bad_position bigint;
 	bad_customer text;
-	still_missing bigint;	-- customers left without a code; NULL: not known yet
+	plain boolean;
+	missing text[];		-- customers without a code in this pass
+	codes referral.referral_code[];	-- their new codes, in the same order
+	taken referral.referral_code[];	-- those of the codes held in another tenant
+	issued bigint;
 BEGIN
 	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
 	SELECT u.n, u.c INTO bad_position, bad_customer
@@ -2812,57 +2827,48 @@ BEGIN
 
 	key := (referral._secret()).code_key;
 	PERFORM referral._code_free_elsewhere(NULL, p.tenant, false);	-- the codes' shared lock
-	-- For a long list the first attempt is a plain INSERT of every customer without
-	-- a code, which spares ON CONFLICT's probe of both unique indexes before each
-	-- row (a third of the INSERT's time).  A code taken as a vanity code, or a
-	-- customer given a code by a concurrent call, makes it fail as a whole; the
-	-- passes below then issue the codes with ON CONFLICT.  Short lists skip it: its
-	-- subtransaction would gain them nothing, and more than 64 subtransactions in
-	-- one transaction (a loop of small calls) slow every session's snapshots.
-	IF cardinality(customers) >= 1000 THEN
-		BEGIN
-			WITH missing AS MATERIALIZED (
-				SELECT DISTINCT u.c AS customer
-				  FROM unnest(customers) u(c)
-				 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
-				                    WHERE k.tenant = p.tenant AND k.program_id = p.id
-				                      AND k.customer = u.c)),
-			issued AS (
+	-- Each pass issues a generated code to every customer still without one.  A
+	-- code held in another tenant (a vanity code) is left out, and a row skipped
+	-- (ON CONFLICT) when its code was taken in this tenant or the customer got a
+	-- code from a concurrent call; the next pass sees the latter's code and gives
+	-- the others the next counter values.  For a long list the first pass is a
+	-- plain INSERT, which spares ON CONFLICT's probe of both unique indexes before
+	-- each row (a third of the INSERT's time), and fails as a whole on a conflict.
+	-- Short lists skip it: its subtransaction would gain them nothing, and more
+	-- than 64 subtransactions in one transaction (a loop of small calls) slow
+	-- every session's snapshots.  The statements are uncorrelated, as Citus plans
+	-- them when the table is distributed.
+	plain := cardinality(customers) >= 1000;
+	LOOP
+		missing := ARRAY(SELECT u.c FROM unnest(customers) u(c)
+		                 EXCEPT
+		                 SELECT k.customer FROM referral.code k
+		                  WHERE k.tenant = p.tenant AND k.program_id = p.id AND k.customer = ANY (customers));
+		EXIT WHEN cardinality(missing) = 0;
+		codes := ARRAY(SELECT referral._generate_code(nextval('referral.code_counter_seq'), key)
+		                 FROM unnest(missing));
+		taken := ARRAY(SELECT o.code FROM referral.code o
+		                WHERE o.code OPERATOR(referral.=) ANY (codes) AND o.tenant <> p.tenant);
+		IF plain THEN
+			plain := false;
+			BEGIN
 				INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
 				SELECT p.tenant, g.code, p.id, g.customer, false
-				  FROM (SELECT referral._generate_code(nextval('referral.code_counter_seq'), key) AS code,
-				               m.customer
-				          FROM missing m) g
-				 WHERE NOT EXISTS (SELECT 1 FROM referral.code o
-				                    WHERE o.code OPERATOR(referral.=) g.code AND o.tenant <> p.tenant)
-				RETURNING 1)
-			SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
-		EXCEPTION WHEN unique_violation THEN
-			NULL;	-- still_missing stays NULL: the passes below
-		END;
-	END IF;
-	-- Each pass issues a generated code to every customer still without one.  A
-	-- row is skipped (ON CONFLICT) when its code was taken as a vanity code or
-	-- the customer got a code from a concurrent call; the next pass sees the
-	-- latter's code and gives the former the next counter value.
-	WHILE still_missing IS NULL OR still_missing > 0 LOOP
-		WITH missing AS MATERIALIZED (
-			SELECT DISTINCT u.c AS customer
-			  FROM unnest(customers) u(c)
-			 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
-			                    WHERE k.tenant = p.tenant AND k.program_id = p.id
-			                      AND k.customer = u.c)),
-		issued AS (
+				  FROM unnest(codes, missing) g(code, customer)
+				 WHERE NOT g.code OPERATOR(referral.=) ANY (taken);
+				GET DIAGNOSTICS issued = ROW_COUNT;
+			EXCEPTION WHEN unique_violation THEN
+				issued := 0;
+			END;
+		ELSE
 			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
 			SELECT p.tenant, g.code, p.id, g.customer, false
-			  FROM (SELECT referral._generate_code(nextval('referral.code_counter_seq'), key) AS code,
-			               m.customer
-			          FROM missing m) g
-			 WHERE NOT EXISTS (SELECT 1 FROM referral.code o
-			                    WHERE o.code OPERATOR(referral.=) g.code AND o.tenant <> p.tenant)
-			ON CONFLICT DO NOTHING
-			RETURNING 1)
-		SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
+			  FROM unnest(codes, missing) g(code, customer)
+			 WHERE NOT g.code OPERATOR(referral.=) ANY (taken)
+			ON CONFLICT DO NOTHING;
+			GET DIAGNOSTICS issued = ROW_COUNT;
+		END IF;
+		EXIT WHEN issued = cardinality(missing);
 	END LOOP;
 
 	RETURN QUERY
@@ -2876,6 +2882,252 @@ $$;
 COMMENT ON FUNCTION referral.issue_codes(bigint, text[])
 	IS 'the codes of many customers in a program, generated in one statement for those without one; each customer once, in the order given';
 
+
+CREATE OR REPLACE FUNCTION referral._lock_trees(tenant text, a text, b text, OUT a_member referral.member, OUT b_member referral.member)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked bigint[] := '{}';
+	roots bigint[];
+BEGIN
+	a_member := referral._member(tenant, a);
+	b_member := referral._member(tenant, b);
+	LOOP
+		roots := ARRAY(SELECT DISTINCT r FROM unnest(ARRAY[a_member.path[1], b_member.path[1]]) r
+		                WHERE r <> ALL (locked) ORDER BY r);
+		EXIT WHEN cardinality(roots) = 0;
+		PERFORM 1 FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = ANY (roots) ORDER BY x.id FOR UPDATE;
+		locked := locked || roots;
+		SELECT * INTO STRICT a_member FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = a_member.id;
+		SELECT * INTO STRICT b_member FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = b_member.id;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._lock_trees(text, text, text) IS 'internal: lock the chain trees of two customers (root rows, id order) and return their members';
+
+CREATE OR REPLACE FUNCTION referral._attach(parent referral.member, child referral.member)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF cardinality(child.path) <> 1 OR child.id = ANY (parent.path) THEN
+		RAISE EXCEPTION 'referral: cannot attach member % below member %', child.id, parent.id
+			USING ERRCODE = 'internal_error';
+	END IF;
+	UPDATE referral.member x
+	   SET path = parent.path || x.path,
+	       ancestors = x.ancestors || parent.customer || parent.ancestors
+	 WHERE x.tenant = child.tenant AND x.path >= child.path
+	   AND x.path < child.path || 9223372036854775807::bigint;
+END
+$$;
+COMMENT ON FUNCTION referral._attach(referral.member, referral.member) IS 'internal: hang a root member and its subtree below a parent';
+
+CREATE OR REPLACE FUNCTION referral._referral_keep_rewarded()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.tenant = OLD.tenant AND w.referral_id = OLD.id) THEN
+		RAISE EXCEPTION 'referral % has rewards and cannot be deleted', OLD.id
+			USING ERRCODE = 'foreign_key_violation',
+			      DETAIL = 'Rewards are the ledger: they keep their referral.';
+	ELSIF TG_OP = 'TRUNCATE' AND EXISTS (SELECT 1 FROM referral.reward) THEN
+		RAISE EXCEPTION 'referral.referral cannot be truncated while referral.reward has rows'
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = 'Truncate both in one statement, or referral.reward first.';
+	END IF;
+	RETURN OLD;	-- NULL for TRUNCATE
+END
+$$;
+COMMENT ON FUNCTION referral._referral_keep_rewarded() IS 'internal: refuses to delete or truncate referrals that have rewards';
+
+-- Citus: referral.distribute() and what it needs:
+-- Citus: referral's tables distributed by tenant, co-located with the shop's orders
+-- table, so that the order triggers, which Citus fires on each shard where the
+-- shard is, find the tenant's referrals, rewards and chains on the same node.  The
+-- configuration tables are reference tables (a copy on every node).  The secret
+-- stays on the coordinator, where the API functions run.  Citus functions are
+-- called through EXECUTE: the extension does not depend on Citus.
+
+-- Every node draws ids from its own range of each sequence (group id << 48), as
+-- Citus does for the sequences it distributes: the order triggers on the workers
+-- create rewards, events and attributed orders with ids unique in the cluster.
+-- Only ever moves a sequence forward.
+CREATE FUNCTION referral._node_sequences()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	node_group bigint;
+	s record;
+BEGIN
+	EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO node_group;
+	IF node_group IS NULL OR node_group = 0 THEN
+		RETURN;		-- the coordinator keeps the range it has
+	END IF;
+	FOR s IN
+		SELECT q.seqrelid::regclass AS seq
+		  FROM pg_catalog.pg_sequence q
+		  JOIN pg_catalog.pg_class c ON c.oid = q.seqrelid
+		 WHERE c.relnamespace = 'referral'::regnamespace
+		   AND c.relname <> 'code_counter_seq'	-- codes are issued on the coordinator
+	LOOP
+		CONTINUE WHEN COALESCE(pg_catalog.pg_sequence_last_value(s.seq), 0) >= node_group << 48;
+		PERFORM pg_catalog.setval(s.seq, (node_group << 48) + 1, false);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._node_sequences() IS 'internal: moves this Citus node''s referral sequences to its own range (group id << 48)';
+
+CREATE FUNCTION referral.distribute(orders regclass DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	is_coordinator boolean;
+	orders_column text;
+	orders_type regtype;
+	colocate text := 'default';
+	t record;
+	name text;
+	keys text[];
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+		RAISE EXCEPTION 'referral.distribute needs Citus, and the citus extension is not installed in this database'
+			USING ERRCODE = 'feature_not_supported',
+			      HINT = 'On a Citus coordinator (shared_preload_libraries = citus), run CREATE EXTENSION citus first; on one node referral needs nothing more.';
+	END IF;
+	EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO is_coordinator;
+	IF NOT is_coordinator THEN
+		RAISE EXCEPTION 'referral.distribute runs on the Citus coordinator, not on a worker'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+
+	IF orders IS NOT NULL THEN
+		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		           FROM pg_catalog.pg_dist_partition p
+		          WHERE p.logicalrelid = $1 AND p.partmethod = ''h'''
+		   INTO orders_column USING orders;
+		IF orders_column IS NULL THEN
+			RAISE EXCEPTION 'table "%" is not a distributed table', referral._excerpt(orders::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      HINT = 'Distribute it by its tenant column first: SELECT create_distributed_table(''orders'', ''tenant'').';
+		END IF;
+		SELECT a.atttypid INTO orders_type FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid = orders AND a.attname = orders_column;
+		IF orders_type <> 'text'::regtype THEN
+			RAISE EXCEPTION 'table "%" is distributed by column "%" of type %, not text', referral._excerpt(orders::text),
+				referral._excerpt(orders_column), orders_type
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      DETAIL = 'Referral''s tables are distributed by their text column tenant, co-located with the orders table.';
+		END IF;
+		colocate := orders::text;
+	END IF;
+
+	-- A tracked table distributed by anything but its tenant column, or not
+	-- co-located with referral's tables, fires its triggers on shards that do not
+	-- hold the tenant's referrals: they would attribute nothing.
+	FOR t IN
+		SELECT tt.relid, tt.tenant_column FROM referral.tracked_table tt
+		 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tt.relid)
+		 ORDER BY tt.relid
+	LOOP
+		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		           FROM pg_catalog.pg_dist_partition p
+		          WHERE p.logicalrelid = $1 AND p.partmethod = ''h'''
+		   INTO name USING t.relid;
+		CONTINUE WHEN name IS NULL;		-- a table of the coordinator: its triggers run there
+		IF t.tenant_column IS NULL OR name <> t.tenant_column THEN
+			RAISE EXCEPTION 'tracked table "%" is distributed by column "%", not by its tenant column', referral._excerpt(t.relid::text),
+				referral._excerpt(name)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      DETAIL = 'Its order triggers run on its shards and must find the tenant''s referrals there.',
+				      HINT = 'Track it with tenant_column => the distribution column, or distribute it by that column.';
+		ELSIF t.relid IS DISTINCT FROM orders THEN
+			RAISE EXCEPTION 'tracked table "%" is distributed, and only the orders table given to distribute can be', referral._excerpt(t.relid::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      HINT = 'Call referral.distribute with that table as orders, after co-locating the others with it.';
+		END IF;
+	END LOOP;
+
+	-- referral's own triggers (referral_keep_rewarded) fire on the shards too.
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	-- Foreign keys to reference tables need one connection per node.
+	PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	-- A foreign key from a local table to a table becoming a reference table would
+	-- make Citus convert the local one (and the views on it, which belong to the
+	-- extension, cannot be dropped): the keys are put back once every table is a
+	-- Citus table.
+	SELECT array_agg(format('ALTER TABLE %s ADD CONSTRAINT %I %s', con.conrelid::regclass, con.conname,
+	                        pg_catalog.pg_get_constraintdef(con.oid)) ORDER BY con.conname)
+	  INTO keys
+	  FROM pg_catalog.pg_constraint con
+	 WHERE con.contype = 'f' AND con.connamespace = 'referral'::regnamespace
+	   AND NOT (referral._distributed(con.conrelid) AND referral._distributed(con.confrelid));
+	FOR t IN
+		SELECT con.conrelid::regclass AS rel, con.conname
+		  FROM pg_catalog.pg_constraint con
+		 WHERE con.contype = 'f' AND con.connamespace = 'referral'::regnamespace
+		   AND NOT (referral._distributed(con.conrelid) AND referral._distributed(con.confrelid))
+	LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', t.rel, t.conname);
+		-- The workers' own copies of referral's tables become the shells of the
+		-- Citus tables: they lose the key too, and get it back with the shards.
+		EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)'
+		  USING format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', t.rel, t.conname);
+	END LOOP;
+	FOREACH name IN ARRAY ARRAY['program', 'reward_rule', 'milestone', 'variant', 'referee_offer',
+	                            'tracked_table', 'source_label', 'untracked_partition'] LOOP
+		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
+			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING format('referral.%I', name)::regclass;
+		END IF;
+	END LOOP;
+	FOREACH name IN ARRAY ARRAY['referral', 'reward', 'attributed_order', 'member', 'code', 'click',
+	                            'event', 'offer_use', 'credit_spend', 'block', 'forgotten'] LOOP
+		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
+			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''tenant'', colocate_with => $2)'
+			  USING format('referral.%I', name)::regclass, colocate;
+		END IF;
+		colocate := 'referral.referral';
+	END LOOP;
+	FOREACH name IN ARRAY COALESCE(keys, '{}') LOOP
+		EXECUTE name;
+	END LOOP;
+	EXECUTE 'SELECT pg_catalog.run_command_on_workers(''SELECT referral._node_sequences()'')';
+END
+$$;
+COMMENT ON FUNCTION referral.distribute(regclass)
+	IS 'on a Citus coordinator: referral''s tables distributed by tenant (co-located with the orders table when given), the configuration tables as reference tables';
+
+-- Whether a table is a Citus table (distributed or reference); false without Citus.
+CREATE FUNCTION referral._distributed(relid regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	found boolean;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)'
+	   INTO found USING relid;
+	RETURN found;
+END
+$$;
+COMMENT ON FUNCTION referral._distributed(regclass) IS 'internal: whether a table is a Citus table (distributed or reference)';
+
+REVOKE ALL ON FUNCTION referral._node_sequences() FROM PUBLIC;
+REVOKE ALL ON FUNCTION referral.distribute(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION referral._distributed(regclass) FROM PUBLIC;
 
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)

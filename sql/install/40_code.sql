@@ -193,7 +193,11 @@ DECLARE
 	key bytea;
 	bad_position bigint;
 	bad_customer text;
-	still_missing bigint;	-- customers left without a code; NULL: not known yet
+	plain boolean;
+	missing text[];		-- customers without a code in this pass
+	codes referral.referral_code[];	-- their new codes, in the same order
+	taken referral.referral_code[];	-- those of the codes held in another tenant
+	issued bigint;
 BEGIN
 	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
 	SELECT u.n, u.c INTO bad_position, bad_customer
@@ -212,57 +216,48 @@ BEGIN
 
 	key := (referral._secret()).code_key;
 	PERFORM referral._code_free_elsewhere(NULL, p.tenant, false);	-- the codes' shared lock
-	-- For a long list the first attempt is a plain INSERT of every customer without
-	-- a code, which spares ON CONFLICT's probe of both unique indexes before each
-	-- row (a third of the INSERT's time).  A code taken as a vanity code, or a
-	-- customer given a code by a concurrent call, makes it fail as a whole; the
-	-- passes below then issue the codes with ON CONFLICT.  Short lists skip it: its
-	-- subtransaction would gain them nothing, and more than 64 subtransactions in
-	-- one transaction (a loop of small calls) slow every session's snapshots.
-	IF cardinality(customers) >= 1000 THEN
-		BEGIN
-			WITH missing AS MATERIALIZED (
-				SELECT DISTINCT u.c AS customer
-				  FROM unnest(customers) u(c)
-				 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
-				                    WHERE k.tenant = p.tenant AND k.program_id = p.id
-				                      AND k.customer = u.c)),
-			issued AS (
+	-- Each pass issues a generated code to every customer still without one.  A
+	-- code held in another tenant (a vanity code) is left out, and a row skipped
+	-- (ON CONFLICT) when its code was taken in this tenant or the customer got a
+	-- code from a concurrent call; the next pass sees the latter's code and gives
+	-- the others the next counter values.  For a long list the first pass is a
+	-- plain INSERT, which spares ON CONFLICT's probe of both unique indexes before
+	-- each row (a third of the INSERT's time), and fails as a whole on a conflict.
+	-- Short lists skip it: its subtransaction would gain them nothing, and more
+	-- than 64 subtransactions in one transaction (a loop of small calls) slow
+	-- every session's snapshots.  The statements are uncorrelated, as Citus plans
+	-- them when the table is distributed.
+	plain := cardinality(customers) >= 1000;
+	LOOP
+		missing := ARRAY(SELECT u.c FROM unnest(customers) u(c)
+		                 EXCEPT
+		                 SELECT k.customer FROM referral.code k
+		                  WHERE k.tenant = p.tenant AND k.program_id = p.id AND k.customer = ANY (customers));
+		EXIT WHEN cardinality(missing) = 0;
+		codes := ARRAY(SELECT referral._generate_code(nextval('referral.code_counter_seq'), key)
+		                 FROM unnest(missing));
+		taken := ARRAY(SELECT o.code FROM referral.code o
+		                WHERE o.code OPERATOR(referral.=) ANY (codes) AND o.tenant <> p.tenant);
+		IF plain THEN
+			plain := false;
+			BEGIN
 				INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
 				SELECT p.tenant, g.code, p.id, g.customer, false
-				  FROM (SELECT referral._generate_code(nextval('referral.code_counter_seq'), key) AS code,
-				               m.customer
-				          FROM missing m) g
-				 WHERE NOT EXISTS (SELECT 1 FROM referral.code o
-				                    WHERE o.code OPERATOR(referral.=) g.code AND o.tenant <> p.tenant)
-				RETURNING 1)
-			SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
-		EXCEPTION WHEN unique_violation THEN
-			NULL;	-- still_missing stays NULL: the passes below
-		END;
-	END IF;
-	-- Each pass issues a generated code to every customer still without one.  A
-	-- row is skipped (ON CONFLICT) when its code was taken as a vanity code or
-	-- the customer got a code from a concurrent call; the next pass sees the
-	-- latter's code and gives the former the next counter value.
-	WHILE still_missing IS NULL OR still_missing > 0 LOOP
-		WITH missing AS MATERIALIZED (
-			SELECT DISTINCT u.c AS customer
-			  FROM unnest(customers) u(c)
-			 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
-			                    WHERE k.tenant = p.tenant AND k.program_id = p.id
-			                      AND k.customer = u.c)),
-		issued AS (
+				  FROM unnest(codes, missing) g(code, customer)
+				 WHERE NOT g.code OPERATOR(referral.=) ANY (taken);
+				GET DIAGNOSTICS issued = ROW_COUNT;
+			EXCEPTION WHEN unique_violation THEN
+				issued := 0;
+			END;
+		ELSE
 			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
 			SELECT p.tenant, g.code, p.id, g.customer, false
-			  FROM (SELECT referral._generate_code(nextval('referral.code_counter_seq'), key) AS code,
-			               m.customer
-			          FROM missing m) g
-			 WHERE NOT EXISTS (SELECT 1 FROM referral.code o
-			                    WHERE o.code OPERATOR(referral.=) g.code AND o.tenant <> p.tenant)
-			ON CONFLICT DO NOTHING
-			RETURNING 1)
-		SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
+			  FROM unnest(codes, missing) g(code, customer)
+			 WHERE NOT g.code OPERATOR(referral.=) ANY (taken)
+			ON CONFLICT DO NOTHING;
+			GET DIAGNOSTICS issued = ROW_COUNT;
+		END IF;
+		EXIT WHEN issued = cardinality(missing);
 	END LOOP;
 
 	RETURN QUERY

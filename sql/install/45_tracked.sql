@@ -64,8 +64,19 @@ BEGIN
 		   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
 		 ORDER BY tt.relid
 	LOOP
-		IF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
-		                                 _has_orders.tenant, _has_orders.customer) THEN
+		IF referral._distributed(t.relid) THEN
+			-- A Citus table: the coordinator's heap is empty, the shards answer a
+			-- query (run as the table's owner), which sees committed orders only.
+			IF EXISTS (SELECT 1 FROM referral._query_as_owner(t.relid,
+			               format('SELECT true FROM %s o WHERE %s AND o.%I::pg_catalog.text = %L LIMIT 1',
+			                      t.relid,
+			                      CASE WHEN t.tenant_column IS NULL THEN 'true'
+			                           ELSE format('o.%I = %L', t.tenant_column, _has_orders.tenant) END,
+			                      t.customer_column, _has_orders.customer)) AS q(found boolean)) THEN
+				RETURN true;
+			END IF;
+		ELSIF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
+		                                    _has_orders.tenant, _has_orders.customer) THEN
 			RETURN true;
 		END IF;
 	END LOOP;
