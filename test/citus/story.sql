@@ -19,16 +19,16 @@ CREATE TABLE shop_orders (
 );
 \if :citus
 SET citus.enable_unsafe_triggers = on;
-SELECT create_distributed_table('shop_orders', 'tenant', shard_count => 8) IS NOT NULL AS distributed;
+SELECT count(*) AS distributed FROM (SELECT create_distributed_table('shop_orders', 'tenant', shard_count => 8)) d;
 \else
-SELECT true AS distributed;
+SELECT 1::bigint AS distributed;
 \endif
 SELECT referral.track_orders('shop_orders', 'customer', 'amount', status_column => 'status',
                              ordered_at_column => 'ordered_at', tenant_column => 'tenant') IS NULL AS tracked;
 \if :citus
-SELECT referral.distribute('shop_orders') IS NULL AS referral_distributed;
+SELECT count(*) AS referral_distributed FROM (SELECT referral.distribute('shop_orders')) d;
 \else
-SELECT true AS referral_distributed;
+SELECT 1::bigint AS referral_distributed;
 \endif
 
 -- Four tenants, one program each: a referee and a two-level referrer reward, a tier,
@@ -116,17 +116,13 @@ SELECT referral.mark_paid(ARRAY(SELECT w.id FROM referral.reward w
                           'batch-1') AS paid;
 UPDATE shop_orders SET status = 'refunded' WHERE tenant = 't1' AND id = 6;
 
--- The checkout: store credit of cust7 (approved referee credit).
-SELECT p.tenant, referral.credit_balance('cust7', 'USD', p.tenant) AS balance,
-       referral.spend_credit('cust7', 3, 'chk-' || p.tenant, 'USD', p.tenant) AS spent
-  FROM prog p ORDER BY 1;
-
 -- Every figure.
 SELECT p.tenant, s.program, s.clicks, s.referrals, s.rejected, s.conversions, round(s.conversion_rate::numeric, 6) AS rate,
        s.revenue, s.reward_cost, round(s.cost_per_acquisition, 6) AS cpa, round(s.roi::numeric, 6) AS roi,
        round(s.k_factor::numeric, 6) AS k
   FROM referral.program_stats s JOIN prog p ON p.id = s.program_id ORDER BY 1;
-SELECT p.tenant, s.customer, s.code::text, s.tier, s.clicks, s.referrals, s.conversions, s.revenue,
+-- Generated codes come from the database's secret: only whether there is one.
+SELECT p.tenant, s.customer, s.code IS NOT NULL AS has_code, s.tier, s.clicks, s.referrals, s.conversions, s.revenue,
        s.rewards_pending, s.rewards_approved, s.rewards_paid
   FROM referral.referrer_stats s JOIN prog p ON p.id = s.program_id
  WHERE s.customer IN ('boss', 'ref1', 'ref2', 'ref3', 'ref20') ORDER BY 1, 2;
@@ -139,7 +135,7 @@ SELECT p.tenant, d.day, d.clicks, d.referrals, d.conversions, d.revenue, d.rewar
   FROM referral.daily_stats d JOIN prog p ON p.id = d.program_id ORDER BY 1, 2;
 SELECT p.tenant, s.signal, count(*) FROM referral.suspicious_referrals s JOIN prog p ON p.id = s.program_id
  GROUP BY 1, 2 ORDER BY 1, 2;
-SELECT p.tenant, s.code::text, s.clicks, s.referrals, s.conversions, s.tier, s.next_tier_at,
+SELECT p.tenant, s.code IS NOT NULL AS has_code, s.clicks, s.referrals, s.conversions, s.tier, s.next_tier_at,
        s.rewards_pending, s.rewards_approved, s.rewards_paid
   FROM prog p, LATERAL referral.participant_summary(p.id, 'ref1') s ORDER BY 1;
 SELECT w.tenant, w.kind, w.level, w.status, count(*), sum(w.amount)
