@@ -1,6 +1,7 @@
 -- referral.distribute() on a server without Citus: a clear error, and nothing
 -- changes.  (make citus-check runs it on a Citus cluster.)
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SELECT count(*) > 0 AS has_citus FROM pg_extension WHERE extname = 'citus';
 SELECT referral.distribute();
 SELECT referral.distribute('pg_class');

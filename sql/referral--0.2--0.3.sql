@@ -2957,6 +2957,145 @@ END
 $$;
 COMMENT ON FUNCTION referral._referral_keep_rewarded() IS 'internal: refuses to delete or truncate referrals that have rewards';
 
+-- The views join referral's tables on tenant, as Citus plans them:
+CREATE OR REPLACE VIEW referral._participant AS
+SELECT c.tenant, c.program_id, c.customer, c.code, c.variant,
+       COALESCE(pg_catalog.width_bucket(COALESCE(r.conversions, 0)::int, COALESCE(ts.tiers, tg.tiers)), 0) AS tier,
+       (COALESCE(ts.tiers, tg.tiers))[COALESCE(pg_catalog.width_bucket(COALESCE(r.conversions, 0)::int,
+                                                                   COALESCE(ts.tiers, tg.tiers)), 0) + 1] AS next_tier_at,
+       COALESCE(k.clicks, 0) AS clicks,
+       COALESCE(r.referrals, 0) AS referrals,
+       COALESCE(r.conversions, 0) AS conversions,
+       r.conversions::double precision / NULLIF(r.referrals, 0) AS conversion_rate,
+       COALESCE(o.revenue, 0) AS revenue,
+       COALESCE(w.pending, 0) AS rewards_pending,
+       COALESCE(w.approved, 0) AS rewards_approved,
+       COALESCE(w.paid, 0) AS rewards_paid,
+       COALESCE(w.pending, 0) + COALESCE(w.approved, 0) + COALESCE(w.paid, 0) AS rewards
+  FROM referral._code_variant c
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.code, pg_catalog.count(*) AS clicks
+               FROM referral.click x
+              GROUP BY x.tenant, x.program_id, x.code) k
+    ON k.tenant = c.tenant AND k.program_id = c.program_id AND k.code OPERATOR(referral.=) c.code
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.referrer,
+                    pg_catalog.count(*) AS referrals,
+                    pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
+               FROM referral.referral x
+              WHERE x.status <> 'rejected'
+              GROUP BY x.tenant, x.program_id, x.referrer) r
+    ON r.tenant = c.tenant AND r.program_id = c.program_id AND r.referrer = c.customer
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.referrer, pg_catalog.sum(a.amount) AS revenue
+               FROM referral.attributed_order a
+               JOIN referral.referral x ON x.tenant = a.tenant AND x.id = a.referral_id
+              WHERE a.reversed_at IS NULL
+              GROUP BY x.tenant, x.program_id, x.referrer) o
+    ON o.tenant = c.tenant AND o.program_id = c.program_id AND o.referrer = c.customer
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.beneficiary,
+                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'pending') AS pending,
+                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'approved') AS approved,
+                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'paid') AS paid
+               FROM referral.reward x
+              GROUP BY x.tenant, x.program_id, x.beneficiary) w
+    ON w.tenant = c.tenant AND w.program_id = c.program_id AND w.beneficiary = c.customer
+  LEFT JOIN (SELECT x.program_id, x.variant,
+                    pg_catalog.array_agg(DISTINCT x.min_conversions ORDER BY x.min_conversions) AS tiers
+               FROM referral.reward_rule x
+              WHERE x.beneficiary = 'referrer' AND x.level = 1 AND x.variant IS NOT NULL
+              GROUP BY x.program_id, x.variant) ts
+    ON ts.program_id = c.program_id AND ts.variant = c.variant
+  LEFT JOIN (SELECT x.program_id,
+                    pg_catalog.array_agg(DISTINCT x.min_conversions ORDER BY x.min_conversions) AS tiers
+               FROM referral.reward_rule x
+              WHERE x.beneficiary = 'referrer' AND x.level = 1 AND x.variant IS NULL
+              GROUP BY x.program_id) tg
+    ON tg.program_id = c.program_id;
+COMMENT ON VIEW referral._participant
+	IS 'internal: every code holder''s figures (tier, next_tier_at, clicks, referrals, conversions, revenue, rewards by status), read by referrer_stats, leaderboard and participant_summary';
+
+CREATE OR REPLACE VIEW referral.program_stats AS
+SELECT p.id AS program_id,
+       p.name AS program,
+       COALESCE(k.clicks, 0) AS clicks,
+       COALESCE(r.referrals, 0) AS referrals,
+       COALESCE(r.rejected, 0) AS rejected,
+       COALESCE(r.conversions, 0) AS conversions,
+       r.conversions::double precision / NULLIF(r.referrals, 0) AS conversion_rate,
+       COALESCE(o.revenue, 0) AS revenue,
+       COALESCE(w.reward_cost, 0) AS reward_cost,
+       COALESCE(w.reward_cost, 0) / NULLIF(r.conversions, 0) AS cost_per_acquisition,
+       ((COALESCE(o.revenue, 0) - w.reward_cost) / NULLIF(w.reward_cost, 0))::double precision AS roi,
+       COALESCE(r.referrals, 0)::double precision / NULLIF(h.holders, 0) AS k_factor
+  FROM referral.program p
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.count(*) AS clicks
+               FROM referral.click x GROUP BY x.tenant, x.program_id) k
+    ON k.tenant = p.tenant AND k.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.count(*) AS holders
+               FROM referral.code x GROUP BY x.tenant, x.program_id) h
+    ON h.tenant = p.tenant AND h.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id,
+                    pg_catalog.count(*) FILTER (WHERE x.status <> 'rejected') AS referrals,
+                    pg_catalog.count(*) FILTER (WHERE x.status = 'rejected') AS rejected,
+                    pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
+               FROM referral.referral x GROUP BY x.tenant, x.program_id) r
+    ON r.tenant = p.tenant AND r.program_id = p.id
+  LEFT JOIN (SELECT a.tenant, a.program_id, pg_catalog.sum(a.amount) AS revenue
+               FROM referral.attributed_order a
+              WHERE a.reversed_at IS NULL
+              GROUP BY a.tenant, a.program_id) o
+    ON o.tenant = p.tenant AND o.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.sum(x.amount) AS reward_cost
+               FROM referral.reward x
+              WHERE x.status <> 'reversed'
+              GROUP BY x.tenant, x.program_id) w
+    ON w.tenant = p.tenant AND w.program_id = p.id;
+COMMENT ON VIEW referral.program_stats
+	IS 'one row per program: clicks, accepted referrals, rejected attempts, conversions, conversion_rate (conversions / referrals), revenue (attributed orders not reversed), reward_cost (rewards not reversed, clawbacks included), cost_per_acquisition (reward_cost / conversions), roi ((revenue - reward_cost) / reward_cost), k_factor (referrals per code holder)';
+
+CREATE OR REPLACE VIEW referral.variant_stats AS
+SELECT s.program_id, s.variant, s.referrers, s.referrals, s.conversions, s.conversion_rate,
+       s.revenue, s.reward_cost,
+       CASE WHEN s.id <> s.first_id
+            THEN referral.two_proportion_p_value(s.first_conversions, s.first_referrals, s.conversions, s.referrals)
+       END AS p_value
+  FROM (SELECT v.program_id, v.id, v.name AS variant,
+               COALESCE(h.referrers, 0) AS referrers,
+               COALESCE(r.referrals, 0) AS referrals,
+               COALESCE(r.conversions, 0) AS conversions,
+               r.conversions::double precision / NULLIF(r.referrals, 0) AS conversion_rate,
+               COALESCE(o.revenue, 0) AS revenue,
+               COALESCE(w.reward_cost, 0) AS reward_cost,
+               pg_catalog.first_value(v.id) OVER first AS first_id,
+               pg_catalog.first_value(COALESCE(r.conversions, 0)) OVER first AS first_conversions,
+               pg_catalog.first_value(COALESCE(r.referrals, 0)) OVER first AS first_referrals
+          FROM referral.variant v
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.count(*) AS referrers
+                       FROM referral._code_variant x
+                      WHERE x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) h
+            ON h.tenant = v.tenant AND h.program_id = v.program_id AND h.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant,
+                            pg_catalog.count(*) AS referrals,
+                            pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
+                       FROM referral.referral x
+                      WHERE x.status <> 'rejected' AND x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) r
+            ON r.tenant = v.tenant AND r.program_id = v.program_id AND r.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.sum(a.amount) AS revenue
+                       FROM referral.attributed_order a
+                       JOIN referral.referral x ON x.tenant = a.tenant AND x.id = a.referral_id
+                      WHERE a.reversed_at IS NULL AND x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) o
+            ON o.tenant = v.tenant AND o.program_id = v.program_id AND o.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.sum(w.amount) AS reward_cost
+                       FROM referral.reward w
+                       JOIN referral.referral x ON x.tenant = w.tenant AND x.id = w.referral_id
+                      WHERE w.status <> 'reversed' AND x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) w
+            ON w.tenant = v.tenant AND w.program_id = v.program_id AND w.variant = v.name
+        WINDOW first AS (PARTITION BY v.program_id ORDER BY v.id)) s;
+COMMENT ON VIEW referral.variant_stats
+	IS 'one row per A/B variant: code holders assigned to it, accepted referrals made in it, conversions, conversion_rate, revenue, reward_cost, and p_value of a two-proportion z-test of its conversion rate against the first variant''s (lowest id; NULL for that one and when undefined)';
+
 -- Citus: referral.distribute() and what it needs:
 -- Citus: referral's tables distributed by tenant, co-located with the shop's orders
 -- table, so that the order triggers, which Citus fires on each shard where the
