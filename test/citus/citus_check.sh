@@ -74,6 +74,7 @@ sql "$single_port" -v citus=0 -f test/citus/story.sql > "$dir/single.out" 2>&1 |
 echo "== the story on three nodes"
 sql "${ports[0]}" -v citus=1 -f test/citus/story.sql > "$dir/citus.out" 2>&1 || { cat "$dir/citus.out"; exit 1; }
 
+[ -n "${CITUS_OUT:-}" ] && cp "$dir/single.out" "$dir/citus.out" "$CITUS_OUT/"
 grep '^timing ' "$dir/single.out" | sed 's/^/one node:    /'
 grep '^timing ' "$dir/citus.out" | sed 's/^/three nodes: /'
 if ! diff -u --label "one node" --label "three nodes" \

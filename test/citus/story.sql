@@ -116,6 +116,14 @@ SELECT referral.mark_paid(ARRAY(SELECT w.id FROM referral.reward w
                           'batch-1') AS paid;
 UPDATE shop_orders SET status = 'refunded' WHERE tenant = 't1' AND id = 6;
 
+-- The checkout: store credit (cust7's approved referee credit).
+SELECT p.tenant, referral.credit_balance('cust7', 'USD', p.tenant) AS balance FROM prog p ORDER BY 1;
+
+-- Operations: a blocked referrer's code is refused.
+SELECT referral.block('ref5', 'chargebacks', p.tenant) IS NULL AS blocked FROM prog p WHERE p.tenant = 't1';
+SELECT r.status, r.reason FROM referral.redeem(referral.issue_code((SELECT id FROM prog WHERE tenant = 't1'), 'ref5'), 'late1') r;
+SELECT tenant, customer, reason FROM referral.blocked ORDER BY 1, 2;
+
 -- Every figure.
 SELECT p.tenant, s.program, s.clicks, s.referrals, s.rejected, s.conversions, round(s.conversion_rate::numeric, 6) AS rate,
        s.revenue, s.reward_cost, round(s.cost_per_acquisition, 6) AS cpa, round(s.roi::numeric, 6) AS roi,
@@ -147,3 +155,24 @@ SELECT count(*) AS ids, count(DISTINCT id) AS distinct_ids FROM referral.reward;
 SELECT count(*) AS ids, count(DISTINCT id) AS distinct_ids FROM referral.event;
 SELECT p.tenant, a.problem, a.detail FROM prog p, LATERAL referral.audit(p.id) a ORDER BY 1, 2, 3;
 SELECT count(*) AS problems FROM referral.audit();
+
+-- distribute() refuses a tracked table whose shards do not hold its tenants'
+-- referrals (distributed by another column): its orders would be attributed to
+-- nothing.
+\if :citus
+CREATE TABLE other_orders (tenant text NOT NULL, id bigint NOT NULL, customer text NOT NULL,
+                           amount numeric NOT NULL, PRIMARY KEY (customer, id));
+SELECT count(*) FROM (SELECT create_distributed_table('other_orders', 'customer', colocate_with => 'none')) d;
+SELECT count(*) FROM (SELECT referral.track_orders('other_orders', 'customer', 'amount', tenant_column => 'tenant')) d;
+DO $$
+BEGIN
+	PERFORM referral.distribute('shop_orders');
+	RAISE EXCEPTION 'distribute() accepted a table distributed by customer';
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+	RAISE NOTICE 'refused: %', SQLERRM;	-- not shown (client_min_messages)
+END $$;
+\else
+SELECT 1::bigint AS count;
+SELECT 1::bigint AS count;
+\endif
+SELECT 'distribute refused the table distributed by customer' AS checked;
