@@ -40,7 +40,7 @@ endif
 sql/referral--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-.PHONY: deps test demo bench unit soak fuzz
+.PHONY: deps test demo bench unit soak fuzz citus-check
 
 # Install what a fresh Debian 12 machine lacks (needs root and apt).
 deps:
@@ -77,3 +77,11 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory install
 	@bash test/soak/soak.sh
+
+# The same story on one node and on a local Citus cluster of three nodes, the orders
+# table distributed by tenant (test/citus/); needs Citus installed, not part of test.
+citus-check: deps
+	@bash test/citus/require_citus.sh
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install
+	@bash test/citus/citus_check.sh

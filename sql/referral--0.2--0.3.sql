@@ -35,8 +35,19 @@ BEGIN
 		   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
 		 ORDER BY tt.relid
 	LOOP
-		IF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
-		                                 _has_orders.tenant, _has_orders.customer) THEN
+		IF referral._distributed(t.relid) THEN
+			-- A Citus table: the coordinator's heap is empty, the shards answer a
+			-- query (run as the table's owner), which sees committed orders only.
+			IF EXISTS (SELECT 1 FROM referral._query_as_owner(t.relid,
+			               format('SELECT true FROM %s o WHERE %s AND o.%I::pg_catalog.text = %L LIMIT 1',
+			                      t.relid,
+			                      CASE WHEN t.tenant_column IS NULL THEN 'true'
+			                           ELSE format('o.%I = %L', t.tenant_column, _has_orders.tenant) END,
+			                      t.customer_column, _has_orders.customer)) AS q(found boolean)) THEN
+				RETURN true;
+			END IF;
+		ELSIF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
+		                                    _has_orders.tenant, _has_orders.customer) THEN
 			RETURN true;
 		END IF;
 	END LOOP;
@@ -427,7 +438,7 @@ BEGIN
 		END LOOP;
 	END IF;
 	INSERT INTO referral.source_label AS s (tenant, label, relid)
-	VALUES (_source_label.tenant, given, orders::oid)
+	VALUES (_source_label.tenant, given, _source_label.orders)
 	ON CONFLICT DO NOTHING;
 	RETURN given;
 END
@@ -608,6 +619,25 @@ COMMENT ON FUNCTION referral._untrack_detached(regclass)
 	IS 'internal: drop the order triggers of tables detached from a tracked table';
 REVOKE ALL ON FUNCTION referral._untrack_detached(regclass) FROM PUBLIC;
 
+-- Whether this is a Citus worker (a node of a cluster other than the coordinator).
+CREATE FUNCTION referral._citus_worker()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	node_group int;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO node_group;
+	RETURN COALESCE(node_group, 0) > 0;
+END
+$$;
+COMMENT ON FUNCTION referral._citus_worker() IS 'internal: whether this node is a Citus worker';
+REVOKE ALL ON FUNCTION referral._citus_worker() FROM PUBLIC;
+
 -- The ddl_command_end event trigger (CREATE TABLE, ALTER TABLE): a partition created
 -- or attached under a tracked table gets the order triggers, and one detached loses
 -- them.  SECURITY DEFINER: the
@@ -621,6 +651,11 @@ AS $$
 DECLARE
 	cmd record;
 BEGIN
+	-- On a Citus worker, tables are created by the coordinator, which puts the
+	-- triggers on the partitions of tracked tables there.
+	IF referral._citus_worker() THEN
+		RETURN;
+	END IF;
 	IF NOT EXISTS (SELECT FROM referral.tracked_table t
 	                 JOIN pg_catalog.pg_class c ON c.oid = t.relid
 	                WHERE c.relkind = 'p') THEN
@@ -954,6 +989,7 @@ DECLARE
 	wanted bigint[];
 	not_payable text;
 	paid bigint[];
+	t record;
 BEGIN
 	PERFORM referral._require(NULLIF(btrim(reference), '') IS NOT NULL, 'payout reference must not be empty');
 	PERFORM referral._require(reward_ids IS NOT NULL AND cardinality(reward_ids) > 0
@@ -961,14 +997,18 @@ BEGIN
 		'reward_ids must be a non-empty array without NULLs');
 	wanted := ARRAY(SELECT DISTINCT unnest(reward_ids) ORDER BY 1);
 
-	-- Lock them all first (id order), then check: all or nothing.
-	PERFORM 1 FROM referral.reward w WHERE w.id = ANY (wanted) ORDER BY w.id FOR UPDATE;
+	-- Lock them all first (tenant, then id order; on Citus, row locks are taken
+	-- tenant by tenant), then check: all or nothing.
+	FOR t IN SELECT DISTINCT w.tenant FROM referral.reward w WHERE w.id = ANY (wanted) ORDER BY 1 LOOP
+		PERFORM 1 FROM referral.reward w WHERE w.tenant = t.tenant AND w.id = ANY (wanted) ORDER BY w.id FOR UPDATE;
+	END LOOP;
 	-- The first ten in the message: a payout file of thousands must not make it huge.
 	SELECT string_agg(format('%s (%s)', x.i, x.status), ', ' ORDER BY x.i) FILTER (WHERE x.n <= 10)
 	       || CASE WHEN count(*) > 10 THEN format(' and %s more', count(*) - 10) ELSE '' END
 	  INTO not_payable
 	  FROM (SELECT i, COALESCE(w.status, 'does not exist') AS status, row_number() OVER (ORDER BY i) AS n
-	          FROM unnest(wanted) i LEFT JOIN referral.reward w ON w.id = i
+	          FROM unnest(wanted) i
+	          LEFT JOIN (SELECT w.id, w.status FROM referral.reward w WHERE w.id = ANY (wanted)) w ON w.id = i
 	         WHERE w.status IS DISTINCT FROM 'approved') x;
 	IF not_payable IS NOT NULL THEN
 		RAISE EXCEPTION 'rewards not approved: %', not_payable
@@ -1497,15 +1537,19 @@ CREATE FUNCTION referral._credit_balance(tenant text, customer text, currency te
 RETURNS numeric
 LANGUAGE plpgsql STABLE
 AS $$
+DECLARE
+	earned numeric;
+	spent numeric;
 BEGIN
-	RETURN COALESCE((SELECT sum(w.amount) FROM referral.reward w
-	                  WHERE w.tenant = _credit_balance.tenant AND w.beneficiary = _credit_balance.customer
-	                    AND w.currency = _credit_balance.currency AND w.reward_type = 'credit'
-	                    AND (w.status = 'approved'
-	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
-	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                  WHERE s.tenant = _credit_balance.tenant AND s.customer = _credit_balance.customer
-	                    AND s.currency = _credit_balance.currency AND s.refunded_at IS NULL), 0);
+	-- One table per statement: Citus routes each to the tenant's shard.
+	SELECT COALESCE(sum(w.amount), 0) INTO earned FROM referral.reward w
+	 WHERE w.tenant = _credit_balance.tenant AND w.beneficiary = _credit_balance.customer
+	   AND w.currency = _credit_balance.currency AND w.reward_type = 'credit'
+	   AND (w.status = 'approved' OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'));
+	SELECT COALESCE(sum(s.amount), 0) INTO spent FROM referral.credit_spend s
+	 WHERE s.tenant = _credit_balance.tenant AND s.customer = _credit_balance.customer
+	   AND s.currency = _credit_balance.currency AND s.refunded_at IS NULL;
+	RETURN earned - spent;
 END
 $$;
 COMMENT ON FUNCTION referral._credit_balance(text, text, text) IS 'internal: a customer''s approved, unspent credit in a currency';
@@ -2012,7 +2056,7 @@ BEGIN
 	UPDATE referral.member x
 	   SET path = x.path[cardinality(child.path):],
 	       ancestors = x.ancestors[1:cardinality(x.ancestors) - cardinality(child.ancestors)]
-	 WHERE x.path >= child.path
+	 WHERE x.tenant = child.tenant AND x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
 $$;
@@ -2417,8 +2461,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	approved bigint[];
+	approved bigint[] := '{}';
 	held bigint[] := '{}';
+	t record;
 BEGIN
 	PERFORM referral._require(at IS NOT NULL, 'at must not be NULL');
 	-- Held: the rewards of blocked beneficiaries, and of suspicious referrals not
@@ -2426,22 +2471,27 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM referral.program p WHERE p.hold_suspicious) THEN
 		held := referral._held_referrals();
 	END IF;
-	WITH due AS (
-		SELECT w.id FROM referral.reward w
-		  JOIN referral.program p ON p.id = w.program_id
-		 WHERE w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
-		   AND w.referral_id <> ALL (held)
-		   AND NOT EXISTS (SELECT 1 FROM referral.block b
-		                    WHERE b.tenant = w.tenant AND b.customer = w.beneficiary)
-		 ORDER BY w.id
-		   FOR UPDATE OF w SKIP LOCKED
-	), upd AS (
-		UPDATE referral.reward w SET status = 'approved', approved_at = approve_due.at
-		  FROM due WHERE w.id = due.id AND w.status = 'pending'
-		RETURNING w.id
-	)
-	SELECT array_agg(upd.id) INTO approved FROM upd;
-	IF approved IS NULL THEN
+	-- Tenant by tenant: on Citus each statement then runs on one tenant's shard,
+	-- where its row locks can be taken.
+	FOR t IN SELECT DISTINCT w.tenant FROM referral.reward w WHERE w.status = 'pending' ORDER BY 1 LOOP
+		WITH due AS (
+			SELECT w.id FROM referral.reward w
+			  JOIN referral.program p ON p.id = w.program_id
+			 WHERE w.tenant = t.tenant
+			   AND w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
+			   AND w.referral_id <> ALL (held)
+			   AND NOT EXISTS (SELECT 1 FROM referral.block b
+			                    WHERE b.tenant = t.tenant AND b.customer = w.beneficiary)
+			 ORDER BY w.id
+			   FOR UPDATE OF w SKIP LOCKED
+		), upd AS (
+			UPDATE referral.reward w SET status = 'approved', approved_at = approve_due.at
+			  FROM due WHERE w.tenant = t.tenant AND w.id = due.id AND w.status = 'pending'
+			RETURNING w.id
+		)
+		SELECT approved || array_agg(upd.id) INTO approved FROM upd;
+	END LOOP;
+	IF cardinality(approved) = 0 THEN
 		RETURN 0;
 	END IF;
 	PERFORM referral._emit_rewards('reward_approved', approved);
@@ -2578,6 +2628,684 @@ COMMENT ON FUNCTION referral.redeem(referral.referral_code, text, text, inet, te
 
 
 
+-- tenant in every key, so that the tables can be distributed by tenant on Citus:
+ALTER TABLE referral.reward_rule DROP CONSTRAINT reward_rule_program_id_fkey;
+ALTER TABLE referral.milestone DROP CONSTRAINT milestone_program_id_fkey;
+ALTER TABLE referral.variant DROP CONSTRAINT variant_program_id_fkey;
+ALTER TABLE referral.code DROP CONSTRAINT code_program_id_fkey;
+ALTER TABLE referral.click DROP CONSTRAINT click_program_id_fkey;
+ALTER TABLE referral.referral DROP CONSTRAINT referral_program_id_fkey;
+ALTER TABLE referral.program DROP CONSTRAINT program_pkey, ADD PRIMARY KEY (id, tenant);
+ALTER TABLE referral.reward_rule DROP CONSTRAINT reward_rule_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+DROP INDEX referral.reward_rule_one_per_tier;
+CREATE UNIQUE INDEX reward_rule_one_per_tier ON referral.reward_rule
+	(tenant, program_id, beneficiary, level, COALESCE(variant, ''), min_conversions);
+ALTER TABLE referral.milestone DROP CONSTRAINT milestone_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
+	DROP CONSTRAINT milestone_program_id_conversions_key, ADD UNIQUE (tenant, program_id, conversions);
+ALTER TABLE referral.variant DROP CONSTRAINT variant_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
+	DROP CONSTRAINT variant_program_id_name_key, ADD UNIQUE (tenant, program_id, name);
+ALTER TABLE referral.event DROP CONSTRAINT event_pkey, ADD PRIMARY KEY (tenant, id);
+ALTER TABLE referral.code DROP CONSTRAINT code_pkey, ADD PRIMARY KEY (code, tenant),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+ALTER TABLE referral.click DROP CONSTRAINT click_pkey, ADD PRIMARY KEY (tenant, id),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+ALTER TABLE referral.tracked_table DROP CONSTRAINT tracked_table_pkey, ADD PRIMARY KEY (tenant, relid);
+ALTER TABLE referral.member DROP CONSTRAINT member_id_key, ADD UNIQUE (tenant, id);
+ALTER TABLE referral.referral DROP CONSTRAINT referral_pkey, ADD PRIMARY KEY (id, tenant),
+	ADD FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant);
+ALTER TABLE referral.reward DROP CONSTRAINT reward_pkey, ADD PRIMARY KEY (id, tenant);
+DROP INDEX referral.reward_once_per_milestone;
+-- A milestone held: not reversed and, if paid, not clawed back (reversed_at is set on
+-- a paid reward when its clawback is created), so a reversed one can be paid again.
+CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
+	(tenant, program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
+
+-- Codes are unique across tenants, but the primary key is (code, tenant), so that
+-- the table can be distributed by tenant: the check across tenants is here.  A
+-- vanity code is checked under an advisory lock of its own; generated codes share
+-- it (the counter makes them unique among themselves), so that a vanity code and
+-- a generated one cannot both pass the check at once.  The lock is the calling
+-- node's: on Citus, codes are issued on the coordinator.
+CREATE FUNCTION referral._code_free_elsewhere(code referral.referral_code, tenant text, vanity boolean)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF vanity THEN
+		PERFORM pg_advisory_xact_lock(1919250796, 1);	-- 'refl', 1: codes
+	ELSE
+		PERFORM pg_advisory_xact_lock_shared(1919250796, 1);
+	END IF;
+	RETURN code IS NULL OR NOT EXISTS (
+		SELECT 1 FROM referral.code c
+		 WHERE c.code OPERATOR(referral.=) _code_free_elsewhere.code
+		   AND c.tenant <> _code_free_elsewhere.tenant);
+END
+$$;
+COMMENT ON FUNCTION referral._code_free_elsewhere(referral.referral_code, text, boolean)
+	IS 'internal: whether no other tenant holds the code (under the codes'' advisory lock)';
+REVOKE ALL ON FUNCTION referral._code_free_elsewhere(referral.referral_code, text, boolean) FROM PUBLIC;
+
+-- SQLSTATE RF001 for a vanity code someone holds.
+CREATE FUNCTION referral._code_taken(vanity referral.referral_code)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'referral code "%" is already taken', vanity::text
+		USING ERRCODE = 'RF001',
+			  DETAIL = 'Codes are unique across all programs and tenants, and O = 0, I = L = 1 when codes are compared.',
+			  HINT = 'Choose another vanity code, or leave it NULL for a generated one.';
+END
+$$;
+COMMENT ON FUNCTION referral._code_taken(referral.referral_code) IS 'internal: raises RF001 for a vanity code that is taken';
+REVOKE ALL ON FUNCTION referral._code_taken(referral.referral_code) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION referral.issue_code(
+	program bigint,
+	customer text,
+	vanity referral.referral_code DEFAULT NULL,
+	email text DEFAULT NULL,
+	device text DEFAULT NULL)
+RETURNS referral.referral_code
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	email_h bytea := referral._hash('email', issue_code.email);
+	device_h bytea := referral._hash('device', issue_code.device);
+	program_tenant text;
+	key bytea;
+	candidate referral.referral_code;
+	issued referral.referral_code;
+	old_email_h bytea;
+	old_device_h bytea;
+BEGIN
+	LOOP
+		-- The program, the customer's existing code and the code key in one
+		-- statement: this runs once per customer, and each statement of a
+		-- PL/pgSQL function pays the executor's start-up.  The customer's
+		-- existing code wins (a later vanity is ignored); new fingerprints given
+		-- now are kept.  A repeat call (an app showing the customer's code) writes
+		-- nothing unless a fingerprint changed.
+		SELECT p.tenant, c.code, c.email_hash, c.device_hash, s.code_key
+		  INTO program_tenant, issued, old_email_h, old_device_h, key
+		  FROM referral.program p
+		  LEFT JOIN referral.code c
+		    ON c.tenant = p.tenant AND c.program_id = p.id AND c.customer = issue_code.customer
+		  LEFT JOIN referral.secret s ON true
+		 WHERE p.id = issue_code.program;
+		IF NOT FOUND THEN
+			-- Raises RF003; a program committed since the look-up's snapshot is
+			-- read again by the next pass.
+			PERFORM referral._program(issue_code.program);
+			CONTINUE;
+		END IF;
+		IF NULLIF(btrim(issue_code.customer), '') IS NULL OR octet_length(issue_code.customer) > 1000 THEN
+			PERFORM referral._check_customer(issue_code.customer);	-- raises 22023
+		END IF;
+		IF issued IS NOT NULL THEN
+			IF (email_h IS NOT NULL AND email_h IS DISTINCT FROM old_email_h)
+			   OR (device_h IS NOT NULL AND device_h IS DISTINCT FROM old_device_h) THEN
+				UPDATE referral.code c
+				   SET email_hash = COALESCE(email_h, c.email_hash),
+				       device_hash = COALESCE(device_h, c.device_hash)
+				 WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
+				   AND c.customer = issue_code.customer;
+			END IF;
+			RETURN issued;
+		END IF;
+
+		IF issue_code.vanity IS NOT NULL THEN
+			candidate := issue_code.vanity;
+		ELSE
+			IF key IS NULL THEN
+				key := (referral._secret()).code_key;	-- the database's first code
+			END IF;
+			candidate := referral._generate_code(nextval('referral.code_counter_seq'), key);
+		END IF;
+		IF NOT referral._code_free_elsewhere(candidate, program_tenant, issue_code.vanity IS NOT NULL) THEN
+			IF issue_code.vanity IS NOT NULL THEN
+				PERFORM referral._code_taken(issue_code.vanity);	-- raises RF001
+			END IF;
+			CONTINUE;	-- a generated code taken as a vanity code: the next counter value
+		END IF;
+
+		INSERT INTO referral.code AS c (tenant, code, program_id, customer, vanity, email_hash, device_hash)
+		VALUES (program_tenant, candidate, issue_code.program, issue_code.customer,
+		        issue_code.vanity IS NOT NULL, email_h, device_h)
+		ON CONFLICT DO NOTHING
+		RETURNING c.code INTO issued;
+		IF issued IS NOT NULL THEN
+			RETURN issued;
+		END IF;
+
+		-- Nothing inserted: either the code is taken, or this customer got a code
+		-- from a concurrent call (the loop's next look-up returns it).
+		IF NOT EXISTS (SELECT 1 FROM referral.code c
+		                WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
+		                  AND c.customer = issue_code.customer)
+		   AND issue_code.vanity IS NOT NULL THEN
+			PERFORM referral._code_taken(issue_code.vanity);	-- raises RF001
+		END IF;
+		-- A generated code already taken as a vanity code: take the next counter value.
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral.issue_code(bigint, text, referral.referral_code, text, text)
+	IS 'the customer''s referral code in a program (generated, or the given vanity code the first time); the same code on every later call';
+
+CREATE OR REPLACE FUNCTION referral.issue_codes(program bigint, customers text[])
+RETURNS TABLE(customer text, code referral.referral_code)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	p referral.program := referral._program(issue_codes.program);
+	key bytea;
+	bad_position bigint;
+	bad_customer text;
+	plain boolean;
+	missing text[];		-- customers without a code in this pass
+	codes referral.referral_code[];	-- their new codes, in the same order
+	taken referral.referral_code[];	-- those of the codes held in another tenant
+	issued bigint;
+BEGIN
+	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
+	SELECT u.n, u.c INTO bad_position, bad_customer
+	  FROM unnest(customers) WITH ORDINALITY u(c, n)
+	 WHERE NULLIF(btrim(u.c), '') IS NULL OR octet_length(u.c) > 1000
+	 ORDER BY u.n LIMIT 1;
+	IF bad_position IS NOT NULL THEN
+		RAISE EXCEPTION 'customer % of the array is %', bad_position,
+			CASE WHEN bad_customer IS NULL THEN 'NULL'
+			     WHEN octet_length(bad_customer) > 1000
+			     THEN format('too long (%s bytes, at most 1000)', octet_length(bad_customer))
+			     ELSE 'empty' END
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Nothing was issued; remove or fix that element and call again.';
+	END IF;
+
+	key := (referral._secret()).code_key;
+	PERFORM referral._code_free_elsewhere(NULL, p.tenant, false);	-- the codes' shared lock
+	-- Each pass issues a generated code to every customer still without one.  A
+	-- code held in another tenant (a vanity code) is left out, and a row skipped
+	-- (ON CONFLICT) when its code was taken in this tenant or the customer got a
+	-- code from a concurrent call; the next pass sees the latter's code and gives
+	-- the others the next counter values.  For a long list the first pass is a
+	-- plain INSERT, which spares ON CONFLICT's probe of both unique indexes before
+	-- each row (a third of the INSERT's time), and fails as a whole on a conflict.
+	-- Short lists skip it: its subtransaction would gain them nothing, and more
+	-- than 64 subtransactions in one transaction (a loop of small calls) slow
+	-- every session's snapshots.  The statements are uncorrelated, as Citus plans
+	-- them when the table is distributed.
+	plain := cardinality(customers) >= 1000;
+	LOOP
+		missing := ARRAY(SELECT u.c FROM unnest(customers) u(c)
+		                 EXCEPT
+		                 SELECT k.customer FROM referral.code k
+		                  WHERE k.tenant = p.tenant AND k.program_id = p.id AND k.customer = ANY (customers));
+		EXIT WHEN cardinality(missing) = 0;
+		codes := ARRAY(SELECT referral._generate_code(nextval('referral.code_counter_seq'), key)
+		                 FROM unnest(missing));
+		taken := ARRAY(SELECT o.code FROM referral.code o
+		                WHERE o.code OPERATOR(referral.=) ANY (codes) AND o.tenant <> p.tenant);
+		IF plain THEN
+			plain := false;
+			BEGIN
+				INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+				SELECT p.tenant, g.code, p.id, g.customer, false
+				  FROM unnest(codes, missing) g(code, customer)
+				 WHERE NOT g.code OPERATOR(referral.=) ANY (taken);
+				GET DIAGNOSTICS issued = ROW_COUNT;
+			EXCEPTION WHEN unique_violation THEN
+				issued := 0;
+			END;
+		ELSE
+			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+			SELECT p.tenant, g.code, p.id, g.customer, false
+			  FROM unnest(codes, missing) g(code, customer)
+			 WHERE NOT g.code OPERATOR(referral.=) ANY (taken)
+			ON CONFLICT DO NOTHING;
+			GET DIAGNOSTICS issued = ROW_COUNT;
+		END IF;
+		EXIT WHEN issued = cardinality(missing);
+	END LOOP;
+
+	RETURN QUERY
+		SELECT u.c, k.code
+		  FROM (SELECT u.c, min(u.n) AS n FROM unnest(customers) WITH ORDINALITY u(c, n)
+		         GROUP BY u.c) u
+		  JOIN referral.code k ON k.tenant = p.tenant AND k.program_id = p.id AND k.customer = u.c
+		 ORDER BY u.n;
+END
+$$;
+COMMENT ON FUNCTION referral.issue_codes(bigint, text[])
+	IS 'the codes of many customers in a program, generated in one statement for those without one; each customer once, in the order given';
+
+
+CREATE OR REPLACE FUNCTION referral._lock_trees(tenant text, a text, b text, OUT a_member referral.member, OUT b_member referral.member)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked bigint[] := '{}';
+	roots bigint[];
+BEGIN
+	a_member := referral._member(tenant, a);
+	b_member := referral._member(tenant, b);
+	LOOP
+		roots := ARRAY(SELECT DISTINCT r FROM unnest(ARRAY[a_member.path[1], b_member.path[1]]) r
+		                WHERE r <> ALL (locked) ORDER BY r);
+		EXIT WHEN cardinality(roots) = 0;
+		PERFORM 1 FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = ANY (roots) ORDER BY x.id FOR UPDATE;
+		locked := locked || roots;
+		SELECT * INTO STRICT a_member FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = a_member.id;
+		SELECT * INTO STRICT b_member FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = b_member.id;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._lock_trees(text, text, text) IS 'internal: lock the chain trees of two customers (root rows, id order) and return their members';
+
+CREATE OR REPLACE FUNCTION referral._attach(parent referral.member, child referral.member)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF cardinality(child.path) <> 1 OR child.id = ANY (parent.path) THEN
+		RAISE EXCEPTION 'referral: cannot attach member % below member %', child.id, parent.id
+			USING ERRCODE = 'internal_error';
+	END IF;
+	UPDATE referral.member x
+	   SET path = parent.path || x.path,
+	       ancestors = x.ancestors || parent.customer || parent.ancestors
+	 WHERE x.tenant = child.tenant AND x.path >= child.path
+	   AND x.path < child.path || 9223372036854775807::bigint;
+END
+$$;
+COMMENT ON FUNCTION referral._attach(referral.member, referral.member) IS 'internal: hang a root member and its subtree below a parent';
+
+CREATE OR REPLACE FUNCTION referral._referral_keep_rewarded()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.tenant = OLD.tenant AND w.referral_id = OLD.id) THEN
+		RAISE EXCEPTION 'referral % has rewards and cannot be deleted', OLD.id
+			USING ERRCODE = 'foreign_key_violation',
+			      DETAIL = 'Rewards are the ledger: they keep their referral.';
+	ELSIF TG_OP = 'TRUNCATE' AND EXISTS (SELECT 1 FROM referral.reward) THEN
+		RAISE EXCEPTION 'referral.referral cannot be truncated while referral.reward has rows'
+			USING ERRCODE = 'foreign_key_violation',
+			      HINT = 'Truncate both in one statement, or referral.reward first.';
+	END IF;
+	RETURN OLD;	-- NULL for TRUNCATE
+END
+$$;
+COMMENT ON FUNCTION referral._referral_keep_rewarded() IS 'internal: refuses to delete or truncate referrals that have rewards';
+
+-- The views join referral's tables on tenant, as Citus plans them:
+CREATE OR REPLACE VIEW referral._participant AS
+SELECT c.tenant, c.program_id, c.customer, c.code, c.variant,
+       COALESCE(pg_catalog.width_bucket(COALESCE(r.conversions, 0)::int, COALESCE(ts.tiers, tg.tiers)), 0) AS tier,
+       (COALESCE(ts.tiers, tg.tiers))[COALESCE(pg_catalog.width_bucket(COALESCE(r.conversions, 0)::int,
+                                                                   COALESCE(ts.tiers, tg.tiers)), 0) + 1] AS next_tier_at,
+       COALESCE(k.clicks, 0) AS clicks,
+       COALESCE(r.referrals, 0) AS referrals,
+       COALESCE(r.conversions, 0) AS conversions,
+       r.conversions::double precision / NULLIF(r.referrals, 0) AS conversion_rate,
+       COALESCE(o.revenue, 0) AS revenue,
+       COALESCE(w.pending, 0) AS rewards_pending,
+       COALESCE(w.approved, 0) AS rewards_approved,
+       COALESCE(w.paid, 0) AS rewards_paid,
+       COALESCE(w.pending, 0) + COALESCE(w.approved, 0) + COALESCE(w.paid, 0) AS rewards
+  FROM referral._code_variant c
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.code, pg_catalog.count(*) AS clicks
+               FROM referral.click x
+              GROUP BY x.tenant, x.program_id, x.code) k
+    ON k.tenant = c.tenant AND k.program_id = c.program_id AND k.code OPERATOR(referral.=) c.code
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.referrer,
+                    pg_catalog.count(*) AS referrals,
+                    pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
+               FROM referral.referral x
+              WHERE x.status <> 'rejected'
+              GROUP BY x.tenant, x.program_id, x.referrer) r
+    ON r.tenant = c.tenant AND r.program_id = c.program_id AND r.referrer = c.customer
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.referrer, pg_catalog.sum(a.amount) AS revenue
+               FROM referral.attributed_order a
+               JOIN referral.referral x ON x.tenant = a.tenant AND x.id = a.referral_id
+              WHERE a.reversed_at IS NULL
+              GROUP BY x.tenant, x.program_id, x.referrer) o
+    ON o.tenant = c.tenant AND o.program_id = c.program_id AND o.referrer = c.customer
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.beneficiary,
+                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'pending') AS pending,
+                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'approved') AS approved,
+                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'paid') AS paid
+               FROM referral.reward x
+              GROUP BY x.tenant, x.program_id, x.beneficiary) w
+    ON w.tenant = c.tenant AND w.program_id = c.program_id AND w.beneficiary = c.customer
+  LEFT JOIN (SELECT x.program_id, x.variant,
+                    pg_catalog.array_agg(DISTINCT x.min_conversions ORDER BY x.min_conversions) AS tiers
+               FROM referral.reward_rule x
+              WHERE x.beneficiary = 'referrer' AND x.level = 1 AND x.variant IS NOT NULL
+              GROUP BY x.program_id, x.variant) ts
+    ON ts.program_id = c.program_id AND ts.variant = c.variant
+  LEFT JOIN (SELECT x.program_id,
+                    pg_catalog.array_agg(DISTINCT x.min_conversions ORDER BY x.min_conversions) AS tiers
+               FROM referral.reward_rule x
+              WHERE x.beneficiary = 'referrer' AND x.level = 1 AND x.variant IS NULL
+              GROUP BY x.program_id) tg
+    ON tg.program_id = c.program_id;
+COMMENT ON VIEW referral._participant
+	IS 'internal: every code holder''s figures (tier, next_tier_at, clicks, referrals, conversions, revenue, rewards by status), read by referrer_stats, leaderboard and participant_summary';
+
+CREATE OR REPLACE VIEW referral.program_stats AS
+SELECT p.id AS program_id,
+       p.name AS program,
+       COALESCE(k.clicks, 0) AS clicks,
+       COALESCE(r.referrals, 0) AS referrals,
+       COALESCE(r.rejected, 0) AS rejected,
+       COALESCE(r.conversions, 0) AS conversions,
+       r.conversions::double precision / NULLIF(r.referrals, 0) AS conversion_rate,
+       COALESCE(o.revenue, 0) AS revenue,
+       COALESCE(w.reward_cost, 0) AS reward_cost,
+       COALESCE(w.reward_cost, 0) / NULLIF(r.conversions, 0) AS cost_per_acquisition,
+       ((COALESCE(o.revenue, 0) - w.reward_cost) / NULLIF(w.reward_cost, 0))::double precision AS roi,
+       COALESCE(r.referrals, 0)::double precision / NULLIF(h.holders, 0) AS k_factor
+  FROM referral.program p
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.count(*) AS clicks
+               FROM referral.click x GROUP BY x.tenant, x.program_id) k
+    ON k.tenant = p.tenant AND k.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.count(*) AS holders
+               FROM referral.code x GROUP BY x.tenant, x.program_id) h
+    ON h.tenant = p.tenant AND h.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id,
+                    pg_catalog.count(*) FILTER (WHERE x.status <> 'rejected') AS referrals,
+                    pg_catalog.count(*) FILTER (WHERE x.status = 'rejected') AS rejected,
+                    pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
+               FROM referral.referral x GROUP BY x.tenant, x.program_id) r
+    ON r.tenant = p.tenant AND r.program_id = p.id
+  LEFT JOIN (SELECT a.tenant, a.program_id, pg_catalog.sum(a.amount) AS revenue
+               FROM referral.attributed_order a
+              WHERE a.reversed_at IS NULL
+              GROUP BY a.tenant, a.program_id) o
+    ON o.tenant = p.tenant AND o.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.sum(x.amount) AS reward_cost
+               FROM referral.reward x
+              WHERE x.status <> 'reversed'
+              GROUP BY x.tenant, x.program_id) w
+    ON w.tenant = p.tenant AND w.program_id = p.id;
+COMMENT ON VIEW referral.program_stats
+	IS 'one row per program: clicks, accepted referrals, rejected attempts, conversions, conversion_rate (conversions / referrals), revenue (attributed orders not reversed), reward_cost (rewards not reversed, clawbacks included), cost_per_acquisition (reward_cost / conversions), roi ((revenue - reward_cost) / reward_cost), k_factor (referrals per code holder)';
+
+CREATE OR REPLACE VIEW referral.variant_stats AS
+SELECT s.program_id, s.variant, s.referrers, s.referrals, s.conversions, s.conversion_rate,
+       s.revenue, s.reward_cost,
+       CASE WHEN s.id <> s.first_id
+            THEN referral.two_proportion_p_value(s.first_conversions, s.first_referrals, s.conversions, s.referrals)
+       END AS p_value
+  FROM (SELECT v.program_id, v.id, v.name AS variant,
+               COALESCE(h.referrers, 0) AS referrers,
+               COALESCE(r.referrals, 0) AS referrals,
+               COALESCE(r.conversions, 0) AS conversions,
+               r.conversions::double precision / NULLIF(r.referrals, 0) AS conversion_rate,
+               COALESCE(o.revenue, 0) AS revenue,
+               COALESCE(w.reward_cost, 0) AS reward_cost,
+               pg_catalog.first_value(v.id) OVER first AS first_id,
+               pg_catalog.first_value(COALESCE(r.conversions, 0)) OVER first AS first_conversions,
+               pg_catalog.first_value(COALESCE(r.referrals, 0)) OVER first AS first_referrals
+          FROM referral.variant v
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.count(*) AS referrers
+                       FROM referral._code_variant x
+                      WHERE x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) h
+            ON h.tenant = v.tenant AND h.program_id = v.program_id AND h.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant,
+                            pg_catalog.count(*) AS referrals,
+                            pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
+                       FROM referral.referral x
+                      WHERE x.status <> 'rejected' AND x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) r
+            ON r.tenant = v.tenant AND r.program_id = v.program_id AND r.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.sum(a.amount) AS revenue
+                       FROM referral.attributed_order a
+                       JOIN referral.referral x ON x.tenant = a.tenant AND x.id = a.referral_id
+                      WHERE a.reversed_at IS NULL AND x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) o
+            ON o.tenant = v.tenant AND o.program_id = v.program_id AND o.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.sum(w.amount) AS reward_cost
+                       FROM referral.reward w
+                       JOIN referral.referral x ON x.tenant = w.tenant AND x.id = w.referral_id
+                      WHERE w.status <> 'reversed' AND x.variant IS NOT NULL
+                      GROUP BY x.tenant, x.program_id, x.variant) w
+            ON w.tenant = v.tenant AND w.program_id = v.program_id AND w.variant = v.name
+        WINDOW first AS (PARTITION BY v.program_id ORDER BY v.id)) s;
+COMMENT ON VIEW referral.variant_stats
+	IS 'one row per A/B variant: code holders assigned to it, accepted referrals made in it, conversions, conversion_rate, revenue, reward_cost, and p_value of a two-proportion z-test of its conversion rate against the first variant''s (lowest id; NULL for that one and when undefined)';
+
+-- Citus: referral.distribute() and what it needs:
+-- Citus: referral's tables distributed by tenant, co-located with the shop's orders
+-- table, so that the order triggers, which Citus fires on each shard where the
+-- shard is, find the tenant's referrals, rewards and chains on the same node.  The
+-- configuration tables are reference tables (a copy on every node).  The secret
+-- stays on the coordinator, where the API functions run.  Citus functions are
+-- called through EXECUTE: the extension does not depend on Citus.
+
+-- Every node draws ids from its own range of each sequence (group id << 48), as
+-- Citus does for the sequences it distributes: the order triggers on the workers
+-- create rewards, events and attributed orders with ids unique in the cluster.
+-- Only ever moves a sequence forward.
+CREATE FUNCTION referral._node_sequences()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	node_group bigint;
+	s record;
+BEGIN
+	EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO node_group;
+	IF node_group IS NULL OR node_group = 0 THEN
+		RETURN;		-- the coordinator keeps the range it has
+	END IF;
+	FOR s IN
+		SELECT q.seqrelid::regclass AS seq
+		  FROM pg_catalog.pg_sequence q
+		  JOIN pg_catalog.pg_class c ON c.oid = q.seqrelid
+		 WHERE c.relnamespace = 'referral'::regnamespace
+		   AND c.relname <> 'code_counter_seq'	-- codes are issued on the coordinator
+	LOOP
+		CONTINUE WHEN COALESCE(pg_catalog.pg_sequence_last_value(s.seq), 0) >= node_group << 48;
+		PERFORM pg_catalog.setval(s.seq, (node_group << 48) + 1, false);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._node_sequences() IS 'internal: moves this Citus node''s referral sequences to its own range (group id << 48)';
+
+CREATE FUNCTION referral.distribute(orders regclass DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	is_coordinator boolean;
+	orders_column text;
+	orders_type regtype;
+	colocate text := 'default';
+	t record;
+	name text;
+	keys text[];
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+		RAISE EXCEPTION 'referral.distribute needs Citus, and the citus extension is not installed in this database'
+			USING ERRCODE = 'feature_not_supported',
+			      HINT = 'On a Citus coordinator (shared_preload_libraries = citus), run CREATE EXTENSION citus first; on one node referral needs nothing more.';
+	END IF;
+	EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO is_coordinator;
+	IF NOT is_coordinator THEN
+		RAISE EXCEPTION 'referral.distribute runs on the Citus coordinator, not on a worker'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+
+	IF orders IS NOT NULL THEN
+		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		           FROM pg_catalog.pg_dist_partition p
+		          WHERE p.logicalrelid = $1 AND p.partmethod = ''h'''
+		   INTO orders_column USING orders;
+		IF orders_column IS NULL THEN
+			RAISE EXCEPTION 'table "%" is not a distributed table', referral._excerpt(orders::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      HINT = 'Distribute it by its tenant column first: SELECT create_distributed_table(''orders'', ''tenant'').';
+		END IF;
+		SELECT a.atttypid INTO orders_type FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid = orders AND a.attname = orders_column;
+		IF orders_type <> 'text'::regtype THEN
+			RAISE EXCEPTION 'table "%" is distributed by column "%" of type %, not text', referral._excerpt(orders::text),
+				referral._excerpt(orders_column), orders_type
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      DETAIL = 'Referral''s tables are distributed by their text column tenant, co-located with the orders table.';
+		END IF;
+		colocate := orders::text;
+	END IF;
+
+	-- A tracked table distributed by anything but its tenant column, or not
+	-- co-located with referral's tables, fires its triggers on shards that do not
+	-- hold the tenant's referrals: they would attribute nothing.
+	FOR t IN
+		SELECT tt.relid, tt.tenant_column FROM referral.tracked_table tt
+		 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tt.relid)
+		 ORDER BY tt.relid
+	LOOP
+		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		           FROM pg_catalog.pg_dist_partition p
+		          WHERE p.logicalrelid = $1 AND p.partmethod = ''h'''
+		   INTO name USING t.relid;
+		CONTINUE WHEN name IS NULL;		-- a table of the coordinator: its triggers run there
+		IF t.tenant_column IS NULL OR name <> t.tenant_column THEN
+			RAISE EXCEPTION 'tracked table "%" is distributed by column "%", not by its tenant column', referral._excerpt(t.relid::text),
+				referral._excerpt(name)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      DETAIL = 'Its order triggers run on its shards and must find the tenant''s referrals there.',
+				      HINT = 'Track it with tenant_column => the distribution column, or distribute it by that column.';
+		ELSIF t.relid IS DISTINCT FROM orders THEN
+			RAISE EXCEPTION 'tracked table "%" is distributed, and only the orders table given to distribute can be', referral._excerpt(t.relid::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+				      HINT = 'Call referral.distribute with that table as orders, after co-locating the others with it.';
+		END IF;
+	END LOOP;
+
+	-- referral's own triggers (referral_keep_rewarded) fire on the shards too.
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	-- Foreign keys to reference tables need one connection per node.
+	PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	-- A foreign key from a local table to a table becoming a reference table would
+	-- make Citus convert the local one (and the views on it, which belong to the
+	-- extension, cannot be dropped): the keys are put back once every table is a
+	-- Citus table.
+	SELECT array_agg(format('ALTER TABLE %s ADD CONSTRAINT %I %s', con.conrelid::regclass, con.conname,
+	                        pg_catalog.pg_get_constraintdef(con.oid)) ORDER BY con.conname)
+	  INTO keys
+	  FROM pg_catalog.pg_constraint con
+	 WHERE con.contype = 'f' AND con.connamespace = 'referral'::regnamespace
+	   AND NOT (referral._distributed(con.conrelid) AND referral._distributed(con.confrelid));
+	FOR t IN
+		SELECT con.conrelid::regclass AS rel, con.conname
+		  FROM pg_catalog.pg_constraint con
+		 WHERE con.contype = 'f' AND con.connamespace = 'referral'::regnamespace
+		   AND NOT (referral._distributed(con.conrelid) AND referral._distributed(con.confrelid))
+	LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', t.rel, t.conname);
+		-- The workers' own copies of referral's tables become the shells of the
+		-- Citus tables: they lose the key too, and get it back with the shards.
+		EXECUTE 'SELECT pg_catalog.run_command_on_workers($1)'
+		  USING format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', t.rel, t.conname);
+	END LOOP;
+	FOREACH name IN ARRAY ARRAY['program', 'reward_rule', 'milestone', 'variant', 'referee_offer',
+	                            'tracked_table', 'source_label', 'untracked_partition'] LOOP
+		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
+			EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING format('referral.%I', name)::regclass;
+		END IF;
+	END LOOP;
+	FOREACH name IN ARRAY ARRAY['referral', 'reward', 'attributed_order', 'member', 'code', 'click',
+	                            'event', 'offer_use', 'credit_spend', 'block', 'forgotten'] LOOP
+		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
+			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''tenant'', colocate_with => $2)'
+			  USING format('referral.%I', name)::regclass, colocate;
+		END IF;
+		colocate := 'referral.referral';
+	END LOOP;
+	FOREACH name IN ARRAY COALESCE(keys, '{}') LOOP
+		EXECUTE name;
+	END LOOP;
+	EXECUTE 'SELECT pg_catalog.run_command_on_workers(''SELECT referral._node_sequences()'')';
+END
+$$;
+COMMENT ON FUNCTION referral.distribute(regclass)
+	IS 'on a Citus coordinator: referral''s tables distributed by tenant (co-located with the orders table when given), the configuration tables as reference tables';
+
+-- Whether a table is a Citus table (distributed or reference); false without Citus.
+CREATE FUNCTION referral._distributed(relid regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	found boolean;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)'
+	   INTO found USING relid;
+	RETURN found;
+END
+$$;
+COMMENT ON FUNCTION referral._distributed(regclass) IS 'internal: whether a table is a Citus table (distributed or reference)';
+
+REVOKE ALL ON FUNCTION referral._node_sequences() FROM PUBLIC;
+REVOKE ALL ON FUNCTION referral.distribute(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION referral._distributed(regclass) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION referral.participant_summary(program bigint, customer text)
+RETURNS TABLE (code referral.referral_code, variant text, clicks bigint, referrals bigint,
+               conversions bigint, tier int, next_tier_at int, rewards_pending numeric,
+               rewards_approved numeric, rewards_paid numeric)
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p referral.program := referral._program(participant_summary.program);
+BEGIN
+	-- Code, variant, referrals, conversions and tier from the view; clicks and rewards
+	-- (the same rows as the view's columns) by index lookups of this one participant,
+	-- so that the view's aggregates of the whole program are left out of the plan.
+	RETURN QUERY
+	SELECT s.code, s.variant,
+	       (SELECT pg_catalog.count(*) FROM referral.click k
+	         WHERE k.tenant = s.tenant AND k.code OPERATOR(referral.=) s.code AND k.program_id = s.program_id),
+	       s.referrals, s.conversions, s.tier, s.next_tier_at,
+	       COALESCE(w.pending, 0), COALESCE(w.approved, 0), COALESCE(w.paid, 0)
+	  FROM referral._participant s
+	 CROSS JOIN (SELECT pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'pending') AS pending,
+	                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'approved') AS approved,
+	                    pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'paid') AS paid
+	               FROM referral.reward x
+	              WHERE x.tenant = p.tenant AND x.beneficiary = participant_summary.customer
+	                AND x.program_id = p.id) w
+	 WHERE s.tenant = p.tenant AND s.program_id = p.id AND s.customer = participant_summary.customer;
+END
+$$;
+
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
 RETURNS TABLE (problem text, detail text)
@@ -2589,6 +3317,10 @@ DECLARE
 	t record;
 	forgotten boolean := EXISTS (SELECT 1 FROM referral.forgotten);
 	key bytea;
+	relids oid[];
+	sources text[];
+	dropped text[];
+	qualified text;
 BEGIN
 	IF program IS NOT NULL THEN
 		PERFORM referral._program(program);
@@ -2621,7 +3353,7 @@ BEGIN
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	   AND (w.status IN ('pending', 'approved')
 	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	                                                        WHERE c.tenant = w.tenant AND c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
 	 ORDER BY w.id;
 
 	RETURN QUERY
@@ -2629,7 +3361,7 @@ BEGIN
 	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s',
 	              c.id, c.amount, c.clawback_of, c.beneficiary)
 	  FROM referral.reward c
-	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
+	  LEFT JOIN referral.reward w ON w.tenant = c.tenant AND w.id = c.clawback_of
 	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
 	   AND (w.id IS NULL OR w.kind = 'clawback' OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary)
 	 ORDER BY c.id;
@@ -2640,8 +3372,9 @@ BEGIN
 	SELECT 'clawbacks_exceed_reward',
 	       format('the clawbacks of reward %s of %s (%s) offset %s', w.id, w.beneficiary, w.amount, -s.total)
 	  FROM referral.reward w
-	  JOIN (SELECT c.clawback_of, sum(c.amount) AS total FROM referral.reward c
-	         WHERE c.kind = 'clawback' GROUP BY c.clawback_of) s ON s.clawback_of = w.id
+	  JOIN (SELECT c.tenant, c.clawback_of, sum(c.amount) AS total FROM referral.reward c
+	         WHERE c.kind = 'clawback' GROUP BY c.tenant, c.clawback_of) s
+	    ON s.tenant = w.tenant AND s.clawback_of = w.id
 	 WHERE w.kind <> 'clawback' AND w.amount + s.total < 0
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	 ORDER BY w.id;
@@ -2657,8 +3390,8 @@ BEGIN
 	 WHERE w.kind IN ('referee', 'referrer') AND (audit.program IS NULL OR w.program_id = audit.program)
 	   AND (w.status IN ('pending', 'approved')
 	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
-	   AND EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	                                                        WHERE c.tenant = w.tenant AND c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	   AND EXISTS (SELECT 1 FROM referral.referral r WHERE r.tenant = w.tenant AND r.id = w.referral_id)
 	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
 	                    WHERE o.tenant = w.tenant AND o.order_source = w.order_source
 	                      AND o.order_ref = w.order_ref AND o.referral_id = w.referral_id)
@@ -2668,7 +3401,7 @@ BEGIN
 	SELECT 'reward_without_referral',
 	       format('reward %s of %s names referral %s, which does not exist', w.id, w.beneficiary, w.referral_id)
 	  FROM referral.reward w
-	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.tenant = w.tenant AND r.id = w.referral_id)
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	 ORDER BY w.id;
 
@@ -2677,7 +3410,7 @@ BEGIN
 	       format('reward %s is in program %s, but its referral %s is in program %s',
 	              w.id, w.program_id, r.id, r.program_id)
 	  FROM referral.reward w
-	  JOIN referral.referral r ON r.id = w.referral_id
+	  JOIN referral.referral r ON r.tenant = w.tenant AND r.id = w.referral_id
 	 WHERE w.program_id <> r.program_id
 	   AND (audit.program IS NULL OR w.program_id = audit.program OR r.program_id = audit.program)
 	 ORDER BY w.id;
@@ -2692,7 +3425,7 @@ BEGIN
 	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
 	  FROM (SELECT x.*, x.amount + CASE WHEN x.status = 'paid'
 	                                    THEN COALESCE((SELECT sum(c.amount) FROM referral.reward c
-	                                                    WHERE c.clawback_of = x.id AND c.kind = 'clawback'), 0)
+	                                                    WHERE c.tenant = x.tenant AND c.clawback_of = x.id AND c.kind = 'clawback'), 0)
 	                                    ELSE 0 END AS net
 	          FROM referral.reward x
 	         WHERE x.kind IN ('referee', 'referrer') AND x.status <> 'reversed'
@@ -2707,8 +3440,9 @@ BEGIN
 	SELECT 'budget_exceeded',
 	       format('program %s has created %s of rewards, over its budget of %s', p.id, s.total, p.budget)
 	  FROM referral.program p
-	  JOIN (SELECT w.program_id, sum(w.amount) AS total FROM referral.reward w
-	         WHERE w.status <> 'reversed' GROUP BY w.program_id) s ON s.program_id = p.id
+	  JOIN (SELECT w.tenant, w.program_id, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.tenant, w.program_id) s
+	    ON s.tenant = p.tenant AND s.program_id = p.id
 	 WHERE p.budget IS NOT NULL AND s.total > p.budget
 	   AND (audit.program IS NULL OR p.id = audit.program)
 	 ORDER BY p.id;
@@ -2717,21 +3451,25 @@ BEGIN
 	SELECT 'referrer_cap_exceeded',
 	       format('%s has earned %s in program %s, over its referrer_cap of %s', s.beneficiary, s.total, p.id, p.referrer_cap)
 	  FROM referral.program p
-	  JOIN (SELECT w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
-	         WHERE w.status <> 'reversed' GROUP BY w.program_id, w.beneficiary) s ON s.program_id = p.id
+	  JOIN (SELECT w.tenant, w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.tenant, w.program_id, w.beneficiary) s
+	    ON s.tenant = p.tenant AND s.program_id = p.id
 	 WHERE p.referrer_cap IS NOT NULL AND s.total > p.referrer_cap
 	   AND (audit.program IS NULL OR p.id = audit.program)
 	 ORDER BY p.id, s.beneficiary;
 
 	-- Attributed orders of a tracked table that was dropped (not untracked): they
-	-- are gone, and nothing reversed their rewards.
+	-- are gone, and nothing reversed their rewards.  (The registry and the catalog
+	-- are read apart: on Citus one is a reference table, the other local.)
+	SELECT array_agg(tt.relid::oid), array_agg(tt.source) INTO relids, sources FROM referral.tracked_table tt;
+	dropped := ARRAY(SELECT u.source FROM unnest(relids, sources) u(relid, source)
+	                  WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = u.relid));
 	RETURN QUERY
 	SELECT 'order_not_paid',
 	       format('order %s of %s (referral %s) earned rewards but its table was dropped',
 	              o.order_ref, o.order_source, o.referral_id)
-	  FROM referral.tracked_table tt
-	  JOIN referral.attributed_order o ON o.order_source = tt.source
-	 WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
+	  FROM referral.attributed_order o
+	 WHERE o.order_source = ANY (dropped)
 	   AND o.reversed_at IS NULL AND (audit.program IS NULL OR o.program_id = audit.program)
 	 ORDER BY o.order_source, o.order_ref;
 
@@ -2743,16 +3481,16 @@ BEGIN
 	              s.reward_id, w.kind, w.reward_type, w.amount, w.currency, w.beneficiary,
 	              CASE WHEN w.approved_at IS NULL THEN 'never approved' ELSE 'approved ' || w.approved_at END,
 	              s.total, s.orders)
-	  FROM (SELECT x.reward_id, sum(x.amount) AS total,
+	  FROM (SELECT x.tenant, x.reward_id, sum(x.amount) AS total,
 	               string_agg(DISTINCT x.order_ref, ', ' ORDER BY x.order_ref) AS orders,
 	               bool_or(x.customer <> w0.beneficiary OR x.currency <> w0.currency
 	                       OR x.tenant <> w0.tenant OR w0.reward_type <> 'credit' OR w0.kind = 'clawback'
 	                       OR w0.approved_at IS NULL) AS misplaced
 	          FROM referral.credit_spend x
-	          JOIN referral.reward w0 ON w0.id = x.reward_id
+	          JOIN referral.reward w0 ON w0.tenant = x.tenant AND w0.id = x.reward_id
 	         WHERE x.refunded_at IS NULL
-	         GROUP BY x.reward_id) s
-	  JOIN referral.reward w ON w.id = s.reward_id
+	         GROUP BY x.tenant, x.reward_id) s
+	  JOIN referral.reward w ON w.tenant = s.tenant AND w.id = s.reward_id
 	 WHERE (s.total > w.amount OR s.misplaced)
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	UNION ALL
@@ -2761,22 +3499,20 @@ BEGIN
 	              x.id, x.amount, x.order_ref, x.reward_id)
 	  FROM referral.credit_spend x
 	 WHERE audit.program IS NULL
-	   AND NOT EXISTS (SELECT 1 FROM referral.reward w WHERE w.id = x.reward_id)
+	   AND NOT EXISTS (SELECT 1 FROM referral.reward w WHERE w.tenant = x.tenant AND w.id = x.reward_id)
 	 ORDER BY 1, 2;
 
 	-- Against the orders of every table still tracked, read as the table's owner
 	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
 	-- rows come back as built-in types, compared here.
-	FOR t IN
-		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
-		  FROM referral.tracked_table tt
-		  JOIN pg_class c ON c.oid = tt.relid
-		  JOIN pg_namespace n ON n.oid = c.relnamespace
-		 ORDER BY tt.relid
-	LOOP
+	FOR t IN SELECT tt.* FROM referral.tracked_table tt ORDER BY tt.relid LOOP
+		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) INTO qualified
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE c.oid = t.relid;
+		CONTINUE WHEN NOT FOUND;
 		RETURN QUERY
 		WITH x AS MATERIALIZED (
-			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, t.qualified))
+			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, qualified))
 			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, reversed boolean,
 			         ordered_at timestamptz)),
 		problems AS (
@@ -2796,7 +3532,7 @@ BEGIN
 			   AND NOT (forgotten AND (
 			            EXISTS (SELECT 1 FROM referral.referral r
 			                      JOIN referral.forgotten f ON f.tenant = r.tenant AND f.pseudonym = r.referee
-			                     WHERE r.id = o.referral_id)
+			                     WHERE r.tenant = o.tenant AND r.id = o.referral_id)
 			            OR (x.customer IS NOT NULL AND EXISTS (
 			                SELECT 1 FROM referral.forgotten f
 			                 WHERE f.tenant = x.tenant

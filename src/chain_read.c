@@ -40,6 +40,7 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
+#include "citus_compat.h"
 #include "referral_names.h"
 
 /* The member table's columns and indexes this file reads, found by name. */
@@ -70,6 +71,19 @@ member_column(Relation table, const char *name)
 	if (att == InvalidAttrNumber)
 		elog(ERROR, "referral: column referral.member.%s is missing", name);
 	return att;
+}
+
+/*
+ * Whether referral.member is a Citus table: the coordinator's own heap is then
+ * empty, and the rows are read by a query.
+ */
+static bool
+member_distributed(FunctionCallInfo fcinfo)
+{
+	if (!citus_present())
+		return false;
+	return citus_is_citus_table(member_relation(get_func_namespace(fcinfo->flinfo->fn_oid),
+												MEMBER_TABLE_NAME));
 }
 
 /* Opens referral.member, in the schema of the calling function. */
@@ -213,6 +227,19 @@ referral_upline(PG_FUNCTION_ARGS)
 	TupleTableSlot *row;
 
 	chain_result_begin(fcinfo);
+	if (member_distributed(fcinfo))
+	{
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		Datum		values[2] = {PointerGetDatum(tenant), PointerGetDatum(customer)};
+
+		citus_materialize_query(fcinfo,
+								"SELECT u.level::pg_catalog.int4, u.customer"
+								" FROM " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " m,"
+								" pg_catalog.unnest(m.ancestors) WITH ORDINALITY u(customer, level)"
+								" WHERE m.tenant = $1 AND m.customer = $2 ORDER BY u.level",
+								2, argtypes, values, NULL);
+		return (Datum) 0;
+	}
 	member_open(fcinfo, &m);
 	row = table_slot_create(m.table, NULL);
 	if (member_fetch(&m, tenant, customer, row))
@@ -274,6 +301,24 @@ referral_downline(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	customer = PG_GETARG_TEXT_PP(0);
 	tenant = PG_GETARG_TEXT_PP(1);
+	if (member_distributed(fcinfo))
+	{
+		Oid			argtypes[3] = {TEXTOID, TEXTOID, INT4OID};
+		Datum		values[3] = {PointerGetDatum(tenant), PointerGetDatum(customer),
+		Int32GetDatum(max_depth)};
+
+		citus_materialize_query(fcinfo,
+								"SELECT (pg_catalog.cardinality(d.path) - pg_catalog.cardinality(m.path))::pg_catalog.int4,"
+								" d.customer"
+								" FROM " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " m"
+								" JOIN " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " d ON d.tenant = m.tenant"
+								" AND d.path > m.path AND d.path < m.path || 9223372036854775807::pg_catalog.int8"
+								" WHERE m.tenant = $1 AND m.customer = $2"
+								" AND ($3 < 0 OR pg_catalog.cardinality(d.path) - pg_catalog.cardinality(m.path) <= $3)"
+								" ORDER BY d.path",
+								3, argtypes, values, NULL);
+		return (Datum) 0;
+	}
 
 	member_open(fcinfo, &m);
 	row = table_slot_create(m.table, NULL);

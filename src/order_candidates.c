@@ -48,6 +48,7 @@
 #include "utils/snapmgr.h"
 
 #include "accepted_referrals.h"
+#include "citus_compat.h"
 #include "order_candidates.h"
 #include "order_keys.h"
 #include "order_revenue.h"
@@ -140,21 +141,8 @@ order_candidates_lookup(Oid schema, ReferralTableInfo *info)
 bool
 order_candidates_usable(void)
 {
-	/*
-	 * Citus works only preloaded (shared_preload_libraries, fixed while the
-	 * server runs): without it there, the catalog look-up, a scan of
-	 * pg_extension, is skipped at every statement.  A name merely containing
-	 * "citus" costs the look-up, never a wrong answer.
-	 */
-	static int	citus_preloaded = -1;
-
-	if (citus_preloaded < 0)
-	{
-		const char *preload = GetConfigOption("shared_preload_libraries", true, false);
-
-		citus_preloaded = (preload != NULL && strstr(preload, "citus") != NULL) ? 1 : 0;
-	}
-	return citus_preloaded == 0 || !OidIsValid(get_extension_oid("citus", true));
+	/* Under Citus the trigger may run on a shard: the SQL reads the referrals. */
+	return !citus_present();
 }
 
 /* About what one accepted referral takes in the hash table, for the estimate. */

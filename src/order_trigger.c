@@ -68,6 +68,7 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
+#include "citus_compat.h"
 #include "order_candidates.h"
 #include "order_config.h"
 #include "order_keys.h"
@@ -466,6 +467,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	Datum		values[ORDER_NPARAMS];
 	char		nulls[ORDER_NPARAMS];
 	OrderOwnerScope owner;
+	CitusShardScope shard;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -561,6 +563,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 
 	order_check_column_types(trigdata->tg_relation, &cfg);
 	order_plan_cache_trim();
+	/* On a shard of a Citus table: the co-located shards (citus_compat.c). */
+	citus_shard_scope_begin(trigdata->tg_relation, &shard);
 	order_owner_enter(fcinfo, &owner);
 	order_firing_enter();
 	PG_TRY();
@@ -571,6 +575,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		order_firing_leave();
+		citus_shard_scope_end(&shard);
 	}
 	PG_END_TRY();
 	order_owner_leave(&owner);

@@ -37,6 +37,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "citus_compat.h"
 #include "order_trigger.h"
 #include "order_truncate.h"
 #include "referral_names.h"
@@ -211,6 +212,7 @@ referral_orders_truncated(PG_FUNCTION_ARGS)
 	ArrayBuildState *tenants;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTARRAYOID};
 	Datum		values[3];
+	CitusShardScope shard;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -254,16 +256,26 @@ referral_orders_truncated(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(args[TRUNCATE_ARG_SOURCE]);
 	values[2] = makeArrayResult(refs, CurrentMemoryContext);
-	if (tenant_column == NULL)
+	/* On a shard of a Citus table: the co-located shards (citus_compat.c). */
+	citus_shard_scope_begin(rel, &shard);
+	PG_TRY();
 	{
-		values[1] = CStringGetTextDatum(args[TRUNCATE_ARG_TENANT]);
-		truncate_run_as_owner(fcinfo, TRUNCATE_SQL_FIXED, 3, argtypes, values);
+		if (tenant_column == NULL)
+		{
+			values[1] = CStringGetTextDatum(args[TRUNCATE_ARG_TENANT]);
+			truncate_run_as_owner(fcinfo, TRUNCATE_SQL_FIXED, 3, argtypes, values);
+		}
+		else
+		{
+			argtypes[1] = TEXTARRAYOID;
+			values[1] = makeArrayResult(tenants, CurrentMemoryContext);
+			truncate_run_as_owner(fcinfo, TRUNCATE_SQL_TENANTS, 3, argtypes, values);
+		}
 	}
-	else
+	PG_FINALLY();
 	{
-		argtypes[1] = TEXTARRAYOID;
-		values[1] = makeArrayResult(tenants, CurrentMemoryContext);
-		truncate_run_as_owner(fcinfo, TRUNCATE_SQL_TENANTS, 3, argtypes, values);
+		citus_shard_scope_end(&shard);
 	}
+	PG_END_TRY();
 	return PointerGetDatum(NULL);
 }

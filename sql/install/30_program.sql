@@ -4,7 +4,7 @@
 CREATE SEQUENCE referral.program_id_seq;
 CREATE TABLE referral.program (
 	tenant					text NOT NULL DEFAULT 'default',
-	id						bigint NOT NULL DEFAULT pg_catalog.nextval('referral.program_id_seq') PRIMARY KEY,
+	id						bigint NOT NULL DEFAULT pg_catalog.nextval('referral.program_id_seq'),
 	name					text NOT NULL,
 	starts_at				timestamptz NOT NULL,
 	ends_at					timestamptz,
@@ -19,6 +19,7 @@ CREATE TABLE referral.program (
 	daily_referral_limit	int,
 	created_at				timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	hold_suspicious			boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (id, tenant),
 	UNIQUE (tenant, name),
 	CHECK (tenant <> '' AND name <> ''),
 	CHECK (ends_at IS NULL OR ends_at > starts_at),
@@ -47,8 +48,8 @@ COMMENT ON FUNCTION referral.currency_decimals(text) IS 'decimals of the currenc
 CREATE SEQUENCE referral.reward_rule_id_seq;
 CREATE TABLE referral.reward_rule (
 	tenant			text NOT NULL,
-	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.reward_rule_id_seq') PRIMARY KEY,
-	program_id		bigint NOT NULL REFERENCES referral.program (id),
+	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.reward_rule_id_seq'),
+	program_id		bigint NOT NULL,
 	beneficiary		text NOT NULL CHECK (beneficiary IN ('referrer', 'referee')),
 	percent			numeric NOT NULL CHECK (percent BETWEEN 0 AND 100),
 	fixed			numeric NOT NULL CHECK (fixed >= 0),
@@ -58,13 +59,15 @@ CREATE TABLE referral.reward_rule (
 	reward_type		text NOT NULL CHECK (reward_type IN ('credit', 'discount', 'cash', 'points', 'product')),
 	variant			text,
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant, id),
+	FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
 	CHECK (beneficiary = 'referrer' OR level = 1),
 	CHECK (percent > 0 OR fixed > 0)
 );
 ALTER SEQUENCE referral.reward_rule_id_seq OWNED BY referral.reward_rule.id;
 -- One rule per tier: two rules for the same tier would make the amount ambiguous.
 CREATE UNIQUE INDEX reward_rule_one_per_tier ON referral.reward_rule
-	(program_id, beneficiary, level, COALESCE(variant, ''), min_conversions);
+	(tenant, program_id, beneficiary, level, COALESCE(variant, ''), min_conversions);
 COMMENT ON TABLE referral.reward_rule IS 'reward rules: amount = fixed + percent of the order, cut to cap; tiers by min_conversions, chain levels, optional A/B variant';
 SELECT pg_catalog.pg_extension_config_dump('referral.reward_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.reward_rule_id_seq', '');
@@ -72,13 +75,15 @@ SELECT pg_catalog.pg_extension_config_dump('referral.reward_rule_id_seq', '');
 CREATE SEQUENCE referral.milestone_id_seq;
 CREATE TABLE referral.milestone (
 	tenant		text NOT NULL,
-	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.milestone_id_seq') PRIMARY KEY,
-	program_id	bigint NOT NULL REFERENCES referral.program (id),
+	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.milestone_id_seq'),
+	program_id	bigint NOT NULL,
 	conversions	int NOT NULL CHECK (conversions > 0),
 	amount		numeric NOT NULL CHECK (amount > 0),
 	reward_type	text NOT NULL CHECK (reward_type IN ('credit', 'discount', 'cash', 'points', 'product')),
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	UNIQUE (program_id, conversions)
+	PRIMARY KEY (tenant, id),
+	FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
+	UNIQUE (tenant, program_id, conversions)
 );
 ALTER SEQUENCE referral.milestone_id_seq OWNED BY referral.milestone.id;
 COMMENT ON TABLE referral.milestone IS 'one-time bonuses for a referrer reaching a number of conversions';
@@ -88,12 +93,14 @@ SELECT pg_catalog.pg_extension_config_dump('referral.milestone_id_seq', '');
 CREATE SEQUENCE referral.variant_id_seq;
 CREATE TABLE referral.variant (
 	tenant		text NOT NULL,
-	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.variant_id_seq') PRIMARY KEY,
-	program_id	bigint NOT NULL REFERENCES referral.program (id),
+	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.variant_id_seq'),
+	program_id	bigint NOT NULL,
 	name		text NOT NULL CHECK (name <> ''),
 	weight		int NOT NULL CHECK (weight > 0),
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	UNIQUE (program_id, name)
+	PRIMARY KEY (tenant, id),
+	FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
+	UNIQUE (tenant, program_id, name)
 );
 ALTER SEQUENCE referral.variant_id_seq OWNED BY referral.variant.id;
 COMMENT ON TABLE referral.variant IS 'A/B variants of a program; referrers are split between them by weight';

@@ -4,10 +4,11 @@
 CREATE SEQUENCE referral.event_id_seq;
 CREATE TABLE referral.event (
 	tenant	text NOT NULL,
-	id		bigint NOT NULL DEFAULT pg_catalog.nextval('referral.event_id_seq') PRIMARY KEY,
+	id		bigint NOT NULL DEFAULT pg_catalog.nextval('referral.event_id_seq'),
 	at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	kind	text NOT NULL,
-	payload	jsonb NOT NULL
+	payload	jsonb NOT NULL,
+	PRIMARY KEY (tenant, id)
 );
 ALTER SEQUENCE referral.event_id_seq OWNED BY referral.event.id;
 CREATE INDEX event_tenant_kind_at ON referral.event (tenant, kind, at);

@@ -7,14 +7,16 @@ SELECT pg_catalog.pg_extension_config_dump('referral.code_counter_seq', '');
 
 CREATE TABLE referral.code (
 	tenant		text NOT NULL,
-	code		referral.referral_code NOT NULL PRIMARY KEY,
-	program_id	bigint NOT NULL REFERENCES referral.program (id),
+	code		referral.referral_code NOT NULL,
+	program_id	bigint NOT NULL,
 	customer	text NOT NULL,
 	vanity		boolean NOT NULL,
 	email_hash	bytea,
 	device_hash	bytea,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	forgotten_variant text,
+	PRIMARY KEY (code, tenant),
+	FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
 	UNIQUE (tenant, program_id, customer)
 );
 COMMENT ON COLUMN referral.code.forgotten_variant IS 'the A/B variant the holder had when forgotten (referral.forget): the pseudonym would hash to another one';
@@ -24,13 +26,15 @@ SELECT pg_catalog.pg_extension_config_dump('referral.code', '');
 CREATE SEQUENCE referral.click_id_seq;
 CREATE TABLE referral.click (
 	tenant		text NOT NULL,
-	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.click_id_seq') PRIMARY KEY,
-	program_id	bigint NOT NULL REFERENCES referral.program (id),
+	id			bigint NOT NULL DEFAULT pg_catalog.nextval('referral.click_id_seq'),
+	program_id	bigint NOT NULL,
 	code		referral.referral_code NOT NULL,
 	channel		text,
 	ip_hash		bytea,
 	user_agent	text,
-	at			timestamptz NOT NULL
+	at			timestamptz NOT NULL,
+	PRIMARY KEY (tenant, id),
+	FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant)
 );
 ALTER SEQUENCE referral.click_id_seq OWNED BY referral.click.id;
 CREATE INDEX click_code_at ON referral.click (code, at);
@@ -54,6 +58,32 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION referral._check_customer(text) IS 'internal: reject empty or oversized customer keys';
+
+-- Codes are unique across tenants, but the primary key is (code, tenant), so that
+-- the table can be distributed by tenant: the check across tenants is here.  A
+-- vanity code is checked under an advisory lock of its own; generated codes share
+-- it (the counter makes them unique among themselves), so that a vanity code and
+-- a generated one cannot both pass the check at once.  The lock is the calling
+-- node's: on Citus, codes are issued on the coordinator.
+CREATE FUNCTION referral._code_free_elsewhere(code referral.referral_code, tenant text, vanity boolean)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF vanity THEN
+		PERFORM pg_advisory_xact_lock(1919250796, 1);	-- 'refl', 1: codes
+	ELSE
+		PERFORM pg_advisory_xact_lock_shared(1919250796, 1);
+	END IF;
+	RETURN code IS NULL OR NOT EXISTS (
+		SELECT 1 FROM referral.code c
+		 WHERE c.code OPERATOR(referral.=) _code_free_elsewhere.code
+		   AND c.tenant <> _code_free_elsewhere.tenant);
+END
+$$;
+COMMENT ON FUNCTION referral._code_free_elsewhere(referral.referral_code, text, boolean)
+	IS 'internal: whether no other tenant holds the code (under the codes'' advisory lock)';
 
 CREATE FUNCTION referral.issue_code(
 	program bigint,
@@ -119,6 +149,12 @@ BEGIN
 			END IF;
 			candidate := referral._generate_code(nextval('referral.code_counter_seq'), key);
 		END IF;
+		IF NOT referral._code_free_elsewhere(candidate, program_tenant, issue_code.vanity IS NOT NULL) THEN
+			IF issue_code.vanity IS NOT NULL THEN
+				PERFORM referral._code_taken(issue_code.vanity);	-- raises RF001
+			END IF;
+			CONTINUE;	-- a generated code taken as a vanity code: the next counter value
+		END IF;
 
 		INSERT INTO referral.code AS c (tenant, code, program_id, customer, vanity, email_hash, device_hash)
 		VALUES (program_tenant, candidate, issue_code.program, issue_code.customer,
@@ -135,10 +171,7 @@ BEGIN
 		                WHERE c.tenant = program_tenant AND c.program_id = issue_code.program
 		                  AND c.customer = issue_code.customer)
 		   AND issue_code.vanity IS NOT NULL THEN
-			RAISE EXCEPTION 'referral code "%" is already taken', issue_code.vanity::text
-				USING ERRCODE = 'RF001',
-					  DETAIL = 'Codes are unique across all programs, and O = 0, I = L = 1 when codes are compared.',
-					  HINT = 'Choose another vanity code, or leave it NULL for a generated one.';
+			PERFORM referral._code_taken(issue_code.vanity);	-- raises RF001
 		END IF;
 		-- A generated code already taken as a vanity code: take the next counter value.
 	END LOOP;
@@ -160,7 +193,11 @@ DECLARE
 	key bytea;
 	bad_position bigint;
 	bad_customer text;
-	still_missing bigint;	-- customers left without a code; NULL: not known yet
+	plain boolean;
+	missing text[];		-- customers without a code in this pass
+	codes referral.referral_code[];	-- their new codes, in the same order
+	taken referral.referral_code[];	-- those of the codes held in another tenant
+	issued bigint;
 BEGIN
 	PERFORM referral._require(customers IS NOT NULL, 'customers must not be NULL');
 	SELECT u.n, u.c INTO bad_position, bad_customer
@@ -178,47 +215,49 @@ BEGIN
 	END IF;
 
 	key := (referral._secret()).code_key;
-	-- For a long list the first attempt is a plain INSERT of every customer without
-	-- a code, which spares ON CONFLICT's probe of both unique indexes before each
-	-- row (a third of the INSERT's time).  A code taken as a vanity code, or a
-	-- customer given a code by a concurrent call, makes it fail as a whole; the
-	-- passes below then issue the codes with ON CONFLICT.  Short lists skip it: its
-	-- subtransaction would gain them nothing, and more than 64 subtransactions in
-	-- one transaction (a loop of small calls) slow every session's snapshots.
-	IF cardinality(customers) >= 1000 THEN
-		BEGIN
-			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
-			SELECT p.tenant, referral._generate_code(nextval('referral.code_counter_seq'), key),
-			       p.id, m.customer, false
-			  FROM (SELECT DISTINCT u.c AS customer
-			          FROM unnest(customers) u(c)
-			         WHERE NOT EXISTS (SELECT 1 FROM referral.code k
-			                            WHERE k.tenant = p.tenant AND k.program_id = p.id
-			                              AND k.customer = u.c)) m;
-			still_missing := 0;
-		EXCEPTION WHEN unique_violation THEN
-			NULL;	-- still_missing stays NULL: the passes below
-		END;
-	END IF;
+	PERFORM referral._code_free_elsewhere(NULL, p.tenant, false);	-- the codes' shared lock
 	-- Each pass issues a generated code to every customer still without one.  A
-	-- row is skipped (ON CONFLICT) when its code was taken as a vanity code or
-	-- the customer got a code from a concurrent call; the next pass sees the
-	-- latter's code and gives the former the next counter value.
-	WHILE still_missing IS NULL OR still_missing > 0 LOOP
-		WITH missing AS MATERIALIZED (
-			SELECT DISTINCT u.c AS customer
-			  FROM unnest(customers) u(c)
-			 WHERE NOT EXISTS (SELECT 1 FROM referral.code k
-			                    WHERE k.tenant = p.tenant AND k.program_id = p.id
-			                      AND k.customer = u.c)),
-		issued AS (
+	-- code held in another tenant (a vanity code) is left out, and a row skipped
+	-- (ON CONFLICT) when its code was taken in this tenant or the customer got a
+	-- code from a concurrent call; the next pass sees the latter's code and gives
+	-- the others the next counter values.  For a long list the first pass is a
+	-- plain INSERT, which spares ON CONFLICT's probe of both unique indexes before
+	-- each row (a third of the INSERT's time), and fails as a whole on a conflict.
+	-- Short lists skip it: its subtransaction would gain them nothing, and more
+	-- than 64 subtransactions in one transaction (a loop of small calls) slow
+	-- every session's snapshots.  The statements are uncorrelated, as Citus plans
+	-- them when the table is distributed.
+	plain := cardinality(customers) >= 1000;
+	LOOP
+		missing := ARRAY(SELECT u.c FROM unnest(customers) u(c)
+		                 EXCEPT
+		                 SELECT k.customer FROM referral.code k
+		                  WHERE k.tenant = p.tenant AND k.program_id = p.id AND k.customer = ANY (customers));
+		EXIT WHEN cardinality(missing) = 0;
+		codes := ARRAY(SELECT referral._generate_code(nextval('referral.code_counter_seq'), key)
+		                 FROM unnest(missing));
+		taken := ARRAY(SELECT o.code FROM referral.code o
+		                WHERE o.code OPERATOR(referral.=) ANY (codes) AND o.tenant <> p.tenant);
+		IF plain THEN
+			plain := false;
+			BEGIN
+				INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
+				SELECT p.tenant, g.code, p.id, g.customer, false
+				  FROM unnest(codes, missing) g(code, customer)
+				 WHERE NOT g.code OPERATOR(referral.=) ANY (taken);
+				GET DIAGNOSTICS issued = ROW_COUNT;
+			EXCEPTION WHEN unique_violation THEN
+				issued := 0;
+			END;
+		ELSE
 			INSERT INTO referral.code AS k (tenant, code, program_id, customer, vanity)
-			SELECT p.tenant, referral._generate_code(nextval('referral.code_counter_seq'), key),
-			       p.id, m.customer, false
-			  FROM missing m
-			ON CONFLICT DO NOTHING
-			RETURNING 1)
-		SELECT (SELECT count(*) FROM missing) - (SELECT count(*) FROM issued) INTO still_missing;
+			SELECT p.tenant, g.code, p.id, g.customer, false
+			  FROM unnest(codes, missing) g(code, customer)
+			 WHERE NOT g.code OPERATOR(referral.=) ANY (taken)
+			ON CONFLICT DO NOTHING;
+			GET DIAGNOSTICS issued = ROW_COUNT;
+		END IF;
+		EXIT WHEN issued = cardinality(missing);
 	END LOOP;
 
 	RETURN QUERY
@@ -241,6 +280,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION referral.share_link(referral.referral_code, text, text)
 	IS 'base_url with ref=CODE (and utm_source/utm_medium for a channel) added, percent-encoded per RFC 3986';
+
+-- SQLSTATE RF001 for a vanity code someone holds.
+CREATE FUNCTION referral._code_taken(vanity referral.referral_code)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'referral code "%" is already taken', vanity::text
+		USING ERRCODE = 'RF001',
+			  DETAIL = 'Codes are unique across all programs and tenants, and O = 0, I = L = 1 when codes are compared.',
+			  HINT = 'Choose another vanity code, or leave it NULL for a generated one.';
+END
+$$;
+COMMENT ON FUNCTION referral._code_taken(referral.referral_code) IS 'internal: raises RF001 for a vanity code that is taken';
 
 -- The code row, or SQLSTATE RF002 with a hint naming a generated code one typo away.
 CREATE FUNCTION referral._code(code referral.referral_code)

@@ -5,7 +5,7 @@
 
 CREATE TABLE referral.tracked_table (
 	tenant				text NOT NULL,
-	relid				regclass NOT NULL PRIMARY KEY,
+	relid				regclass NOT NULL,
 	customer_column		name NOT NULL,
 	amount_column		name NOT NULL,
 	id_column			name NOT NULL,
@@ -15,7 +15,8 @@ CREATE TABLE referral.tracked_table (
 	ordered_at_column	name,
 	tenant_column		name,
 	source				text,
-	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (tenant, relid)
 );
 COMMENT ON TABLE referral.tracked_table IS 'orders tables with referral triggers (see track_orders); tenant is the fixed tenant when there is no tenant_column';
 COMMENT ON COLUMN referral.tracked_table.source IS 'the label the triggers give this table''s orders (reward.order_source): its quoted qualified name when tracked, with a suffix #2, #3... when another table had that label (see referral.source_label)';
@@ -63,8 +64,19 @@ BEGIN
 		   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
 		 ORDER BY tt.relid
 	LOOP
-		IF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
-		                                 _has_orders.tenant, _has_orders.customer) THEN
+		IF referral._distributed(t.relid) THEN
+			-- A Citus table: the coordinator's heap is empty, the shards answer a
+			-- query (run as the table's owner), which sees committed orders only.
+			IF EXISTS (SELECT 1 FROM referral._query_as_owner(t.relid,
+			               format('SELECT true FROM %s o WHERE %s AND o.%I::pg_catalog.text = %L LIMIT 1',
+			                      t.relid,
+			                      CASE WHEN t.tenant_column IS NULL THEN 'true'
+			                           ELSE format('o.%I = %L', t.tenant_column, _has_orders.tenant) END,
+			                      t.customer_column, _has_orders.customer)) AS q(found boolean)) THEN
+				RETURN true;
+			END IF;
+		ELSIF referral._customer_has_orders(t.relid, t.customer_column, t.tenant_column,
+		                                    _has_orders.tenant, _has_orders.customer) THEN
 			RETURN true;
 		END IF;
 	END LOOP;

@@ -42,7 +42,7 @@ BEGIN
 		END LOOP;
 	END IF;
 	INSERT INTO referral.source_label AS s (tenant, label, relid)
-	VALUES (_source_label.tenant, given, orders::oid)
+	VALUES (_source_label.tenant, given, _source_label.orders)
 	ON CONFLICT DO NOTHING;
 	RETURN given;
 END

@@ -14,7 +14,7 @@ CREATE TABLE referral.member (
 	id			bigint NOT NULL,
 	path		bigint[] NOT NULL,
 	PRIMARY KEY (tenant, customer),
-	UNIQUE (id),
+	UNIQUE (tenant, id),
 	CHECK (path[pg_catalog.array_upper(path, 1)] = id AND pg_catalog.array_lower(path, 1) = 1),
 	ancestors	text[] NOT NULL,
 	CONSTRAINT member_ancestors_match_path
@@ -69,10 +69,10 @@ BEGIN
 		roots := ARRAY(SELECT DISTINCT r FROM unnest(ARRAY[a_member.path[1], b_member.path[1]]) r
 		                WHERE r <> ALL (locked) ORDER BY r);
 		EXIT WHEN cardinality(roots) = 0;
-		PERFORM 1 FROM referral.member x WHERE x.id = ANY (roots) ORDER BY x.id FOR UPDATE;
+		PERFORM 1 FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = ANY (roots) ORDER BY x.id FOR UPDATE;
 		locked := locked || roots;
-		SELECT * INTO STRICT a_member FROM referral.member x WHERE x.id = a_member.id;
-		SELECT * INTO STRICT b_member FROM referral.member x WHERE x.id = b_member.id;
+		SELECT * INTO STRICT a_member FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = a_member.id;
+		SELECT * INTO STRICT b_member FROM referral.member x WHERE x.tenant = _lock_trees.tenant AND x.id = b_member.id;
 	END LOOP;
 END
 $$;
@@ -93,7 +93,7 @@ BEGIN
 	UPDATE referral.member x
 	   SET path = parent.path || x.path,
 	       ancestors = x.ancestors || parent.customer || parent.ancestors
-	 WHERE x.path >= child.path
+	 WHERE x.tenant = child.tenant AND x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
 $$;

@@ -5,8 +5,8 @@
 CREATE SEQUENCE referral.referral_id_seq;
 CREATE TABLE referral.referral (
 	tenant			text NOT NULL,
-	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.referral_id_seq') PRIMARY KEY,
-	program_id		bigint NOT NULL REFERENCES referral.program (id),
+	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.referral_id_seq'),
+	program_id		bigint NOT NULL,
 	referrer		text NOT NULL,
 	referee			text NOT NULL,
 	code			referral.referral_code NOT NULL,
@@ -27,6 +27,8 @@ CREATE TABLE referral.referral (
 	CONSTRAINT referral_reason_check
 		CHECK (reason IN ('self_referral', 'cycle', 'existing_customer', 'program_inactive', 'daily_limit', 'blocked')
 		       OR (voided_at IS NOT NULL AND reason <> '')),
+	PRIMARY KEY (id, tenant),
+	FOREIGN KEY (program_id, tenant) REFERENCES referral.program (id, tenant),
 	CHECK ((status = 'rejected') = (reason IS NOT NULL)),
 	CHECK ((status = 'converted') = (converted_at IS NOT NULL))
 ) WITH (fillfactor = 70);

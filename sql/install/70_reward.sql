@@ -8,7 +8,7 @@
 CREATE SEQUENCE referral.reward_id_seq;
 CREATE TABLE referral.reward (
 	tenant			text NOT NULL,
-	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.reward_id_seq') PRIMARY KEY,
+	id				bigint NOT NULL DEFAULT pg_catalog.nextval('referral.reward_id_seq'),
 	program_id		bigint NOT NULL,	-- its referral's (see below)
 	beneficiary		text NOT NULL,
 	referral_id		bigint NOT NULL,	-- see below
@@ -28,6 +28,7 @@ CREATE TABLE referral.reward (
 	paid_at			timestamptz,
 	reversed_at		timestamptz,
 	payout_ref		text,
+	PRIMARY KEY (id, tenant),
 	CHECK ((kind = 'clawback') = (clawback_of IS NOT NULL)),
 	CHECK ((kind = 'clawback') = (amount < 0)),
 	CHECK (kind = 'clawback' OR amount > 0),
@@ -44,7 +45,7 @@ CREATE UNIQUE INDEX reward_once_per_order ON referral.reward
 -- A milestone held: not reversed and, if paid, not clawed back (reversed_at is set on
 -- a paid reward when its clawback is created), so a reversed one can be paid again.
 CREATE UNIQUE INDEX reward_once_per_milestone ON referral.reward
-	(program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
+	(tenant, program_id, beneficiary, milestone_id) WHERE kind = 'milestone' AND status <> 'reversed' AND reversed_at IS NULL;
 -- The clawbacks of a paid reward (no unique key: _claw_back nets them under the paid
 -- reward's row lock).
 CREATE INDEX reward_clawbacks ON referral.reward (clawback_of) WHERE kind = 'clawback';
@@ -71,7 +72,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.referral_id = OLD.id) THEN
+	IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM referral.reward w WHERE w.tenant = OLD.tenant AND w.referral_id = OLD.id) THEN
 		RAISE EXCEPTION 'referral % has rewards and cannot be deleted', OLD.id
 			USING ERRCODE = 'foreign_key_violation',
 			      DETAIL = 'Rewards are the ledger: they keep their referral.';

@@ -94,6 +94,24 @@ COMMENT ON FUNCTION referral._untrack_detached(regclass)
 	IS 'internal: drop the order triggers of tables detached from a tracked table';
 REVOKE ALL ON FUNCTION referral._untrack_detached(regclass) FROM PUBLIC;
 
+-- Whether this is a Citus worker (a node of a cluster other than the coordinator).
+CREATE FUNCTION referral._citus_worker()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	node_group int;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO node_group;
+	RETURN COALESCE(node_group, 0) > 0;
+END
+$$;
+COMMENT ON FUNCTION referral._citus_worker() IS 'internal: whether this node is a Citus worker';
+
 -- The ddl_command_end event trigger (CREATE TABLE, ALTER TABLE): a partition created
 -- or attached under a tracked table gets the order triggers, and one detached loses
 -- them.  SECURITY DEFINER: the
@@ -107,6 +125,11 @@ AS $$
 DECLARE
 	cmd record;
 BEGIN
+	-- On a Citus worker, tables are created by the coordinator, which puts the
+	-- triggers on the partitions of tracked tables there.
+	IF referral._citus_worker() THEN
+		RETURN;
+	END IF;
 	IF NOT EXISTS (SELECT FROM referral.tracked_table t
 	                 JOIN pg_catalog.pg_class c ON c.oid = t.relid
 	                WHERE c.relkind = 'p') THEN

@@ -6,8 +6,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	approved bigint[];
+	approved bigint[] := '{}';
 	held bigint[] := '{}';
+	t record;
 BEGIN
 	PERFORM referral._require(at IS NOT NULL, 'at must not be NULL');
 	-- Held: the rewards of blocked beneficiaries, and of suspicious referrals not
@@ -15,22 +16,27 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM referral.program p WHERE p.hold_suspicious) THEN
 		held := referral._held_referrals();
 	END IF;
-	WITH due AS (
-		SELECT w.id FROM referral.reward w
-		  JOIN referral.program p ON p.id = w.program_id
-		 WHERE w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
-		   AND w.referral_id <> ALL (held)
-		   AND NOT EXISTS (SELECT 1 FROM referral.block b
-		                    WHERE b.tenant = w.tenant AND b.customer = w.beneficiary)
-		 ORDER BY w.id
-		   FOR UPDATE OF w SKIP LOCKED
-	), upd AS (
-		UPDATE referral.reward w SET status = 'approved', approved_at = approve_due.at
-		  FROM due WHERE w.id = due.id AND w.status = 'pending'
-		RETURNING w.id
-	)
-	SELECT array_agg(upd.id) INTO approved FROM upd;
-	IF approved IS NULL THEN
+	-- Tenant by tenant: on Citus each statement then runs on one tenant's shard,
+	-- where its row locks can be taken.
+	FOR t IN SELECT DISTINCT w.tenant FROM referral.reward w WHERE w.status = 'pending' ORDER BY 1 LOOP
+		WITH due AS (
+			SELECT w.id FROM referral.reward w
+			  JOIN referral.program p ON p.id = w.program_id
+			 WHERE w.tenant = t.tenant
+			   AND w.status = 'pending' AND w.created_at + p.hold_period < approve_due.at
+			   AND w.referral_id <> ALL (held)
+			   AND NOT EXISTS (SELECT 1 FROM referral.block b
+			                    WHERE b.tenant = t.tenant AND b.customer = w.beneficiary)
+			 ORDER BY w.id
+			   FOR UPDATE OF w SKIP LOCKED
+		), upd AS (
+			UPDATE referral.reward w SET status = 'approved', approved_at = approve_due.at
+			  FROM due WHERE w.tenant = t.tenant AND w.id = due.id AND w.status = 'pending'
+			RETURNING w.id
+		)
+		SELECT approved || array_agg(upd.id) INTO approved FROM upd;
+	END LOOP;
+	IF cardinality(approved) = 0 THEN
 		RETURN 0;
 	END IF;
 	PERFORM referral._emit_rewards('reward_approved', approved);
@@ -49,6 +55,7 @@ DECLARE
 	wanted bigint[];
 	not_payable text;
 	paid bigint[];
+	t record;
 BEGIN
 	PERFORM referral._require(NULLIF(btrim(reference), '') IS NOT NULL, 'payout reference must not be empty');
 	PERFORM referral._require(reward_ids IS NOT NULL AND cardinality(reward_ids) > 0
@@ -56,14 +63,18 @@ BEGIN
 		'reward_ids must be a non-empty array without NULLs');
 	wanted := ARRAY(SELECT DISTINCT unnest(reward_ids) ORDER BY 1);
 
-	-- Lock them all first (id order), then check: all or nothing.
-	PERFORM 1 FROM referral.reward w WHERE w.id = ANY (wanted) ORDER BY w.id FOR UPDATE;
+	-- Lock them all first (tenant, then id order; on Citus, row locks are taken
+	-- tenant by tenant), then check: all or nothing.
+	FOR t IN SELECT DISTINCT w.tenant FROM referral.reward w WHERE w.id = ANY (wanted) ORDER BY 1 LOOP
+		PERFORM 1 FROM referral.reward w WHERE w.tenant = t.tenant AND w.id = ANY (wanted) ORDER BY w.id FOR UPDATE;
+	END LOOP;
 	-- The first ten in the message: a payout file of thousands must not make it huge.
 	SELECT string_agg(format('%s (%s)', x.i, x.status), ', ' ORDER BY x.i) FILTER (WHERE x.n <= 10)
 	       || CASE WHEN count(*) > 10 THEN format(' and %s more', count(*) - 10) ELSE '' END
 	  INTO not_payable
 	  FROM (SELECT i, COALESCE(w.status, 'does not exist') AS status, row_number() OVER (ORDER BY i) AS n
-	          FROM unnest(wanted) i LEFT JOIN referral.reward w ON w.id = i
+	          FROM unnest(wanted) i
+	          LEFT JOIN (SELECT w.id, w.status FROM referral.reward w WHERE w.id = ANY (wanted)) w ON w.id = i
 	         WHERE w.status IS DISTINCT FROM 'approved') x;
 	IF not_payable IS NOT NULL THEN
 		RAISE EXCEPTION 'rewards not approved: %', not_payable
@@ -124,6 +135,10 @@ DECLARE
 	t record;
 	forgotten boolean := EXISTS (SELECT 1 FROM referral.forgotten);
 	key bytea;
+	relids oid[];
+	sources text[];
+	dropped text[];
+	qualified text;
 BEGIN
 	IF program IS NOT NULL THEN
 		PERFORM referral._program(program);
@@ -156,7 +171,7 @@ BEGIN
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	   AND (w.status IN ('pending', 'approved')
 	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	                                                        WHERE c.tenant = w.tenant AND c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
 	 ORDER BY w.id;
 
 	RETURN QUERY
@@ -164,7 +179,7 @@ BEGIN
 	       format('clawback %s of %s offsets reward %s, which is not a paid reward of %s',
 	              c.id, c.amount, c.clawback_of, c.beneficiary)
 	  FROM referral.reward c
-	  LEFT JOIN referral.reward w ON w.id = c.clawback_of
+	  LEFT JOIN referral.reward w ON w.tenant = c.tenant AND w.id = c.clawback_of
 	 WHERE c.kind = 'clawback' AND (audit.program IS NULL OR c.program_id = audit.program)
 	   AND (w.id IS NULL OR w.kind = 'clawback' OR w.status <> 'paid' OR w.beneficiary <> c.beneficiary)
 	 ORDER BY c.id;
@@ -175,8 +190,9 @@ BEGIN
 	SELECT 'clawbacks_exceed_reward',
 	       format('the clawbacks of reward %s of %s (%s) offset %s', w.id, w.beneficiary, w.amount, -s.total)
 	  FROM referral.reward w
-	  JOIN (SELECT c.clawback_of, sum(c.amount) AS total FROM referral.reward c
-	         WHERE c.kind = 'clawback' GROUP BY c.clawback_of) s ON s.clawback_of = w.id
+	  JOIN (SELECT c.tenant, c.clawback_of, sum(c.amount) AS total FROM referral.reward c
+	         WHERE c.kind = 'clawback' GROUP BY c.tenant, c.clawback_of) s
+	    ON s.tenant = w.tenant AND s.clawback_of = w.id
 	 WHERE w.kind <> 'clawback' AND w.amount + s.total < 0
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	 ORDER BY w.id;
@@ -192,8 +208,8 @@ BEGIN
 	 WHERE w.kind IN ('referee', 'referrer') AND (audit.program IS NULL OR w.program_id = audit.program)
 	   AND (w.status IN ('pending', 'approved')
 	        OR (w.status = 'paid' AND w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-	                                                        WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
-	   AND EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	                                                        WHERE c.tenant = w.tenant AND c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	   AND EXISTS (SELECT 1 FROM referral.referral r WHERE r.tenant = w.tenant AND r.id = w.referral_id)
 	   AND NOT EXISTS (SELECT 1 FROM referral.attributed_order o
 	                    WHERE o.tenant = w.tenant AND o.order_source = w.order_source
 	                      AND o.order_ref = w.order_ref AND o.referral_id = w.referral_id)
@@ -203,7 +219,7 @@ BEGIN
 	SELECT 'reward_without_referral',
 	       format('reward %s of %s names referral %s, which does not exist', w.id, w.beneficiary, w.referral_id)
 	  FROM referral.reward w
-	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.id = w.referral_id)
+	 WHERE NOT EXISTS (SELECT 1 FROM referral.referral r WHERE r.tenant = w.tenant AND r.id = w.referral_id)
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	 ORDER BY w.id;
 
@@ -212,7 +228,7 @@ BEGIN
 	       format('reward %s is in program %s, but its referral %s is in program %s',
 	              w.id, w.program_id, r.id, r.program_id)
 	  FROM referral.reward w
-	  JOIN referral.referral r ON r.id = w.referral_id
+	  JOIN referral.referral r ON r.tenant = w.tenant AND r.id = w.referral_id
 	 WHERE w.program_id <> r.program_id
 	   AND (audit.program IS NULL OR w.program_id = audit.program OR r.program_id = audit.program)
 	 ORDER BY w.id;
@@ -227,7 +243,7 @@ BEGIN
 	              referral.reward_amount(o.amount, rr.percent, rr.fixed, rr.cap, w.currency))
 	  FROM (SELECT x.*, x.amount + CASE WHEN x.status = 'paid'
 	                                    THEN COALESCE((SELECT sum(c.amount) FROM referral.reward c
-	                                                    WHERE c.clawback_of = x.id AND c.kind = 'clawback'), 0)
+	                                                    WHERE c.tenant = x.tenant AND c.clawback_of = x.id AND c.kind = 'clawback'), 0)
 	                                    ELSE 0 END AS net
 	          FROM referral.reward x
 	         WHERE x.kind IN ('referee', 'referrer') AND x.status <> 'reversed'
@@ -242,8 +258,9 @@ BEGIN
 	SELECT 'budget_exceeded',
 	       format('program %s has created %s of rewards, over its budget of %s', p.id, s.total, p.budget)
 	  FROM referral.program p
-	  JOIN (SELECT w.program_id, sum(w.amount) AS total FROM referral.reward w
-	         WHERE w.status <> 'reversed' GROUP BY w.program_id) s ON s.program_id = p.id
+	  JOIN (SELECT w.tenant, w.program_id, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.tenant, w.program_id) s
+	    ON s.tenant = p.tenant AND s.program_id = p.id
 	 WHERE p.budget IS NOT NULL AND s.total > p.budget
 	   AND (audit.program IS NULL OR p.id = audit.program)
 	 ORDER BY p.id;
@@ -252,21 +269,25 @@ BEGIN
 	SELECT 'referrer_cap_exceeded',
 	       format('%s has earned %s in program %s, over its referrer_cap of %s', s.beneficiary, s.total, p.id, p.referrer_cap)
 	  FROM referral.program p
-	  JOIN (SELECT w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
-	         WHERE w.status <> 'reversed' GROUP BY w.program_id, w.beneficiary) s ON s.program_id = p.id
+	  JOIN (SELECT w.tenant, w.program_id, w.beneficiary, sum(w.amount) AS total FROM referral.reward w
+	         WHERE w.status <> 'reversed' GROUP BY w.tenant, w.program_id, w.beneficiary) s
+	    ON s.tenant = p.tenant AND s.program_id = p.id
 	 WHERE p.referrer_cap IS NOT NULL AND s.total > p.referrer_cap
 	   AND (audit.program IS NULL OR p.id = audit.program)
 	 ORDER BY p.id, s.beneficiary;
 
 	-- Attributed orders of a tracked table that was dropped (not untracked): they
-	-- are gone, and nothing reversed their rewards.
+	-- are gone, and nothing reversed their rewards.  (The registry and the catalog
+	-- are read apart: on Citus one is a reference table, the other local.)
+	SELECT array_agg(tt.relid::oid), array_agg(tt.source) INTO relids, sources FROM referral.tracked_table tt;
+	dropped := ARRAY(SELECT u.source FROM unnest(relids, sources) u(relid, source)
+	                  WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = u.relid));
 	RETURN QUERY
 	SELECT 'order_not_paid',
 	       format('order %s of %s (referral %s) earned rewards but its table was dropped',
 	              o.order_ref, o.order_source, o.referral_id)
-	  FROM referral.tracked_table tt
-	  JOIN referral.attributed_order o ON o.order_source = tt.source
-	 WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tt.relid)
+	  FROM referral.attributed_order o
+	 WHERE o.order_source = ANY (dropped)
 	   AND o.reversed_at IS NULL AND (audit.program IS NULL OR o.program_id = audit.program)
 	 ORDER BY o.order_source, o.order_ref;
 
@@ -278,16 +299,16 @@ BEGIN
 	              s.reward_id, w.kind, w.reward_type, w.amount, w.currency, w.beneficiary,
 	              CASE WHEN w.approved_at IS NULL THEN 'never approved' ELSE 'approved ' || w.approved_at END,
 	              s.total, s.orders)
-	  FROM (SELECT x.reward_id, sum(x.amount) AS total,
+	  FROM (SELECT x.tenant, x.reward_id, sum(x.amount) AS total,
 	               string_agg(DISTINCT x.order_ref, ', ' ORDER BY x.order_ref) AS orders,
 	               bool_or(x.customer <> w0.beneficiary OR x.currency <> w0.currency
 	                       OR x.tenant <> w0.tenant OR w0.reward_type <> 'credit' OR w0.kind = 'clawback'
 	                       OR w0.approved_at IS NULL) AS misplaced
 	          FROM referral.credit_spend x
-	          JOIN referral.reward w0 ON w0.id = x.reward_id
+	          JOIN referral.reward w0 ON w0.tenant = x.tenant AND w0.id = x.reward_id
 	         WHERE x.refunded_at IS NULL
-	         GROUP BY x.reward_id) s
-	  JOIN referral.reward w ON w.id = s.reward_id
+	         GROUP BY x.tenant, x.reward_id) s
+	  JOIN referral.reward w ON w.tenant = s.tenant AND w.id = s.reward_id
 	 WHERE (s.total > w.amount OR s.misplaced)
 	   AND (audit.program IS NULL OR w.program_id = audit.program)
 	UNION ALL
@@ -296,22 +317,20 @@ BEGIN
 	              x.id, x.amount, x.order_ref, x.reward_id)
 	  FROM referral.credit_spend x
 	 WHERE audit.program IS NULL
-	   AND NOT EXISTS (SELECT 1 FROM referral.reward w WHERE w.id = x.reward_id)
+	   AND NOT EXISTS (SELECT 1 FROM referral.reward w WHERE w.tenant = x.tenant AND w.id = x.reward_id)
 	 ORDER BY 1, 2;
 
 	-- Against the orders of every table still tracked, read as the table's owner
 	-- (_query_as_owner): its columns' casts and checks are the owner's code.  The
 	-- rows come back as built-in types, compared here.
-	FOR t IN
-		SELECT tt.*, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
-		  FROM referral.tracked_table tt
-		  JOIN pg_class c ON c.oid = tt.relid
-		  JOIN pg_namespace n ON n.oid = c.relnamespace
-		 ORDER BY tt.relid
-	LOOP
+	FOR t IN SELECT tt.* FROM referral.tracked_table tt ORDER BY tt.relid LOOP
+		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) INTO qualified
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE c.oid = t.relid;
+		CONTINUE WHEN NOT FOUND;
 		RETURN QUERY
 		WITH x AS MATERIALIZED (
-			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, t.qualified))
+			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, qualified))
 			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, reversed boolean,
 			         ordered_at timestamptz)),
 		problems AS (
@@ -331,7 +350,7 @@ BEGIN
 			   AND NOT (forgotten AND (
 			            EXISTS (SELECT 1 FROM referral.referral r
 			                      JOIN referral.forgotten f ON f.tenant = r.tenant AND f.pseudonym = r.referee
-			                     WHERE r.id = o.referral_id)
+			                     WHERE r.tenant = o.tenant AND r.id = o.referral_id)
 			            OR (x.customer IS NOT NULL AND EXISTS (
 			                SELECT 1 FROM referral.forgotten f
 			                 WHERE f.tenant = x.tenant

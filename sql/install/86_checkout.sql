@@ -376,15 +376,19 @@ CREATE FUNCTION referral._credit_balance(tenant text, customer text, currency te
 RETURNS numeric
 LANGUAGE plpgsql STABLE
 AS $$
+DECLARE
+	earned numeric;
+	spent numeric;
 BEGIN
-	RETURN COALESCE((SELECT sum(w.amount) FROM referral.reward w
-	                  WHERE w.tenant = _credit_balance.tenant AND w.beneficiary = _credit_balance.customer
-	                    AND w.currency = _credit_balance.currency AND w.reward_type = 'credit'
-	                    AND (w.status = 'approved'
-	                         OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'))), 0)
-	     - COALESCE((SELECT sum(s.amount) FROM referral.credit_spend s
-	                  WHERE s.tenant = _credit_balance.tenant AND s.customer = _credit_balance.customer
-	                    AND s.currency = _credit_balance.currency AND s.refunded_at IS NULL), 0);
+	-- One table per statement: Citus routes each to the tenant's shard.
+	SELECT COALESCE(sum(w.amount), 0) INTO earned FROM referral.reward w
+	 WHERE w.tenant = _credit_balance.tenant AND w.beneficiary = _credit_balance.customer
+	   AND w.currency = _credit_balance.currency AND w.reward_type = 'credit'
+	   AND (w.status = 'approved' OR (w.status = 'paid' AND w.payout_ref LIKE 'credit:%'));
+	SELECT COALESCE(sum(s.amount), 0) INTO spent FROM referral.credit_spend s
+	 WHERE s.tenant = _credit_balance.tenant AND s.customer = _credit_balance.customer
+	   AND s.currency = _credit_balance.currency AND s.refunded_at IS NULL;
+	RETURN earned - spent;
 END
 $$;
 COMMENT ON FUNCTION referral._credit_balance(text, text, text) IS 'internal: a customer''s approved, unspent credit in a currency';

@@ -104,7 +104,7 @@ BEGIN
 	UPDATE referral.member x
 	   SET path = x.path[cardinality(child.path):],
 	       ancestors = x.ancestors[1:cardinality(x.ancestors) - cardinality(child.ancestors)]
-	 WHERE x.path >= child.path
+	 WHERE x.tenant = child.tenant AND x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
 $$;

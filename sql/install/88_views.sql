@@ -79,10 +79,10 @@ SELECT c.tenant, c.program_id, c.customer, c.code, c.variant,
        COALESCE(w.paid, 0) AS rewards_paid,
        COALESCE(w.pending, 0) + COALESCE(w.approved, 0) + COALESCE(w.paid, 0) AS rewards
   FROM referral._code_variant c
-  LEFT JOIN (SELECT x.program_id, x.code, pg_catalog.count(*) AS clicks
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.code, pg_catalog.count(*) AS clicks
                FROM referral.click x
-              GROUP BY x.program_id, x.code) k
-    ON k.program_id = c.program_id AND k.code OPERATOR(referral.=) c.code
+              GROUP BY x.tenant, x.program_id, x.code) k
+    ON k.tenant = c.tenant AND k.program_id = c.program_id AND k.code OPERATOR(referral.=) c.code
   LEFT JOIN (SELECT x.tenant, x.program_id, x.referrer,
                     pg_catalog.count(*) AS referrals,
                     pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
@@ -90,19 +90,19 @@ SELECT c.tenant, c.program_id, c.customer, c.code, c.variant,
               WHERE x.status <> 'rejected'
               GROUP BY x.tenant, x.program_id, x.referrer) r
     ON r.tenant = c.tenant AND r.program_id = c.program_id AND r.referrer = c.customer
-  LEFT JOIN (SELECT x.program_id, x.referrer, pg_catalog.sum(a.amount) AS revenue
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.referrer, pg_catalog.sum(a.amount) AS revenue
                FROM referral.attributed_order a
-               JOIN referral.referral x ON x.id = a.referral_id
+               JOIN referral.referral x ON x.tenant = a.tenant AND x.id = a.referral_id
               WHERE a.reversed_at IS NULL
-              GROUP BY x.program_id, x.referrer) o
-    ON o.program_id = c.program_id AND o.referrer = c.customer
-  LEFT JOIN (SELECT x.program_id, x.beneficiary,
+              GROUP BY x.tenant, x.program_id, x.referrer) o
+    ON o.tenant = c.tenant AND o.program_id = c.program_id AND o.referrer = c.customer
+  LEFT JOIN (SELECT x.tenant, x.program_id, x.beneficiary,
                     pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'pending') AS pending,
                     pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'approved') AS approved,
                     pg_catalog.sum(x.amount) FILTER (WHERE x.status = 'paid') AS paid
                FROM referral.reward x
-              GROUP BY x.program_id, x.beneficiary) w
-    ON w.program_id = c.program_id AND w.beneficiary = c.customer
+              GROUP BY x.tenant, x.program_id, x.beneficiary) w
+    ON w.tenant = c.tenant AND w.program_id = c.program_id AND w.beneficiary = c.customer
   LEFT JOIN (SELECT x.program_id, x.variant,
                     pg_catalog.array_agg(DISTINCT x.min_conversions ORDER BY x.min_conversions) AS tiers
                FROM referral.reward_rule x
@@ -132,28 +132,28 @@ SELECT p.id AS program_id,
        ((COALESCE(o.revenue, 0) - w.reward_cost) / NULLIF(w.reward_cost, 0))::double precision AS roi,
        COALESCE(r.referrals, 0)::double precision / NULLIF(h.holders, 0) AS k_factor
   FROM referral.program p
-  LEFT JOIN (SELECT x.program_id, pg_catalog.count(*) AS clicks
-               FROM referral.click x GROUP BY x.program_id) k
-    ON k.program_id = p.id
-  LEFT JOIN (SELECT x.program_id, pg_catalog.count(*) AS holders
-               FROM referral.code x GROUP BY x.program_id) h
-    ON h.program_id = p.id
-  LEFT JOIN (SELECT x.program_id,
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.count(*) AS clicks
+               FROM referral.click x GROUP BY x.tenant, x.program_id) k
+    ON k.tenant = p.tenant AND k.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.count(*) AS holders
+               FROM referral.code x GROUP BY x.tenant, x.program_id) h
+    ON h.tenant = p.tenant AND h.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id,
                     pg_catalog.count(*) FILTER (WHERE x.status <> 'rejected') AS referrals,
                     pg_catalog.count(*) FILTER (WHERE x.status = 'rejected') AS rejected,
                     pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
-               FROM referral.referral x GROUP BY x.program_id) r
-    ON r.program_id = p.id
-  LEFT JOIN (SELECT a.program_id, pg_catalog.sum(a.amount) AS revenue
+               FROM referral.referral x GROUP BY x.tenant, x.program_id) r
+    ON r.tenant = p.tenant AND r.program_id = p.id
+  LEFT JOIN (SELECT a.tenant, a.program_id, pg_catalog.sum(a.amount) AS revenue
                FROM referral.attributed_order a
               WHERE a.reversed_at IS NULL
-              GROUP BY a.program_id) o
-    ON o.program_id = p.id
-  LEFT JOIN (SELECT x.program_id, pg_catalog.sum(x.amount) AS reward_cost
+              GROUP BY a.tenant, a.program_id) o
+    ON o.tenant = p.tenant AND o.program_id = p.id
+  LEFT JOIN (SELECT x.tenant, x.program_id, pg_catalog.sum(x.amount) AS reward_cost
                FROM referral.reward x
               WHERE x.status <> 'reversed'
-              GROUP BY x.program_id) w
-    ON w.program_id = p.id;
+              GROUP BY x.tenant, x.program_id) w
+    ON w.tenant = p.tenant AND w.program_id = p.id;
 COMMENT ON VIEW referral.program_stats
 	IS 'one row per program: clicks, accepted referrals, rejected attempts, conversions, conversion_rate (conversions / referrals), revenue (attributed orders not reversed), reward_cost (rewards not reversed, clawbacks included), cost_per_acquisition (reward_cost / conversions), roi ((revenue - reward_cost) / reward_cost), k_factor (referrals per code holder)';
 
@@ -207,30 +207,30 @@ SELECT s.program_id, s.variant, s.referrers, s.referrals, s.conversions, s.conve
                pg_catalog.first_value(COALESCE(r.conversions, 0)) OVER first AS first_conversions,
                pg_catalog.first_value(COALESCE(r.referrals, 0)) OVER first AS first_referrals
           FROM referral.variant v
-          LEFT JOIN (SELECT x.program_id, x.variant, pg_catalog.count(*) AS referrers
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.count(*) AS referrers
                        FROM referral._code_variant x
                       WHERE x.variant IS NOT NULL
-                      GROUP BY x.program_id, x.variant) h
-            ON h.program_id = v.program_id AND h.variant = v.name
-          LEFT JOIN (SELECT x.program_id, x.variant,
+                      GROUP BY x.tenant, x.program_id, x.variant) h
+            ON h.tenant = v.tenant AND h.program_id = v.program_id AND h.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant,
                             pg_catalog.count(*) AS referrals,
                             pg_catalog.count(*) FILTER (WHERE x.status = 'converted') AS conversions
                        FROM referral.referral x
                       WHERE x.status <> 'rejected' AND x.variant IS NOT NULL
-                      GROUP BY x.program_id, x.variant) r
-            ON r.program_id = v.program_id AND r.variant = v.name
-          LEFT JOIN (SELECT x.program_id, x.variant, pg_catalog.sum(a.amount) AS revenue
+                      GROUP BY x.tenant, x.program_id, x.variant) r
+            ON r.tenant = v.tenant AND r.program_id = v.program_id AND r.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.sum(a.amount) AS revenue
                        FROM referral.attributed_order a
-                       JOIN referral.referral x ON x.id = a.referral_id
+                       JOIN referral.referral x ON x.tenant = a.tenant AND x.id = a.referral_id
                       WHERE a.reversed_at IS NULL AND x.variant IS NOT NULL
-                      GROUP BY x.program_id, x.variant) o
-            ON o.program_id = v.program_id AND o.variant = v.name
-          LEFT JOIN (SELECT x.program_id, x.variant, pg_catalog.sum(w.amount) AS reward_cost
+                      GROUP BY x.tenant, x.program_id, x.variant) o
+            ON o.tenant = v.tenant AND o.program_id = v.program_id AND o.variant = v.name
+          LEFT JOIN (SELECT x.tenant, x.program_id, x.variant, pg_catalog.sum(w.amount) AS reward_cost
                        FROM referral.reward w
-                       JOIN referral.referral x ON x.id = w.referral_id
+                       JOIN referral.referral x ON x.tenant = w.tenant AND x.id = w.referral_id
                       WHERE w.status <> 'reversed' AND x.variant IS NOT NULL
-                      GROUP BY x.program_id, x.variant) w
-            ON w.program_id = v.program_id AND w.variant = v.name
+                      GROUP BY x.tenant, x.program_id, x.variant) w
+            ON w.tenant = v.tenant AND w.program_id = v.program_id AND w.variant = v.name
         WINDOW first AS (PARTITION BY v.program_id ORDER BY v.id)) s;
 COMMENT ON VIEW referral.variant_stats
 	IS 'one row per A/B variant: code holders assigned to it, accepted referrals made in it, conversions, conversion_rate, revenue, reward_cost, and p_value of a two-proportion z-test of its conversion rate against the first variant''s (lowest id; NULL for that one and when undefined)';
@@ -346,7 +346,7 @@ BEGIN
 	RETURN QUERY
 	SELECT s.code, s.variant,
 	       (SELECT pg_catalog.count(*) FROM referral.click k
-	         WHERE k.code OPERATOR(referral.=) s.code AND k.program_id = s.program_id),
+	         WHERE k.tenant = s.tenant AND k.code OPERATOR(referral.=) s.code AND k.program_id = s.program_id),
 	       s.referrals, s.conversions, s.tier, s.next_tier_at,
 	       COALESCE(w.pending, 0), COALESCE(w.approved, 0), COALESCE(w.paid, 0)
 	  FROM referral._participant s

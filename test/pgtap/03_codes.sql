@@ -1,6 +1,6 @@
 -- Codes, share links and clicks.
 BEGIN;
-SELECT plan(24);
+SELECT plan(27);
 
 CREATE TEMP TABLE t AS SELECT referral.create_program('Codes') AS program,
                               referral.create_program('Other') AS other;
@@ -42,6 +42,15 @@ SELECT throws_ok($$SELECT referral.issue_code((SELECT program FROM t), 'bob', va
 SELECT throws_ok($$SELECT referral.issue_code((SELECT other FROM t), 'bob', vanity => 'OLIVIA10')$$, 'RF001',
 	'referral code "OLIVIA10" is already taken', 'taken in any program');
 SELECT is((SELECT count(*) FROM referral.code WHERE customer = 'bob'), 0::bigint, 'the failed vanity left nothing');
+-- The primary key is (code, tenant): uniqueness across tenants is issue_code's check.
+SELECT throws_ok($$SELECT referral.issue_code(referral.create_program('Elsewhere', tenant => 'shop2'), 'bob', vanity => '0LIVIA1O')$$, 'RF001',
+	'referral code "0LIVIA1O" is already taken', 'taken in another tenant''s program');
+SELECT lives_ok($$SELECT referral.issue_code(referral.create_program('Elsewhere too', tenant => 'shop3'), 'carol', vanity => 'SHOP3ONLY')$$,
+	'a free vanity code in another tenant');
+SELECT is((SELECT count(*) FROM referral.issue_codes(referral.create_program('Bulk', tenant => 'shop4'),
+                                                      ARRAY(SELECT 'c' || i FROM generate_series(1, 1200) i)) x
+            WHERE NOT EXISTS (SELECT 1 FROM referral.code k WHERE k.code OPERATOR(referral.=) x.code AND k.tenant <> 'shop4')),
+	1200::bigint, 'bulk codes of another tenant: none held elsewhere');
 SELECT throws_ok($$SELECT referral.issue_code((SELECT program FROM t), '')$$, '22023',
 	'customer must not be empty', 'empty customer');
 SELECT throws_ok($$SELECT referral.issue_code(999999, 'x')$$, 'RF003', 'referral program 999999 does not exist', 'unknown program');

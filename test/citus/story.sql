@@ -1,0 +1,178 @@
+-- A program's whole story, run by test/citus/citus_check.sh on one node (citus=0)
+-- and on a Citus cluster (citus=1), whose outputs must be the same: four tenants,
+-- codes, clicks, redeems, orders one by one and in bulk, refunds, approvals, payouts,
+-- the views and audit().  Ids are never printed (each Citus node draws them from
+-- its own range); lines starting with "timing" are compared by nobody.
+\set ON_ERROR_STOP 1
+SET TimeZone = 'UTC';
+SET client_min_messages = warning;
+\pset footer off
+
+CREATE TABLE shop_orders (
+	tenant		text NOT NULL,
+	id			bigint NOT NULL,
+	customer	text NOT NULL,
+	amount		numeric NOT NULL,
+	status		text NOT NULL DEFAULT 'paid',
+	ordered_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (tenant, id)
+);
+\if :citus
+SET citus.enable_unsafe_triggers = on;
+SELECT count(*) AS distributed FROM (SELECT create_distributed_table('shop_orders', 'tenant', shard_count => 8)) d;
+\else
+SELECT 1::bigint AS distributed;
+\endif
+SELECT referral.track_orders('shop_orders', 'customer', 'amount', status_column => 'status',
+                             ordered_at_column => 'ordered_at', tenant_column => 'tenant') IS NULL AS tracked;
+\if :citus
+SELECT count(*) AS referral_distributed FROM (SELECT referral.distribute('shop_orders')) d;
+\else
+SELECT 1::bigint AS referral_distributed;
+\endif
+
+-- Four tenants, one program each: a referee and a two-level referrer reward, a tier,
+-- a milestone.
+CREATE TEMP TABLE prog AS
+SELECT 't' || i AS tenant,
+       referral.create_program('spring', tenant => 't' || i, hold_period => '1 day', max_depth => 2,
+                               starts_at => '2026-01-01') AS id
+  FROM generate_series(1, 4) i;
+SELECT count(*) AS rules FROM prog p,
+       LATERAL (VALUES (referral.add_reward(p.id, 'referee', fixed => 5)),
+                       (referral.add_reward(p.id, 'referrer', percent => 10, cap => 20, reward_type => 'cash')),
+                       (referral.add_reward(p.id, 'referrer', percent => 15, min_conversions => 3, reward_type => 'cash')),
+                       (referral.add_reward(p.id, 'referrer', fixed => 1, level => 2, reward_type => 'cash')),
+                       (referral.add_milestone(p.id, 5, 50))) r(id);
+
+-- Codes: a vanity code per tenant, generated ones, a vanity taken in another tenant.
+SELECT p.tenant, referral.issue_code(p.id, 'boss', vanity => ('BOSS' || right(p.tenant, 1))::referral.referral_code)::text AS code
+  FROM prog p ORDER BY 1;
+SELECT p.tenant, count(*) AS codes FROM prog p,
+       LATERAL referral.issue_codes(p.id, ARRAY(SELECT 'ref' || j FROM generate_series(1, 20) j)) c
+ GROUP BY 1 ORDER BY 1;
+DO $$
+BEGIN
+	PERFORM referral.issue_code((SELECT id FROM prog WHERE tenant = 't2'), 'thief', vanity => 'BOSS1');
+	RAISE EXCEPTION 'a vanity code of another tenant was issued twice';
+EXCEPTION WHEN SQLSTATE 'RF001' THEN
+	RAISE WARNING 'RF001 as expected';
+END $$;
+SELECT count(*) AS clicks FROM prog p, generate_series(1, 20) j,
+       LATERAL referral.record_click(referral.issue_code(p.id, 'ref' || j), 'mail', '10.0.0.1',
+                                     at => '2026-02-01'::timestamptz + j * interval '1 minute');
+
+-- Redeems: ref1..ref20 refer 50 customers each per tenant; ref1 was referred by boss
+-- (a chain of two levels); a self-referral and a second redeem.
+SELECT p.tenant, r.status, r.reason FROM prog p,
+       LATERAL referral.redeem(referral.issue_code(p.id, 'boss'), 'ref1', at => '2026-02-01') r ORDER BY 1;
+SELECT p.tenant, r.status, count(*) FROM prog p, generate_series(1, 1000) k,
+       LATERAL referral.redeem(referral.issue_code(p.id, 'ref' || (k % 20 + 1)), 'cust' || k,
+                               at => '2026-02-02') r
+ GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT p.tenant, r.status, r.reason FROM prog p,
+       LATERAL referral.redeem(referral.issue_code(p.id, 'ref2'), 'ref2', at => '2026-02-02') r ORDER BY 1;
+SELECT p.tenant, r.status, r.reason FROM prog p,
+       LATERAL referral.redeem(referral.issue_code(p.id, 'ref3'), 'cust1', at => '2026-02-02') r ORDER BY 1;
+SELECT level, customer FROM referral.upline('cust20', 't1') ORDER BY level;
+SELECT level, count(*) FROM referral.downline('boss', 't3') GROUP BY 1 ORDER BY 1;
+
+-- Orders one by one: the first orders of cust1..cust10 of each tenant.
+DO $$
+DECLARE
+	t text;
+	k int;
+BEGIN
+	FOR t IN SELECT tenant FROM prog ORDER BY 1 LOOP
+		FOR k IN 1..10 LOOP
+			INSERT INTO shop_orders (tenant, id, customer, amount, ordered_at)
+			VALUES (t, k, 'cust' || k, 100 + k, '2026-02-10');
+		END LOOP;
+	END LOOP;
+END $$;
+
+-- A bulk load: 100k orders across the four tenants, most of customers nobody referred.
+SELECT clock_timestamp() AS bulk_start \gset
+INSERT INTO shop_orders (tenant, id, customer, amount, ordered_at)
+SELECT 't' || (i % 4 + 1), 1000 + i,
+       CASE WHEN i % 10 = 0 THEN 'cust' || (i / 10 % 1000 + 1) ELSE 'walkin' || i END,
+       10 + i % 90, '2026-02-11'::timestamptz + (i % 1000) * interval '1 second'
+  FROM generate_series(1, 100000) i;
+SELECT 'timing bulk_load_100k_ms ' || round(extract(epoch FROM clock_timestamp() - :'bulk_start'::timestamptz) * 1000) AS timing;
+
+-- Refunds, a cancel, a deletion, an amount change.
+UPDATE shop_orders SET status = 'refunded' WHERE id IN (1, 2) ;
+UPDATE shop_orders SET status = 'cancelled' WHERE tenant = 't2' AND id = 3;
+DELETE FROM shop_orders WHERE tenant = 't3' AND id = 4;
+UPDATE shop_orders SET amount = amount / 2 WHERE tenant = 't4' AND id = 5;
+
+-- Approvals and payouts.
+SELECT referral.approve_due(now() + interval '2 days') AS approved;
+SELECT p.tenant, b.beneficiary, b.amount, cardinality(b.reward_ids) AS rewards
+  FROM prog p, LATERAL referral.payout_batch('USD', 0, 'cash', p.tenant) b
+ WHERE b.beneficiary IN ('boss', 'ref1', 'ref2') ORDER BY 1, 2;
+SELECT referral.mark_paid(ARRAY(SELECT w.id FROM referral.reward w
+                                 WHERE w.beneficiary = 'boss' AND w.status = 'approved' AND w.kind <> 'clawback'),
+                          'batch-1') AS paid;
+UPDATE shop_orders SET status = 'refunded' WHERE tenant = 't1' AND id = 6;
+
+-- The checkout: store credit (cust7's approved referee credit).
+SELECT p.tenant, referral.credit_balance('cust7', 'USD', p.tenant) AS balance FROM prog p ORDER BY 1;
+
+-- Operations: a blocked referrer's code is refused.
+SELECT referral.block('ref5', 'chargebacks', p.tenant) IS NULL AS blocked FROM prog p WHERE p.tenant = 't1';
+SELECT r.status, r.reason FROM referral.redeem(referral.issue_code((SELECT id FROM prog WHERE tenant = 't1'), 'ref5'), 'late1') r;
+SELECT tenant, customer, reason FROM referral.blocked ORDER BY 1, 2;
+
+-- Every figure.
+SELECT p.tenant, s.program, s.clicks, s.referrals, s.rejected, s.conversions, round(s.conversion_rate::numeric, 6) AS rate,
+       s.revenue, s.reward_cost, round(s.cost_per_acquisition, 6) AS cpa, round(s.roi::numeric, 6) AS roi,
+       round(s.k_factor::numeric, 6) AS k
+  FROM referral.program_stats s JOIN prog p ON p.id = s.program_id ORDER BY 1;
+-- Generated codes come from the database's secret: only whether there is one.
+SELECT p.tenant, s.customer, s.code IS NOT NULL AS has_code, s.tier, s.clicks, s.referrals, s.conversions, s.revenue,
+       s.rewards_pending, s.rewards_approved, s.rewards_paid
+  FROM referral.referrer_stats s JOIN prog p ON p.id = s.program_id
+ WHERE s.customer IN ('boss', 'ref1', 'ref2', 'ref3', 'ref20') ORDER BY 1, 2;
+SELECT p.tenant, l.rank, l.customer, l.conversions, l.revenue, l.rewards
+  FROM referral.leaderboard l JOIN prog p ON p.id = l.program_id WHERE l.rank <= 5 ORDER BY 1, 2, 3;
+SELECT b.tenant, count(*) AS customers, sum(b.pending) AS pending, sum(b.approved) AS approved,
+       sum(b.paid) AS paid, sum(b.reversed) AS reversed, sum(b.spent) AS spent
+  FROM referral.reward_balance b GROUP BY 1 ORDER BY 1;
+SELECT p.tenant, d.day, d.clicks, d.referrals, d.conversions, d.revenue, d.reward_cost
+  FROM referral.daily_stats d JOIN prog p ON p.id = d.program_id ORDER BY 1, 2;
+SELECT p.tenant, s.signal, count(*) FROM referral.suspicious_referrals s JOIN prog p ON p.id = s.program_id
+ GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT p.tenant, s.code IS NOT NULL AS has_code, s.clicks, s.referrals, s.conversions, s.tier, s.next_tier_at,
+       s.rewards_pending, s.rewards_approved, s.rewards_paid
+  FROM prog p, LATERAL referral.participant_summary(p.id, 'ref1') s ORDER BY 1;
+SELECT w.tenant, w.kind, w.level, w.status, count(*), sum(w.amount)
+  FROM referral.reward w GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+SELECT r.tenant, r.status, count(*) FROM referral.referral r GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT o.tenant, count(*), sum(o.amount), count(o.reversed_at) FROM referral.attributed_order o GROUP BY 1 ORDER BY 1;
+SELECT e.tenant, e.kind, count(*) FROM referral.event e GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) AS ids, count(DISTINCT id) AS distinct_ids FROM referral.reward;
+SELECT count(*) AS ids, count(DISTINCT id) AS distinct_ids FROM referral.event;
+SELECT p.tenant, a.problem, a.detail FROM prog p, LATERAL referral.audit(p.id) a ORDER BY 1, 2, 3;
+SELECT count(*) AS problems FROM referral.audit();
+
+-- distribute() refuses a tracked table whose shards do not hold its tenants'
+-- referrals (distributed by another column): its orders would be attributed to
+-- nothing.
+\if :citus
+CREATE TABLE other_orders (tenant text NOT NULL, id bigint NOT NULL, customer text NOT NULL,
+                           amount numeric NOT NULL, PRIMARY KEY (customer, id));
+SELECT count(*) FROM (SELECT create_distributed_table('other_orders', 'customer', colocate_with => 'none')) d;
+SELECT count(*) FROM (SELECT referral.track_orders('other_orders', 'customer', 'amount', tenant_column => 'tenant')) d;
+DO $$
+BEGIN
+	PERFORM referral.distribute('shop_orders');
+	RAISE EXCEPTION 'distribute() accepted a table distributed by customer';
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+	RAISE NOTICE 'refused: %', SQLERRM;	-- not shown (client_min_messages)
+END $$;
+\else
+SELECT 1::bigint AS count;
+SELECT 1::bigint AS count;
+\endif
+SELECT 'distribute refused the table distributed by customer' AS checked;
