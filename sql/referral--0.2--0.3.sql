@@ -1340,29 +1340,6 @@ $$;
 COMMENT ON FUNCTION referral.add_referee_offer(bigint, numeric, numeric, numeric, numeric, interval, text)
 	IS 'add the referee''s first-order discount to a program (fixed + percent of the order, cut to cap; from min_order_amount; valid for valid_for after the redeem) and return its id';
 
--- The offer of a referral for an order of this amount, as offer() shows it: no row
--- when the referral's program has no offer for its variant (a variant's own offer
--- first, else the variant-less one); the caller checks expiry and minimum.  The
--- minimum is also the program's: an order below it never converts, so that its
--- refund could not give the offer back.  The discount never exceeds the order.
--- Plain SQL returning a set, so that it is inlined into its callers' statements.
-CREATE FUNCTION referral._offer_of(r referral.referral, order_amount numeric)
-RETURNS TABLE (offer_id bigint, discount numeric, currency text, expires_at timestamptz, min_order_amount numeric)
-LANGUAGE sql STABLE
-AS $$
-	SELECT o.id,
-	       LEAST(referral.reward_amount(_offer_of.order_amount, o.percent, o.fixed, o.cap, p.currency),
-	             trunc(_offer_of.order_amount, referral.currency_decimals(p.currency))),
-	       p.currency, (_offer_of.r).created_at + o.valid_for, GREATEST(o.min_order_amount, p.min_order_amount)
-	  FROM referral.referee_offer o
-	  JOIN referral.program p ON p.id = o.program_id
-	 WHERE o.tenant = (_offer_of.r).tenant AND o.program_id = (_offer_of.r).program_id
-	   AND (o.variant IS NULL OR o.variant = (_offer_of.r).variant)
-	 ORDER BY o.variant IS NULL
-	 LIMIT 1
-$$;
-COMMENT ON FUNCTION referral._offer_of(referral.referral, numeric) IS 'internal: the offer (by variant) of a referral and its discount for an order amount';
-
 CREATE FUNCTION referral.offer(customer text, order_amount numeric, tenant text DEFAULT 'default')
 RETURNS TABLE (referral_id bigint, discount numeric, currency text, expires_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -1385,9 +1362,23 @@ BEGIN
 		 WHERE u.tenant = r.tenant AND u.referral_id = r.id AND u.restored_at IS NULL) THEN
 		RETURN;
 	END IF;
+	-- The referral's offer: its variant's own first, else the variant-less one.  The
+	-- minimum is also the program's: an order below it never converts, so that its
+	-- refund could not give the offer back.  The discount never exceeds the order.
+	-- Written out here and in use_offer (not an SQL function), as Citus plans no
+	-- SQL function with parameters.
 	RETURN QUERY
 	SELECT r.id, o.discount, o.currency, o.expires_at
-	  FROM referral._offer_of(r, offer.order_amount) o
+	  FROM (SELECT LEAST(referral.reward_amount(offer.order_amount, o.percent, o.fixed, o.cap, p.currency),
+	                     trunc(offer.order_amount, referral.currency_decimals(p.currency))) AS discount,
+	               p.currency, r.created_at + o.valid_for AS expires_at,
+	               GREATEST(o.min_order_amount, p.min_order_amount) AS min_order_amount
+	          FROM referral.referee_offer o
+	          JOIN referral.program p ON p.id = o.program_id AND p.tenant = o.tenant
+	         WHERE o.tenant = r.tenant AND o.program_id = r.program_id
+	           AND (o.variant IS NULL OR o.variant = r.variant)
+	         ORDER BY o.variant IS NULL
+	         LIMIT 1) o
 	 WHERE o.expires_at > now() AND offer.order_amount >= o.min_order_amount AND o.discount > 0;
 END
 $$;
@@ -1420,25 +1411,37 @@ BEGIN
 	-- use (this order's, or another's, or a concurrent checkout's) makes the insert
 	-- conflict on offer_use_once, and then nothing is written.  The referral must
 	-- be pending, or converted by this very order (inserted before this call, in
-	-- the same transaction).
+	-- the same transaction).  The offer as in offer().  Every table is the tenant's
+	-- (the tenant given), so that Citus routes the statement to its shard.
 	WITH x AS (
 		SELECT x.id, x.tenant, x.program_id, o.offer_id, o.discount, o.currency,
 		       (x.status = 'pending' OR (x.status = 'converted' AND x.converting_order = use_offer.order_ref))
 		       AND o.expires_at > now() AND use_offer.order_amount >= o.min_order_amount AND o.discount > 0 AS usable
 		  FROM referral.referral x
-		  LEFT JOIN LATERAL referral._offer_of(x, use_offer.order_amount) o ON true
+		  LEFT JOIN LATERAL (
+			SELECT o.id AS offer_id,
+			       LEAST(referral.reward_amount(use_offer.order_amount, o.percent, o.fixed, o.cap, p.currency),
+			             trunc(use_offer.order_amount, referral.currency_decimals(p.currency))) AS discount,
+			       p.currency, x.created_at + o.valid_for AS expires_at,
+			       GREATEST(o.min_order_amount, p.min_order_amount) AS min_order_amount
+			  FROM referral.referee_offer o
+			  JOIN referral.program p ON p.id = o.program_id AND p.tenant = o.tenant
+			 WHERE o.tenant = use_offer.tenant AND o.program_id = x.program_id
+			   AND (o.variant IS NULL OR o.variant = x.variant)
+			 ORDER BY o.variant IS NULL
+			 LIMIT 1) o ON true
 		 WHERE x.referee = use_offer.customer AND x.tenant = use_offer.tenant AND x.reason IS NULL
 	), u AS (
 		INSERT INTO referral.offer_use AS u
 			(tenant, referral_id, offer_id, customer, order_ref, order_amount, discount, currency)
-		SELECT x.tenant, x.id, x.offer_id, use_offer.customer, use_offer.order_ref,
+		SELECT use_offer.tenant, x.id, x.offer_id, use_offer.customer, use_offer.order_ref,
 		       use_offer.order_amount, x.discount, x.currency
 		  FROM x WHERE x.usable
 		ON CONFLICT DO NOTHING
 		RETURNING u.discount
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
-		SELECT x.tenant, 'offer_used',
+		SELECT use_offer.tenant, 'offer_used',
 		       jsonb_build_object('referral_id', x.id, 'program_id', x.program_id, 'offer_id', x.offer_id,
 		                          'customer', use_offer.customer, 'order_ref', use_offer.order_ref,
 		                          'order_amount', use_offer.order_amount, 'discount', u.discount,
@@ -1601,6 +1604,11 @@ BEGIN
 		PERFORM referral._check_order_ref(order_ref);
 		PERFORM referral._check_amount('amount', amount);
 	END IF;
+	-- Citus plans a statement with parameters over several tables (or a subquery)
+	-- only as a custom plan; the SET above ends with the call.
+	IF current_setting('citus.version', true) IS NOT NULL THEN
+		PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+	END IF;
 	IF cur IS NULL THEN
 		cur := referral._credit_currency(tenant, NULL);
 	END IF;
@@ -1685,7 +1693,7 @@ BEGIN
 		)
 		UPDATE referral.reward w
 		   SET status = 'paid', paid_at = now(), payout_ref = 'credit:' || spend_credit.order_ref
-		 WHERE w.id = ANY (paid);
+		 WHERE w.tenant = spend_credit.tenant AND w.id = ANY (paid);
 	END IF;
 	event_id := referral._emit(tenant, 'credit_spent',
 		jsonb_build_object('customer', spend_credit.customer, 'order_ref', spend_credit.order_ref,
@@ -1712,7 +1720,8 @@ BEGIN
 	PERFORM referral._check_order_ref(order_ref);
 	-- The rewards first (id order, as spend_credit locks them), then the spends.
 	PERFORM 1 FROM referral.reward w
-	 WHERE w.id IN (SELECT s.reward_id FROM referral.credit_spend s
+	 WHERE w.tenant = refund_credit.tenant
+	   AND w.id IN (SELECT s.reward_id FROM referral.credit_spend s
 	                 WHERE s.tenant = refund_credit.tenant AND s.order_ref = refund_credit.order_ref
 	                   AND s.refunded_at IS NULL)
 	 ORDER BY w.id FOR UPDATE;
@@ -1725,7 +1734,7 @@ BEGIN
 		-- A reward paid by being spent is spendable again (unless clawed back since:
 		-- then the spend given back offsets the clawback in the balance).
 		UPDATE referral.reward w SET status = 'approved', paid_at = NULL, payout_ref = NULL
-		 WHERE w.id IN (SELECT r.reward_id FROM refunded r)
+		 WHERE w.tenant = refund_credit.tenant AND w.id IN (SELECT r.reward_id FROM refunded r)
 		   AND w.status = 'paid' AND w.payout_ref LIKE 'credit:%' AND w.reversed_at IS NULL
 		RETURNING w.id
 	)
@@ -1751,7 +1760,6 @@ REVOKE EXECUTE ON FUNCTION
 	referral._check_order_ref(text),
 	referral._check_amount(text, numeric),
 	referral.add_referee_offer(bigint, numeric, numeric, numeric, numeric, interval, text),
-	referral._offer_of(referral.referral, numeric),
 	referral.offer(text, numeric, text),
 	referral.use_offer(text, text, numeric, text),
 	referral._offers_restored(text, text, text[]),
@@ -2264,7 +2272,7 @@ BEGIN
 			SELECT jsonb_agg(jsonb_build_object('id', k.id, 'code', k.code::text, 'channel', k.channel,
 			                                    'user_agent', k.user_agent, 'at', k.at) ORDER BY k.id)
 			  FROM referral.click k
-			  JOIN referral.code c ON c.code OPERATOR(referral.=) k.code
+			  JOIN referral.code c ON c.tenant = k.tenant AND c.code OPERATOR(referral.=) k.code
 			 WHERE c.tenant = export.tenant AND c.customer = export.customer), '[]'),
 		'referrals_as_referrer', COALESCE((
 			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'program_id', r.program_id, 'referee', r.referee,
@@ -2372,7 +2380,7 @@ BEGIN
 	UPDATE referral.click k SET user_agent = NULL
 	  FROM referral.code c
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer
-	   AND k.code OPERATOR(referral.=) c.code AND k.user_agent IS NOT NULL;
+	   AND k.tenant = forget.tenant AND k.code OPERATOR(referral.=) c.code AND k.user_agent IS NOT NULL;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 	UPDATE referral.code c
 	   SET customer = pseudo, email_hash = NULL, device_hash = NULL,

@@ -312,7 +312,7 @@ BEGIN
 			SELECT jsonb_agg(jsonb_build_object('id', k.id, 'code', k.code::text, 'channel', k.channel,
 			                                    'user_agent', k.user_agent, 'at', k.at) ORDER BY k.id)
 			  FROM referral.click k
-			  JOIN referral.code c ON c.code OPERATOR(referral.=) k.code
+			  JOIN referral.code c ON c.tenant = k.tenant AND c.code OPERATOR(referral.=) k.code
 			 WHERE c.tenant = export.tenant AND c.customer = export.customer), '[]'),
 		'referrals_as_referrer', COALESCE((
 			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'program_id', r.program_id, 'referee', r.referee,
@@ -420,7 +420,7 @@ BEGIN
 	UPDATE referral.click k SET user_agent = NULL
 	  FROM referral.code c
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer
-	   AND k.code OPERATOR(referral.=) c.code AND k.user_agent IS NOT NULL;
+	   AND k.tenant = forget.tenant AND k.code OPERATOR(referral.=) c.code AND k.user_agent IS NOT NULL;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 	UPDATE referral.code c
 	   SET customer = pseudo, email_hash = NULL, device_hash = NULL,

@@ -116,8 +116,44 @@ SELECT referral.mark_paid(ARRAY(SELECT w.id FROM referral.reward w
                           'batch-1') AS paid;
 UPDATE shop_orders SET status = 'refunded' WHERE tenant = 't1' AND id = 6;
 
--- The checkout: store credit (cust7's approved referee credit).
+-- The checkout: a referee's offer before the first order (and a retry, another
+-- order), then that order converts the referral; store credit (cust7's approved
+-- referee credit) spent, retried, refunded.
+SELECT count(*) AS offers FROM prog p,
+       LATERAL referral.add_referee_offer(p.id, percent => 10, cap => 20, min_order_amount => 30) o;
+SELECT p.tenant, r.status FROM prog p,
+       LATERAL referral.redeem(referral.issue_code(p.id, 'ref4'), 'newbie') r ORDER BY 1;
+SELECT p.tenant, o.discount, o.currency, o.expires_at > now() AS valid
+  FROM prog p, LATERAL referral.offer('newbie', 120, p.tenant) o ORDER BY 1;
+SELECT p.tenant, count(o.*) AS below_minimum FROM prog p
+  LEFT JOIN LATERAL referral.offer('newbie', 20, p.tenant) o ON true GROUP BY 1 ORDER BY 1;
+SELECT p.tenant, referral.use_offer('newbie', '900001', 120, p.tenant) AS discount FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.use_offer('newbie', '900001', 50, p.tenant) AS retry FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.use_offer('newbie', '900002', 120, p.tenant) AS other_order FROM prog p ORDER BY 1;
+SELECT p.tenant, count(o.*) AS offers_left FROM prog p
+  LEFT JOIN LATERAL referral.offer('newbie', 120, p.tenant) o ON true GROUP BY 1 ORDER BY 1;
+SELECT referral.use_offer('nobody', '900003', 120, 't1') AS no_referral;
+INSERT INTO shop_orders (tenant, id, customer, amount)
+SELECT p.tenant, 900001, 'newbie', 108 FROM prog p;
+SELECT r.tenant, r.status, r.converting_order FROM referral.referral r WHERE r.referee = 'newbie' ORDER BY 1;
 SELECT p.tenant, referral.credit_balance('cust7', 'USD', p.tenant) AS balance FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.spend_credit('cust7', 3.999, 'C-1', tenant => p.tenant) AS spent FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.spend_credit('cust7', 1, 'C-1', tenant => p.tenant) AS retry FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.spend_credit('cust7', 100, 'C-2', 'USD', p.tenant) AS rest FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.credit_balance('cust7', 'USD', p.tenant) AS balance FROM prog p ORDER BY 1;
+SELECT w.tenant, w.status, w.payout_ref FROM referral.reward w
+ WHERE w.beneficiary = 'cust7' AND w.reward_type = 'credit' ORDER BY 1, 2, 3;
+SELECT p.tenant, referral.refund_credit('C-2', p.tenant) AS refunded FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.refund_credit('C-2', p.tenant) AS again FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.credit_balance('cust7', 'USD', p.tenant) AS balance FROM prog p ORDER BY 1;
+SELECT p.tenant, referral.spend_credit('cust7', 1, 'C-3', 'USD', p.tenant) AS after_refund FROM prog p ORDER BY 1;
+SELECT s.tenant, s.order_ref, s.amount, s.refunded_at IS NOT NULL AS refunded
+  FROM referral.credit_spend s ORDER BY 1, 2, 3, 4;
+-- What export() gives a customer (ids differ across nodes: only how many of each).
+SELECT c.customer, e.k, jsonb_array_length(e.v) AS n
+  FROM (VALUES ('cust7'), ('newbie')) c(customer),
+       LATERAL jsonb_each(referral.export(c.customer, 't1')) e(k, v)
+ WHERE jsonb_typeof(e.v) = 'array' ORDER BY 1, 2;
 
 -- Operations: a blocked referrer's code is refused.
 SELECT referral.block('ref5', 'chargebacks', p.tenant) IS NULL AS blocked FROM prog p WHERE p.tenant = 't1';
