@@ -119,7 +119,6 @@ struct OrderRevenueWriter
 	AttrNumber	p_min_amount;
 	AttrNumber	p_starts;
 	AttrNumber	p_ends;
-	Snapshot	snapshot;
 	ProgramTerms known[REVENUE_PROGRAMS];
 	int			nknown;
 
@@ -309,6 +308,9 @@ order_revenue_begin(Oid schema, Relation orders, const OrderRevenueConfig *cfg,
 	MemoryContext outer;
 	AttrNumber	id_att = get_attnum(RelationGetRelid(orders), cfg->id_column);
 	AttrNumber	status_att = 0;
+	AttrNumber	amount_att;
+	Oid			amount_type;
+	AttrNumber	at_att = 0;
 	Oid			program_table = get_relname_relid(PROGRAM_TABLE_NAME, schema);
 	Oid			attributed_table = get_relname_relid(ATTRIBUTED_ORDER_TABLE_NAME, schema);
 
@@ -318,6 +320,17 @@ order_revenue_begin(Oid schema, Relation orders, const OrderRevenueConfig *cfg,
 		!orders_have_unique_id(orders, id_att) ||
 		!OidIsValid(program_table) || !OidIsValid(attributed_table))
 		return NULL;
+	amount_att = get_attnum(RelationGetRelid(orders), cfg->amount_column);
+	amount_type = (amount_att != InvalidAttrNumber) ? column_base_type(orders, amount_att) : InvalidOid;
+	if (amount_type != INT2OID && amount_type != INT4OID && amount_type != INT8OID &&
+		amount_type != NUMERICOID)
+		return NULL;
+	if (cfg->ordered_at_column != NULL)
+	{
+		at_att = get_attnum(RelationGetRelid(orders), cfg->ordered_at_column);
+		if (at_att == InvalidAttrNumber || column_base_type(orders, at_att) != TIMESTAMPTZOID)
+			return NULL;
+	}
 	if (cfg->status_column != NULL)
 	{
 		Oid			type;
@@ -340,16 +353,14 @@ order_revenue_begin(Oid schema, Relation orders, const OrderRevenueConfig *cfg,
 	w->source = cstring_to_text(cfg->source);
 	w->now = GetCurrentTransactionStartTimestamp();
 	order_key_column_init(&w->id, orders, id_att);
-	w->amount_att = get_attnum(RelationGetRelid(orders), cfg->amount_column);
-	if (w->amount_att != InvalidAttrNumber)
-		w->amount_type = column_base_type(orders, w->amount_att);
+	w->amount_att = amount_att;
+	w->amount_type = amount_type;
 	if (status_att != 0)
 	{
 		order_key_column_init(&w->status, orders, status_att);
 		paid_statuses(w, cfg->paid_statuses);
 	}
-	if (cfg->ordered_at_column != NULL)
-		w->at_att = get_attnum(RelationGetRelid(orders), cfg->ordered_at_column);
+	w->at_att = at_att;
 
 	w->r_id = column_of(referrals, "id");
 	w->r_program = column_of(referrals, "program_id");
@@ -357,7 +368,6 @@ order_revenue_begin(Oid schema, Relation orders, const OrderRevenueConfig *cfg,
 	w->r_converting_order = column_of(referrals, "converting_order");
 	w->r_converting_source = column_of(referrals, "converting_source");
 
-	w->snapshot = snapshot;
 	w->programs = table_open(program_table, AccessShareLock);
 	w->p_recurring = column_of(w->programs, "recurring_window");
 	w->p_min_amount = column_of(w->programs, "min_order_amount");
@@ -370,12 +380,7 @@ order_revenue_begin(Oid schema, Relation orders, const OrderRevenueConfig *cfg,
 	w->attributed_slot = table_slot_create(w->attributed, NULL);
 	MemoryContextSwitchTo(outer);
 
-	if (w->amount_att == InvalidAttrNumber ||
-		(w->amount_type != INT2OID && w->amount_type != INT4OID &&
-		 w->amount_type != INT8OID && w->amount_type != NUMERICOID) ||
-		(cfg->ordered_at_column != NULL &&
-		 (w->at_att == InvalidAttrNumber || column_base_type(orders, w->at_att) != TIMESTAMPTZOID)) ||
-		w->r_id == InvalidAttrNumber || w->r_program == InvalidAttrNumber ||
+	if (w->r_id == InvalidAttrNumber || w->r_program == InvalidAttrNumber ||
 		w->r_created == InvalidAttrNumber || w->r_converting_order == InvalidAttrNumber ||
 		w->r_converting_source == InvalidAttrNumber ||
 		w->p_recurring == InvalidAttrNumber || w->p_min_amount == InvalidAttrNumber ||
