@@ -813,14 +813,11 @@ DECLARE
 	converted int[] := '{}';	-- input positions whose order converted, ascending
 	next_converted int := 1;
 BEGIN
-	-- One order (a single-row INSERT): its referrer's code, then _order_paid, which
-	-- locks the referral and the program in the order below.  Statements that take
-	-- the id as a scalar keep one plan for the session; the array ones below are
+	-- One order (a single-row INSERT): _order_paid, which locks the referrer's code,
+	-- the referral and the program in the order below.  Its statements take the id
+	-- as a scalar and keep one plan for the session; the array ones below are
 	-- planned again at every call, for the array's size.
 	IF cardinality(referral_ids) = 1 THEN
-		PERFORM 1 FROM referral.referral r JOIN referral.code c
-		    ON c.tenant = r.tenant AND c.program_id = r.program_id AND c.customer = r.referrer
-		 WHERE r.id = referral_ids[1] FOR UPDATE OF c;
 		PERFORM referral._order_paid(referral_ids[1], source, order_refs[1], amounts[1], ats[1]);
 		RETURN;
 	END IF;
@@ -1776,20 +1773,35 @@ LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
+	converted_by bigint[];
 	reverted bigint[];
 	to_reverse bigint[];
 BEGIN
-	-- Referrals first (the lock order), then their rewards; one event each, in
-	-- referral id order.  A referral's converting order is an attributed order
-	-- (converting), which is how it is found: no index of referral reads the
-	-- converting order (see referral.referral).
+	-- The referrals these orders converted, found first without a lock: a
+	-- referral's converting order is an attributed order (converting), which is
+	-- how it is found (no index of referral reads the converting order).  Then the
+	-- lock order of conversions (_orders_paid): their referrers' codes, the
+	-- referrals (checked again under the lock), then their rewards; one event
+	-- each, in referral id order.  A statement that refunds one order and pays
+	-- another then waits for a concurrent load instead of deadlocking with it.
+	SELECT array_agg(x.id ORDER BY x.id) INTO converted_by
+	  FROM referral.attributed_order a
+	  JOIN referral.referral x ON x.id = a.referral_id
+	 WHERE a.tenant = _orders_reversed.tenant AND a.order_source = source
+	   AND a.order_ref = ANY (order_refs) AND a.converting
+	   AND x.converting_source = source AND x.converting_order = a.order_ref;
+	IF converted_by IS NOT NULL THEN
+		PERFORM 1 FROM referral.code c
+		 WHERE (c.tenant, c.program_id, c.customer) IN
+		       (SELECT x.tenant, x.program_id, x.referrer FROM referral.referral x
+		         WHERE x.id = ANY (converted_by))
+		 ORDER BY c.code FOR UPDATE;
+	END IF;
 	WITH locked AS (
 		SELECT x.id, x.converting_order
-		  FROM referral.attributed_order a
-		  JOIN referral.referral x ON x.id = a.referral_id
-		 WHERE a.tenant = _orders_reversed.tenant AND a.order_source = source
-		   AND a.order_ref = ANY (order_refs) AND a.converting
-		   AND x.converting_source = source AND x.converting_order = a.order_ref
+		  FROM referral.referral x
+		 WHERE x.id = ANY (converted_by)
+		   AND x.converting_source = source AND x.converting_order = ANY (order_refs)
 		 ORDER BY x.id FOR UPDATE OF x
 	), back_to_pending AS (
 		UPDATE referral.referral x
@@ -3313,6 +3325,173 @@ BEGIN
 	 WHERE s.tenant = p.tenant AND s.program_id = p.id AND s.customer = participant_summary.customer;
 END
 $$;
+
+-- One lock order for conversions and reversals: the referrer's code before the
+-- referral, in _order_paid too:
+CREATE OR REPLACE FUNCTION referral._order_paid(referral_id bigint, source text, order_ref text, amount numeric, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	r referral.referral;
+	p referral.program;
+	converting boolean;
+	rule referral.reward_rule;
+	upline text[];
+	tiered text[];
+	top_tier bigint;
+	-- The rewards of this order, in order: referee, then referrer levels.
+	beneficiaries text[] := '{}';
+	levels int[] := '{}';
+	kinds text[] := '{}';
+	reward_types text[] := '{}';
+	amounts numeric[] := '{}';
+	rule_ids bigint[] := '{}';
+	beneficiary text;
+	lvl int;
+	reached bigint;
+	ms referral.milestone;
+	milestone_reward bigint;
+BEGIN
+	-- The lock order of every conversion and reversal: the referrer's code (which
+	-- serialises the referrer's conversions, for tiers and milestones), then the
+	-- referral, then a program whose budget or cap is shared.
+	PERFORM 1 FROM referral.referral x JOIN referral.code c
+	    ON c.tenant = x.tenant AND c.program_id = x.program_id AND c.customer = x.referrer
+	 WHERE x.id = _order_paid.referral_id FOR UPDATE OF c;
+	SELECT * INTO r FROM referral.referral x WHERE x.id = _order_paid.referral_id FOR UPDATE;
+	IF NOT FOUND OR r.status = 'rejected' OR amount IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT * INTO STRICT p FROM referral.program x WHERE x.id = r.program_id;
+	IF amount < p.min_order_amount OR at < p.starts_at OR at >= p.ends_at THEN
+		RETURN;
+	END IF;
+	IF EXISTS (SELECT 1 FROM referral.attributed_order o
+	            WHERE o.tenant = r.tenant AND o.order_source = source AND o.order_ref = _order_paid.order_ref) THEN
+		RETURN;		-- this order was attributed before
+	END IF;
+
+	IF r.status = 'pending' THEN
+		IF at < r.created_at OR at > r.created_at + p.attribution_window THEN
+			RETURN;
+		END IF;
+		converting := true;
+	ELSIF at >= r.created_at THEN
+		converting := false;
+		IF p.recurring_window IS NULL OR at < r.converted_at
+		   OR at > r.converted_at + p.recurring_window THEN
+			-- Another qualifying order that earns nothing: revenue of the referral
+			-- (also one timed before the conversion that arrived after it).
+			INSERT INTO referral.attributed_order
+				(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+			VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, false);
+			RETURN;
+		END IF;
+	ELSE
+		RETURN;
+	END IF;
+
+	-- The program's budget and caps, after the code and the referral.
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
+	END IF;
+
+	INSERT INTO referral.attributed_order
+		(tenant, order_source, order_ref, program_id, referral_id, amount, ordered_at, converting)
+	VALUES (r.tenant, source, _order_paid.order_ref, p.id, r.id, amount, at, converting);
+
+	-- The referrer's chain, level 1 = the referrer, read before anything changes.
+	SELECT ARRAY[r.referrer] || COALESCE(s.ancestors[1:p.max_depth - 1], '{}')
+	  INTO upline
+	  FROM referral.member s
+	 WHERE s.tenant = r.tenant AND s.customer = r.referrer;
+	upline := COALESCE(upline, ARRAY[r.referrer]);
+
+	-- The (beneficiary, level) pairs with tiers: only those need a count of
+	-- conversions (most programs tier the direct referrer at most), and only up to
+	-- the top tier.
+	SELECT COALESCE(array_agg(DISTINCT x.beneficiary || ':' || x.level), '{}'), max(x.min_conversions)
+	  INTO tiered, top_tier
+	  FROM referral.reward_rule x
+	 WHERE x.program_id = p.id AND x.min_conversions > 0;
+
+	IF converting THEN
+		-- Referee reward: tier by the referee's own conversions as a referrer.
+		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referee', 1, r.variant,
+		                            CASE WHEN 'referee:1' = ANY (tiered)
+		                                 THEN referral._conversions(r.tenant, p.id, r.referee, top_tier) ELSE 0 END);
+		IF rule.id IS NOT NULL THEN
+			beneficiaries := beneficiaries || r.referee;
+			levels := levels || 1;
+			kinds := kinds || 'referee'::text;
+			reward_types := reward_types || rule.reward_type;
+			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
+			rule_ids := rule_ids || rule.id;
+		END IF;
+	END IF;
+
+	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
+	-- conversions in the program so far (not counting this conversion).
+	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
+		beneficiary := upline[lvl];
+		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referrer', lvl, r.variant,
+		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
+		                                 THEN referral._conversions(r.tenant, p.id, beneficiary, top_tier) ELSE 0 END);
+		IF rule.id IS NOT NULL THEN
+			beneficiaries := beneficiaries || beneficiary;
+			levels := levels || lvl;
+			kinds := kinds || 'referrer'::text;
+			reward_types := reward_types || rule.reward_type;
+			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
+			rule_ids := rule_ids || rule.id;
+		END IF;
+	END LOOP;
+	PERFORM referral._create_rewards(p, r.id, source, _order_paid.order_ref, beneficiaries, levels,
+		kinds, reward_types, amounts, rule_ids);
+
+	IF NOT converting THEN
+		RETURN;
+	END IF;
+
+	UPDATE referral.referral x
+	   SET status = 'converted', converted_at = at,
+	       converting_source = source, converting_order = _order_paid.order_ref
+	 WHERE x.id = r.id;
+	PERFORM referral._emit(r.tenant, 'referral_converted',
+		jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+		                   'referee', r.referee, 'order_ref', _order_paid.order_ref,
+		                   'converted_at', at));
+
+	-- Milestones now reached and not held (a reversed one is paid again); most
+	-- programs have none, and then the referrer's conversions are not counted again.
+	IF NOT EXISTS (SELECT 1 FROM referral.milestone m WHERE m.program_id = p.id) THEN
+		RETURN;
+	END IF;
+	reached := referral._conversions(r.tenant, p.id, r.referrer,
+		(SELECT max(m.conversions) FROM referral.milestone m WHERE m.program_id = p.id));
+	FOR ms IN
+		SELECT * FROM referral.milestone m
+		 WHERE m.program_id = p.id AND m.conversions <= reached
+		   AND NOT EXISTS (SELECT 1 FROM referral.reward w
+		                    WHERE w.tenant = r.tenant AND w.program_id = p.id AND w.beneficiary = r.referrer
+		                      AND w.milestone_id = m.id AND w.status <> 'reversed'
+		                      AND w.reversed_at IS NULL)
+		 ORDER BY m.conversions
+	LOOP
+		milestone_reward := referral._create_reward(p, r.id, r.referrer, 1, 'milestone', ms.reward_type,
+			round(ms.amount, referral.currency_decimals(p.currency)), NULL, ms.id, NULL, NULL);
+		IF milestone_reward IS NOT NULL THEN
+			PERFORM referral._emit(r.tenant, 'milestone_reached',
+				jsonb_build_object('referral_id', r.id, 'program_id', p.id, 'referrer', r.referrer,
+				                   'milestone_id', ms.id, 'conversions', ms.conversions,
+				                   'reward_id', milestone_reward));
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
+	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
 
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)

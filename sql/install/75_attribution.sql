@@ -47,6 +47,12 @@ DECLARE
 	ms referral.milestone;
 	milestone_reward bigint;
 BEGIN
+	-- The lock order of every conversion and reversal: the referrer's code (which
+	-- serialises the referrer's conversions, for tiers and milestones), then the
+	-- referral, then a program whose budget or cap is shared.
+	PERFORM 1 FROM referral.referral x JOIN referral.code c
+	    ON c.tenant = x.tenant AND c.program_id = x.program_id AND c.customer = x.referrer
+	 WHERE x.id = _order_paid.referral_id FOR UPDATE OF c;
 	SELECT * INTO r FROM referral.referral x WHERE x.id = _order_paid.referral_id FOR UPDATE;
 	IF NOT FOUND OR r.status = 'rejected' OR amount IS NULL THEN
 		RETURN;
@@ -80,10 +86,7 @@ BEGIN
 		RETURN;
 	END IF;
 
-	-- Serialise the referrer's conversions (tiers, milestones), then the program's
-	-- budget and caps.
-	PERFORM 1 FROM referral.code c
-	 WHERE c.tenant = r.tenant AND c.program_id = p.id AND c.customer = r.referrer FOR UPDATE;
+	-- The program's budget and caps, after the code and the referral.
 	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
 		PERFORM 1 FROM referral.program x WHERE x.id = p.id FOR UPDATE;
 	END IF;
@@ -202,14 +205,11 @@ DECLARE
 	converted int[] := '{}';	-- input positions whose order converted, ascending
 	next_converted int := 1;
 BEGIN
-	-- One order (a single-row INSERT): its referrer's code, then _order_paid, which
-	-- locks the referral and the program in the order below.  Statements that take
-	-- the id as a scalar keep one plan for the session; the array ones below are
+	-- One order (a single-row INSERT): _order_paid, which locks the referrer's code,
+	-- the referral and the program in the order below.  Its statements take the id
+	-- as a scalar and keep one plan for the session; the array ones below are
 	-- planned again at every call, for the array's size.
 	IF cardinality(referral_ids) = 1 THEN
-		PERFORM 1 FROM referral.referral r JOIN referral.code c
-		    ON c.tenant = r.tenant AND c.program_id = r.program_id AND c.customer = r.referrer
-		 WHERE r.id = referral_ids[1] FOR UPDATE OF c;
 		PERFORM referral._order_paid(referral_ids[1], source, order_refs[1], amounts[1], ats[1]);
 		RETURN;
 	END IF;
@@ -471,20 +471,35 @@ LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
+	converted_by bigint[];
 	reverted bigint[];
 	to_reverse bigint[];
 BEGIN
-	-- Referrals first (the lock order), then their rewards; one event each, in
-	-- referral id order.  A referral's converting order is an attributed order
-	-- (converting), which is how it is found: no index of referral reads the
-	-- converting order (see referral.referral).
+	-- The referrals these orders converted, found first without a lock: a
+	-- referral's converting order is an attributed order (converting), which is
+	-- how it is found (no index of referral reads the converting order).  Then the
+	-- lock order of conversions (_orders_paid): their referrers' codes, the
+	-- referrals (checked again under the lock), then their rewards; one event
+	-- each, in referral id order.  A statement that refunds one order and pays
+	-- another then waits for a concurrent load instead of deadlocking with it.
+	SELECT array_agg(x.id ORDER BY x.id) INTO converted_by
+	  FROM referral.attributed_order a
+	  JOIN referral.referral x ON x.id = a.referral_id
+	 WHERE a.tenant = _orders_reversed.tenant AND a.order_source = source
+	   AND a.order_ref = ANY (order_refs) AND a.converting
+	   AND x.converting_source = source AND x.converting_order = a.order_ref;
+	IF converted_by IS NOT NULL THEN
+		PERFORM 1 FROM referral.code c
+		 WHERE (c.tenant, c.program_id, c.customer) IN
+		       (SELECT x.tenant, x.program_id, x.referrer FROM referral.referral x
+		         WHERE x.id = ANY (converted_by))
+		 ORDER BY c.code FOR UPDATE;
+	END IF;
 	WITH locked AS (
 		SELECT x.id, x.converting_order
-		  FROM referral.attributed_order a
-		  JOIN referral.referral x ON x.id = a.referral_id
-		 WHERE a.tenant = _orders_reversed.tenant AND a.order_source = source
-		   AND a.order_ref = ANY (order_refs) AND a.converting
-		   AND x.converting_source = source AND x.converting_order = a.order_ref
+		  FROM referral.referral x
+		 WHERE x.id = ANY (converted_by)
+		   AND x.converting_source = source AND x.converting_order = ANY (order_refs)
 		 ORDER BY x.id FOR UPDATE OF x
 	), back_to_pending AS (
 		UPDATE referral.referral x
