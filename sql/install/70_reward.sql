@@ -113,13 +113,14 @@ CREATE TABLE referral.attributed_order (
 ) WITH (fillfactor = 90);
 -- A refund sets reversed_at: the free tenth of each page (room for some 7 new row
 -- versions among about 60 rows) keeps that a HOT update, with no new entry in the
--- three indexes, when a page's refunds are few: 1 order in 10 refunded cost 3 times
--- as much without it.  Refunds of most orders of a page still move rows.
+-- indexes, when a page's refunds are few.  Refunds of most orders of a page still
+-- move rows.
 -- A bulk load records a row here for every order of a referee; a foreign key would
 -- queue two after-row checks per row, memory that grows with the statement.  Only the
 -- extension writes this table, from the referral row it has just read, and referrals
 -- are never deleted.
-CREATE INDEX attributed_order_program ON referral.attributed_order (program_id, ordered_at);
+-- Two indexes, each written for every order of a referee: the key, and the referral
+-- (void_referral).  The views aggregate the table whole, so none is by program.
 CREATE INDEX attributed_order_referral ON referral.attributed_order (referral_id);
 COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
 SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
