@@ -8,13 +8,13 @@
  *		one primary-key probe and that row's `ancestors`; the downline is one
  *		range scan of the index on `path`, whose order is tree order, and which
  *		includes `customer`, so that a member on an all-visible heap page is
- *		read from the index alone.  Neither needs a plan, a join or a sort: a
- *		SQL version spent its time in the executor's start-up and in sorting a
- *		large downline.
+ *		read from the index alone.  Neither needs a plan, a join or a sort,
+ *		whose executor start-up and sorting of a large downline would cost more
+ *		than the reads themselves.
  *
- *		Like the SECURITY DEFINER SQL functions they replace, these read the
- *		table whatever the caller's privileges on it: who may run them is
- *		decided by EXECUTE, which PUBLIC does not have.
+ *		Like SECURITY DEFINER functions, these read the table whatever the
+ *		caller's privileges on it: who may run them is decided by EXECUTE,
+ *		which PUBLIC does not have.
  */
 #include "postgres.h"
 
