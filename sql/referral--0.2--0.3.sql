@@ -1394,11 +1394,9 @@ DECLARE
 	used_discount numeric;
 	event_id bigint;
 BEGIN
-	-- The argument checks as one expression (no call, no statement); the check
-	-- functions raise the error when it fails.
-	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
-	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
-	    AND order_amount >= 0 AND order_amount < 'Infinity'::numeric) IS NOT TRUE THEN
+	-- The argument checks as one inlined expression; the check functions raise the
+	-- error when it fails.
+	IF referral._checkout_args_ok(customer, order_ref, order_amount) IS NOT TRUE THEN
 		PERFORM referral._check_customer(customer);
 		PERFORM referral._check_order_ref(order_ref);
 		PERFORM referral._check_amount('order_amount', order_amount);
@@ -1592,11 +1590,9 @@ DECLARE
 	paid bigint[];
 	event_id bigint;
 BEGIN
-	-- The argument checks as one expression (no call, no statement); the check
-	-- functions raise the error when it fails.
-	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
-	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
-	    AND amount >= 0 AND amount < 'Infinity'::numeric) IS NOT TRUE THEN
+	-- The argument checks as one inlined expression; the check functions raise the
+	-- error when it fails.
+	IF referral._checkout_args_ok(customer, order_ref, amount) IS NOT TRUE THEN
 		PERFORM referral._check_customer(customer);
 		PERFORM referral._check_order_ref(order_ref);
 		PERFORM referral._check_amount('amount', amount);
@@ -3325,6 +3321,187 @@ BEGIN
 	 WHERE s.tenant = p.tenant AND s.program_id = p.id AND s.customer = participant_summary.customer;
 END
 $$;
+
+-- Whether a checkout's customer, order_ref and amount pass _check_customer,
+-- _check_order_ref and _check_amount.  An SQL function without SET or STRICT, so
+-- that the planner inlines it: a valid call runs no function of its own.
+CREATE FUNCTION referral._checkout_args_ok(customer text, order_ref text, amount numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT NULLIF(pg_catalog.btrim(customer), '') IS NOT NULL AND pg_catalog.octet_length(customer) <= 1000
+	   AND NULLIF(pg_catalog.btrim(order_ref), '') IS NOT NULL AND pg_catalog.octet_length(order_ref) <= 1000
+	   AND amount >= 0 AND amount < 'Infinity'::numeric
+$$;
+COMMENT ON FUNCTION referral._checkout_args_ok(text, text, numeric) IS 'internal: whether checkout arguments are a usable customer, order_ref and amount (inlined)';
+REVOKE ALL ON FUNCTION referral._checkout_args_ok(text, text, numeric) FROM PUBLIC;
+
+-- The payload of a reward's event: the reward's figures.  An SQL function without
+-- SET or STRICT, so that the planner inlines it into each INSERT of events.
+CREATE FUNCTION referral._reward_payload(reward_id bigint, program_id bigint, referral_id bigint,
+	beneficiary text, kind text, level int, amount numeric, currency text, status text,
+	order_ref text, payout_ref text)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT pg_catalog.jsonb_build_object('reward_id', reward_id, 'program_id', program_id,
+	                                     'referral_id', referral_id, 'beneficiary', beneficiary,
+	                                     'kind', kind, 'level', level, 'amount', amount,
+	                                     'currency', currency, 'status', status,
+	                                     'order_ref', order_ref, 'payout_ref', payout_ref)
+$$;
+COMMENT ON FUNCTION referral._reward_payload(bigint, bigint, bigint, text, text, int, numeric, text, text, text, text)
+	IS 'internal: the jsonb payload of a reward''s event (inlined)';
+REVOKE ALL ON FUNCTION referral._reward_payload(bigint, bigint, bigint, text, text, int, numeric, text, text, text, text) FROM PUBLIC;
+
+-- Appends one event per reward id (payload: the reward's figures) and notifies.
+CREATE OR REPLACE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+	notified bigint;
+BEGIN
+	WITH e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT w.tenant, _emit_rewards.kind,
+		       referral._reward_payload(w.id, w.program_id, w.referral_id, w.beneficiary, w.kind,
+		                                w.level, w.amount, w.currency, w.status, w.order_ref,
+		                                w.payout_ref)
+		  FROM referral.reward w
+		 WHERE w.id = ANY (reward_ids)
+		 ORDER BY w.id
+		RETURNING e.id, e.kind, e.tenant
+	)
+	SELECT count(pg_notify('referral_event', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
+	  INTO notified FROM e;
+END
+$$;
+COMMENT ON FUNCTION referral._emit_rewards(text, bigint[]) IS 'internal: one event (and NOTIFY) per reward';
+
+-- Creates one reward, cut to what is left of the program's budget and of the
+-- beneficiary's referrer_cap (both count rewards not reversed, clawbacks included).
+-- Callers hold the program row lock when either applies.  Returns the new id, or
+-- NULL when nothing is left or the reward already exists.
+CREATE OR REPLACE FUNCTION referral._create_reward(
+	p referral.program, referral_id bigint, beneficiary text, level int, kind text,
+	reward_type text, amount numeric, rule_id bigint, milestone_id bigint,
+	order_source text, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	left_over numeric;
+	new_id bigint;
+	event_id bigint;
+BEGIN
+	IF p.budget IS NOT NULL THEN
+		SELECT p.budget - COALESCE(sum(w.amount), 0) INTO left_over
+		  FROM referral.reward w WHERE w.program_id = p.id AND w.status <> 'reversed';
+		amount := LEAST(amount, left_over);
+	END IF;
+	IF p.referrer_cap IS NOT NULL THEN
+		SELECT p.referrer_cap - COALESCE(sum(w.amount), 0) INTO left_over
+		  FROM referral.reward w
+		 WHERE w.tenant = p.tenant AND w.beneficiary = _create_reward.beneficiary
+		   AND w.program_id = p.id AND w.status <> 'reversed';
+		amount := LEAST(amount, left_over);
+	END IF;
+	IF amount IS NULL OR amount <= 0 THEN
+		RETURN NULL;
+	END IF;
+
+	-- The reward and its event in one statement, the event from the values at hand:
+	-- looking the new row up again would run a plan
+	-- made while the table was small, a sequential scan, once per reward of a bulk
+	-- load.  Then the NOTIFY, as _emit sends it.
+	WITH w AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id, milestone_id)
+		VALUES
+			(p.tenant, p.id, _create_reward.beneficiary, _create_reward.referral_id,
+			 _create_reward.order_source, _create_reward.order_ref, _create_reward.level,
+			 _create_reward.kind, _create_reward.reward_type, amount, p.currency, 'pending',
+			 _create_reward.rule_id, _create_reward.milestone_id)
+		ON CONFLICT DO NOTHING
+		RETURNING w.id
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT p.tenant, 'reward_created',
+		       referral._reward_payload(w.id, p.id, _create_reward.referral_id,
+		                                _create_reward.beneficiary, _create_reward.kind,
+		                                _create_reward.level, amount, p.currency, 'pending',
+		                                _create_reward.order_ref, NULL)
+		  FROM w
+		RETURNING e.id
+	)
+	SELECT w.id, e.id INTO new_id, event_id FROM w CROSS JOIN e;
+	IF new_id IS NOT NULL THEN
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'reward_created', 'tenant', p.tenant)::text);
+	END IF;
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION referral._create_reward(referral.program, bigint, text, int, text, text, numeric, bigint, bigint, text, text)
+	IS 'internal: insert one reward, cut to the budget and referrer_cap left, exactly once';
+
+-- The referee and referrer rewards of one order, in the order given.  Without a budget
+-- or referrer_cap nothing depends on the rewards before, and they are inserted with
+-- their events in one statement (an INSERT parses the table's CHECK constraints anew
+-- each time); otherwise one by one, each cut to what the previous ones left.
+CREATE OR REPLACE FUNCTION referral._create_rewards(
+	p referral.program, referral_id bigint, order_source text, order_ref text,
+	beneficiaries text[], levels int[], kinds text[], reward_types text[], amounts numeric[],
+	rule_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	event_ids bigint[];
+	event_id bigint;
+BEGIN
+	IF p.budget IS NOT NULL OR p.referrer_cap IS NOT NULL THEN
+		FOR i IN 1 .. cardinality(beneficiaries) LOOP
+			PERFORM referral._create_reward(p, referral_id, beneficiaries[i], levels[i], kinds[i],
+				reward_types[i], amounts[i], rule_ids[i], NULL, order_source, order_ref);
+		END LOOP;
+		RETURN;
+	END IF;
+
+	WITH w AS (
+		INSERT INTO referral.reward AS w
+			(tenant, program_id, beneficiary, referral_id, order_source, order_ref, level, kind,
+			 reward_type, amount, currency, status, rule_id)
+		SELECT p.tenant, p.id, x.beneficiary, _create_rewards.referral_id,
+		       _create_rewards.order_source, _create_rewards.order_ref, x.level, x.kind,
+		       x.reward_type, x.amount, p.currency, 'pending', x.rule_id
+		  FROM unnest(beneficiaries, levels, kinds, reward_types, amounts, rule_ids)
+		       WITH ORDINALITY AS x(beneficiary, level, kind, reward_type, amount, rule_id, ord)
+		 WHERE x.amount > 0
+		 ORDER BY x.ord
+		ON CONFLICT DO NOTHING
+		RETURNING w.id, w.beneficiary, w.kind, w.level, w.amount
+	), e AS (
+		INSERT INTO referral.event AS e (tenant, kind, payload)
+		SELECT p.tenant, 'reward_created',
+		       referral._reward_payload(w.id, p.id, _create_rewards.referral_id, w.beneficiary,
+		                                w.kind, w.level, w.amount, p.currency, 'pending',
+		                                _create_rewards.order_ref, NULL)
+		  FROM w ORDER BY w.id
+		RETURNING e.id
+	)
+	SELECT array_agg(e.id ORDER BY e.id) INTO event_ids FROM e;
+	FOREACH event_id IN ARRAY COALESCE(event_ids, '{}') LOOP
+		PERFORM pg_notify('referral_event',
+			json_build_object('id', event_id, 'kind', 'reward_created', 'tenant', p.tenant)::text);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION referral._create_rewards(referral.program, bigint, text, text, text[], int[], text[], text[], numeric[], bigint[])
+	IS 'internal: insert the referee and referrer rewards of one order (one statement without budget or referrer_cap), exactly once each';
 
 -- One index fewer for every attributed order to write: the views read
 -- attributed_order whole, and by referral; nothing looks it up by program.

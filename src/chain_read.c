@@ -8,13 +8,13 @@
  *		one primary-key probe and that row's `ancestors`; the downline is one
  *		range scan of the index on `path`, whose order is tree order, and which
  *		includes `customer`, so that a member on an all-visible heap page is
- *		read from the index alone.  Neither needs a plan, a join or a sort: a
- *		SQL version spent its time in the executor's start-up and in sorting a
- *		large downline.
+ *		read from the index alone.  Neither needs a plan, a join or a sort,
+ *		whose executor start-up and sorting of a large downline would cost more
+ *		than the reads themselves.
  *
- *		Like the SECURITY DEFINER SQL functions they replace, these read the
- *		table whatever the caller's privileges on it: who may run them is
- *		decided by EXECUTE, which PUBLIC does not have.
+ *		Like SECURITY DEFINER functions, these read the table whatever the
+ *		caller's privileges on it: who may run them is decided by EXECUTE,
+ *		which PUBLIC does not have.
  */
 #include "postgres.h"
 
@@ -51,6 +51,7 @@ typedef struct MemberTable
 	AttrNumber	customer;
 	AttrNumber	path;
 	AttrNumber	ancestors;
+	TupleTableSlot *row;		/* the member row member_fetch() reads */
 } MemberTable;
 
 static Oid
@@ -86,7 +87,26 @@ member_distributed(FunctionCallInfo fcinfo)
 												MEMBER_TABLE_NAME));
 }
 
-/* Opens referral.member, in the schema of the calling function. */
+/*
+ * On a Citus table, fills the result with the rows of `sql`, a query of nargs
+ * parameters of $1 tenant, $2 customer and $3 max_depth, and returns true;
+ * false, doing nothing, when the member table is a plain one.
+ */
+static bool
+chain_read_distributed(FunctionCallInfo fcinfo, const char *sql, int nargs,
+					   text *tenant, text *customer, int max_depth)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT4OID};
+	Datum		values[3] = {PointerGetDatum(tenant), PointerGetDatum(customer),
+	Int32GetDatum(max_depth)};
+
+	if (!member_distributed(fcinfo))
+		return false;
+	citus_materialize_query(fcinfo, sql, nargs, argtypes, values, NULL);
+	return true;
+}
+
+/* Opens referral.member, in the schema of the calling function, with a slot for its rows. */
 static void
 member_open(FunctionCallInfo fcinfo, MemberTable *m)
 {
@@ -99,21 +119,23 @@ member_open(FunctionCallInfo fcinfo, MemberTable *m)
 	m->customer = member_column(m->table, MEMBER_CUSTOMER_COLUMN_NAME);
 	m->path = member_column(m->table, MEMBER_PATH_COLUMN_NAME);
 	m->ancestors = member_column(m->table, MEMBER_ANCESTORS_COLUMN_NAME);
+	m->row = table_slot_create(m->table, NULL);
 }
 
 static void
 member_close(MemberTable *m)
 {
+	ExecDropSingleTupleTableSlot(m->row);
 	index_close(m->by_customer, AccessShareLock);
 	table_close(m->table, AccessShareLock);
 }
 
 /*
- * The member row of (tenant, customer) into `slot`; false when the customer is
+ * The member row of (tenant, customer) into m->row; false when the customer is
  * in no accepted referral of the tenant.
  */
 static bool
-member_fetch(MemberTable *m, text *tenant, text *customer, TupleTableSlot *slot)
+member_fetch(MemberTable *m, text *tenant, text *customer)
 {
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
@@ -127,9 +149,9 @@ member_fetch(MemberTable *m, text *tenant, text *customer, TupleTableSlot *slot)
 						   PointerGetDatum(customer));
 	scan = index_beginscan(m->table, m->by_customer, GetActiveSnapshot(), 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	found = index_getnext_slot(scan, ForwardScanDirection, m->row);
 	if (found)
-		slot_getallattrs(slot);		/* the slot outlives the scan */
+		slot_getallattrs(m->row);	/* the slot outlives the scan */
 	index_endscan(scan);
 	return found;
 }
@@ -224,28 +246,20 @@ referral_upline(PG_FUNCTION_ARGS)
 	text	   *customer = PG_GETARG_TEXT_PP(0);
 	text	   *tenant = PG_GETARG_TEXT_PP(1);
 	MemberTable m;
-	TupleTableSlot *row;
 
 	chain_result_begin(fcinfo);
-	if (member_distributed(fcinfo))
-	{
-		Oid			argtypes[2] = {TEXTOID, TEXTOID};
-		Datum		values[2] = {PointerGetDatum(tenant), PointerGetDatum(customer)};
-
-		citus_materialize_query(fcinfo,
-								"SELECT u.level::pg_catalog.int4, u.customer"
-								" FROM " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " m,"
-								" pg_catalog.unnest(m.ancestors) WITH ORDINALITY u(customer, level)"
-								" WHERE m.tenant = $1 AND m.customer = $2 ORDER BY u.level",
-								2, argtypes, values, NULL);
+	if (chain_read_distributed(fcinfo,
+							   "SELECT u.level::pg_catalog.int4, u.customer"
+							   " FROM " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " m,"
+							   " pg_catalog.unnest(m.ancestors) WITH ORDINALITY u(customer, level)"
+							   " WHERE m.tenant = $1 AND m.customer = $2 ORDER BY u.level",
+							   2, tenant, customer, 0))
 		return (Datum) 0;
-	}
 	member_open(fcinfo, &m);
-	row = table_slot_create(m.table, NULL);
-	if (member_fetch(&m, tenant, customer, row))
+	if (member_fetch(&m, tenant, customer))
 	{
 		bool		isnull;
-		Datum		ancestors = slot_getattr(row, m.ancestors, &isnull);
+		Datum		ancestors = slot_getattr(m.row, m.ancestors, &isnull);
 		ArrayIterator it;
 		Datum		ancestor;
 		int			level = 0;
@@ -255,7 +269,6 @@ referral_upline(PG_FUNCTION_ARGS)
 			chain_put(rsinfo, ++level, ancestor);
 		array_free_iterator(it);
 	}
-	ExecDropSingleTupleTableSlot(row);
 	member_close(&m);
 	return (Datum) 0;
 }
@@ -290,7 +303,6 @@ referral_downline(PG_FUNCTION_ARGS)
 	text	   *tenant;
 	int			max_depth = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
 	MemberTable m;
-	TupleTableSlot *row;
 
 	if (!PG_ARGISNULL(2) && max_depth < 0)
 		ereport(ERROR,
@@ -301,32 +313,24 @@ referral_downline(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	customer = PG_GETARG_TEXT_PP(0);
 	tenant = PG_GETARG_TEXT_PP(1);
-	if (member_distributed(fcinfo))
-	{
-		Oid			argtypes[3] = {TEXTOID, TEXTOID, INT4OID};
-		Datum		values[3] = {PointerGetDatum(tenant), PointerGetDatum(customer),
-		Int32GetDatum(max_depth)};
-
-		citus_materialize_query(fcinfo,
-								"SELECT (pg_catalog.cardinality(d.path) - pg_catalog.cardinality(m.path))::pg_catalog.int4,"
-								" d.customer"
-								" FROM " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " m"
-								" JOIN " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " d ON d.tenant = m.tenant"
-								" AND d.path > m.path AND d.path < m.path || 9223372036854775807::pg_catalog.int8"
-								" WHERE m.tenant = $1 AND m.customer = $2"
-								" AND ($3 < 0 OR pg_catalog.cardinality(d.path) - pg_catalog.cardinality(m.path) <= $3)"
-								" ORDER BY d.path",
-								3, argtypes, values, NULL);
+	if (chain_read_distributed(fcinfo,
+							   "SELECT (pg_catalog.cardinality(d.path) - pg_catalog.cardinality(m.path))::pg_catalog.int4,"
+							   " d.customer"
+							   " FROM " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " m"
+							   " JOIN " REFERRAL_QUALIFIED(MEMBER_TABLE_NAME) " d ON d.tenant = m.tenant"
+							   " AND d.path > m.path AND d.path < m.path || 9223372036854775807::pg_catalog.int8"
+							   " WHERE m.tenant = $1 AND m.customer = $2"
+							   " AND ($3 < 0 OR pg_catalog.cardinality(d.path) - pg_catalog.cardinality(m.path) <= $3)"
+							   " ORDER BY d.path",
+							   3, tenant, customer, max_depth))
 		return (Datum) 0;
-	}
 
 	member_open(fcinfo, &m);
-	row = table_slot_create(m.table, NULL);
-	if (member_fetch(&m, tenant, customer, row))
+	if (member_fetch(&m, tenant, customer))
 	{
 		bool		isnull;
 		/* A copy: the slot is reused for the scan below. */
-		ArrayType  *top = DatumGetArrayTypePCopy(slot_getattr(row, m.path, &isnull));
+		ArrayType  *top = DatumGetArrayTypePCopy(slot_getattr(m.row, m.path, &isnull));
 		int			top_length = member_depth(top);
 		Relation	by_path = index_open(member_relation(RelationGetNamespace(m.table),
 														 MEMBER_PATH_INDEX_NAME),
@@ -382,10 +386,10 @@ referral_downline(PG_FUNCTION_ARGS)
 				PredicateLockPage(m.table, ItemPointerGetBlockNumber(tid), snapshot);
 				who = index_getattr(scan->xs_itup, customer_in_index, scan->xs_itupdesc, &isnull);
 			}
-			else if (index_fetch_heap(scan, row))
+			else if (index_fetch_heap(scan, m.row))
 			{
-				path = DatumGetArrayTypeP(slot_getattr(row, m.path, &isnull));
-				who = slot_getattr(row, m.customer, &isnull);
+				path = DatumGetArrayTypeP(slot_getattr(m.row, m.path, &isnull));
+				who = slot_getattr(m.row, m.customer, &isnull);
 			}
 			else
 				visible = false;	/* a version this snapshot does not see */
@@ -406,7 +410,6 @@ referral_downline(PG_FUNCTION_ARGS)
 		index_close(by_path, AccessShareLock);
 		MemoryContextDelete(per_row);
 	}
-	ExecDropSingleTupleTableSlot(row);
 	member_close(&m);
 	return (Datum) 0;
 }

@@ -79,19 +79,32 @@ citus_present(void)
 	return citus_preloaded == 1 && OidIsValid(get_extension_oid("citus", true));
 }
 
+/*
+ * Connects to SPI and runs the read-only SELECT `sql` for at most `count` rows
+ * (0: all); `what` names it in the error.  The caller reads SPI_tuptable and
+ * calls SPI_finish().
+ */
+static void
+spi_select(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		   const char *nulls, long count, const char *what)
+{
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "referral: SPI_connect failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, true, count);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "referral: %s failed: %s", what, SPI_result_code_string(rc));
+}
+
 /* Runs a query of one boolean result through SPI. */
 static bool
 spi_bool(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
 	bool		result = false;
 	bool		isnull;
-	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "referral: SPI_connect failed: %s", SPI_result_code_string(rc));
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "referral: Citus catalog query failed: %s", SPI_result_code_string(rc));
+	spi_select(sql, nargs, argtypes, values, NULL, 1, "Citus catalog query");
 	if (SPI_processed == 1)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -328,7 +341,6 @@ citus_shard_scope_begin(Relation rel, CitusShardScope *scope)
 	Oid			schema;
 	Oid			referral_table;
 	bool		found_referral = false;
-	int			rc;
 
 	scope->entered = false;
 	if (ScopeDepth > 0)
@@ -346,30 +358,24 @@ citus_shard_scope_begin(Relation rel, CitusShardScope *scope)
 	values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
 	values[1] = ObjectIdGetDatum(schema);
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "referral: SPI_connect failed: %s", SPI_result_code_string(rc));
-
 	/*
 	 * The shard's own row (none: rel is not a shard), then, for every Citus
 	 * table of referral, its shard with the same hash range in the same
 	 * co-location group, or a reference table's only shard.
 	 */
-	rc = SPI_execute_with_args(
-							   "SELECT t.logicalrelid::pg_catalog.oid,"
-							   " pg_catalog.to_regclass(pg_catalog.shard_name(t.logicalrelid, ts.shardid))::pg_catalog.oid"
-							   " FROM pg_catalog.pg_dist_shard s"
-							   " JOIN pg_catalog.pg_dist_partition o ON o.logicalrelid = s.logicalrelid"
-							   " LEFT JOIN (pg_catalog.pg_dist_partition t"
-							   "   JOIN pg_catalog.pg_class c ON c.oid = t.logicalrelid AND c.relnamespace = $2"
-							   "   JOIN pg_catalog.pg_dist_shard ts ON ts.logicalrelid = t.logicalrelid)"
-							   " ON (t.partmethod = 'n' AND t.repmodel = 't')"
-							   " OR (t.colocationid = o.colocationid AND t.partmethod = 'h'"
-							   "     AND ts.shardminvalue = s.shardminvalue)"
-							   " WHERE pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid))"
-							   "       OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-							   2, argtypes, values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "referral: Citus shard query failed: %s", SPI_result_code_string(rc));
+	spi_select("SELECT t.logicalrelid::pg_catalog.oid,"
+			   " pg_catalog.to_regclass(pg_catalog.shard_name(t.logicalrelid, ts.shardid))::pg_catalog.oid"
+			   " FROM pg_catalog.pg_dist_shard s"
+			   " JOIN pg_catalog.pg_dist_partition o ON o.logicalrelid = s.logicalrelid"
+			   " LEFT JOIN (pg_catalog.pg_dist_partition t"
+			   "   JOIN pg_catalog.pg_class c ON c.oid = t.logicalrelid AND c.relnamespace = $2"
+			   "   JOIN pg_catalog.pg_dist_shard ts ON ts.logicalrelid = t.logicalrelid)"
+			   " ON (t.partmethod = 'n' AND t.repmodel = 't')"
+			   " OR (t.colocationid = o.colocationid AND t.partmethod = 'h'"
+			   "     AND ts.shardminvalue = s.shardminvalue)"
+			   " WHERE pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid))"
+			   "       OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+			   2, argtypes, values, NULL, 0, "Citus shard query");
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
@@ -434,13 +440,8 @@ citus_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext outer = CurrentMemoryContext;
-	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "referral: SPI_connect failed: %s", SPI_result_code_string(rc));
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "referral: query failed: %s", SPI_result_code_string(rc));
+	spi_select(sql, nargs, argtypes, values, nulls, 0, "query");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(outer);

@@ -166,6 +166,27 @@ slot_matches(TupleTableSlot *slot, AttrNumber attnum, const OrderKey *key)
 }
 
 /*
+ * Whether a row that the dirty snapshot returned settles the question: it is
+ * the customer's (and the tenant's, unless tenant_att is InvalidAttrNumber),
+ * and either committed, setting *found, or still being inserted or deleted by
+ * the transaction it sets *wait_for to.
+ */
+static bool
+row_settles(TupleTableSlot *slot, AttrNumber customer_att, const OrderKey *customer,
+			AttrNumber tenant_att, const OrderKey *tenant, const SnapshotData *dirty,
+			bool *found, TransactionId *wait_for)
+{
+	if (!slot_matches(slot, customer_att, customer) ||
+		(tenant_att != InvalidAttrNumber && !slot_matches(slot, tenant_att, tenant)))
+		return false;
+	if (TransactionIdIsValid(dirty->xmin) || TransactionIdIsValid(dirty->xmax))
+		*wait_for = TransactionIdIsValid(dirty->xmin) ? dirty->xmin : dirty->xmax;
+	else
+		*found = true;
+	return true;
+}
+
+/*
  * A plain, valid, non-partial btree index of rel whose first column is
  * attnum with the base type's built-in default operator class; NULL if none.
  * The caller closes it.  Whether it is partial is read from the catalog row:
@@ -253,18 +274,10 @@ leaf_has_orders(Relation rel, const OrderKey *customer, const OrderKey *tenant,
 							   OidInputFunctionCall(input, (char *) customer->key, ioparam, -1));
 		scan = index_beginscan(rel, index, &dirty, 1, 0);
 		index_rescan(scan, &scankey, 1, NULL, 0);
-		while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			if (tenant_att != InvalidAttrNumber && !slot_matches(slot, tenant_att, &leaf_tenant))
-				continue;
-			if (!slot_matches(slot, customer_att, &leaf_customer))
-				continue;
-			if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
-				*wait_for = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-			else
-				found = true;
-			break;
-		}
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+			if (row_settles(slot, customer_att, &leaf_customer, tenant_att, &leaf_tenant,
+							&dirty, &found, wait_for))
+				break;
 		index_endscan(scan);
 		index_close(index, AccessShareLock);
 	}
@@ -273,17 +286,9 @@ leaf_has_orders(Relation rel, const OrderKey *customer, const OrderKey *tenant,
 		TableScanDesc scan = table_beginscan(rel, &dirty, 0, NULL);
 
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-		{
-			if (!slot_matches(slot, customer_att, &leaf_customer))
-				continue;
-			if (tenant_att != InvalidAttrNumber && !slot_matches(slot, tenant_att, &leaf_tenant))
-				continue;
-			if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
-				*wait_for = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-			else
-				found = true;
-			break;
-		}
+			if (row_settles(slot, customer_att, &leaf_customer, tenant_att, &leaf_tenant,
+							&dirty, &found, wait_for))
+				break;
 		table_endscan(scan);
 	}
 	ExecDropSingleTupleTableSlot(slot);

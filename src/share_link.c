@@ -43,18 +43,18 @@ share_link_report(url_core_status status, const char *base, size_t base_len,
 			}
 			break;
 		case URL_CORE_BAD_SCHEME:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("base URL \"%s\" does not start with http:// or https://",
-							referral_excerpt(base, base_len)),
-					 errhint("Pass an absolute URL, such as https://shop.example/.")));
-			break;
 		case URL_CORE_NO_HOST:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("base URL \"%s\" has no host",
-							referral_excerpt(base, base_len)),
-					 errhint("Pass an absolute URL, such as https://shop.example/.")));
+			{
+				const char *excerpt = referral_excerpt(base, base_len);
+
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 status == URL_CORE_BAD_SCHEME ?
+						 errmsg("base URL \"%s\" does not start with http:// or https://",
+								excerpt) :
+						 errmsg("base URL \"%s\" has no host", excerpt),
+						 errhint("Pass an absolute URL, such as https://shop.example/.")));
+			}
 			break;
 		case URL_CORE_EMPTY_CODE:
 			ereport(ERROR,

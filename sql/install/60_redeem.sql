@@ -1,4 +1,6 @@
--- Referrals: redeeming a code at sign-up, with the rules of SPEC.md applied in order.
+-- Referrals: redeeming a code at sign-up.  The first rule that applies rejects it, in
+-- this order: blocked, program_inactive, self_referral, cycle, existing_customer,
+-- daily_limit.
 -- Every attempt is stored; a customer has at most one accepted (pending or
 -- converted) referral per tenant, enforced by a unique index.
 

@@ -54,8 +54,8 @@ CREATE INDEX reward_program ON referral.reward (program_id, status);
 CREATE INDEX reward_referral ON referral.reward (referral_id);
 CREATE INDEX reward_pending_created ON referral.reward (created_at) WHERE status = 'pending';
 -- referral_id and program_id have no foreign keys.  A key checks every new reward
--- with a query of its own after the statement: 10 to 30 µs a reward, 5 to 7% of a
--- bulk load that converts.  Only the extension writes rewards, each for a referral
+-- with a query of its own after the statement, a cost a bulk load that converts
+-- pays once per reward.  Only the extension writes rewards, each for a referral
 -- it has just read and locked; a referral with rewards cannot be deleted or
 -- truncated away (the triggers below, as the key would); and audit() reports a
 -- reward without its referral, or whose program is not its referral's.
@@ -125,6 +125,23 @@ CREATE INDEX attributed_order_referral ON referral.attributed_order (referral_id
 COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
 SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
 
+-- The payload of a reward's event: the reward's figures.  An SQL function without
+-- SET or STRICT, so that the planner inlines it into each INSERT of events.
+CREATE FUNCTION referral._reward_payload(reward_id bigint, program_id bigint, referral_id bigint,
+	beneficiary text, kind text, level int, amount numeric, currency text, status text,
+	order_ref text, payout_ref text)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT pg_catalog.jsonb_build_object('reward_id', reward_id, 'program_id', program_id,
+	                                     'referral_id', referral_id, 'beneficiary', beneficiary,
+	                                     'kind', kind, 'level', level, 'amount', amount,
+	                                     'currency', currency, 'status', status,
+	                                     'order_ref', order_ref, 'payout_ref', payout_ref)
+$$;
+COMMENT ON FUNCTION referral._reward_payload(bigint, bigint, bigint, text, text, int, numeric, text, text, text, text)
+	IS 'internal: the jsonb payload of a reward''s event (inlined)';
+
 -- Appends one event per reward id (payload: the reward's figures) and notifies.
 CREATE FUNCTION referral._emit_rewards(kind text, reward_ids bigint[])
 RETURNS void
@@ -137,11 +154,9 @@ BEGIN
 	WITH e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
 		SELECT w.tenant, _emit_rewards.kind,
-		       jsonb_build_object('reward_id', w.id, 'program_id', w.program_id,
-		                          'referral_id', w.referral_id, 'beneficiary', w.beneficiary,
-		                          'kind', w.kind, 'level', w.level, 'amount', w.amount,
-		                          'currency', w.currency, 'status', w.status,
-		                          'order_ref', w.order_ref, 'payout_ref', w.payout_ref)
+		       referral._reward_payload(w.id, w.program_id, w.referral_id, w.beneficiary, w.kind,
+		                                w.level, w.amount, w.currency, w.status, w.order_ref,
+		                                w.payout_ref)
 		  FROM referral.reward w
 		 WHERE w.id = ANY (reward_ids)
 		 ORDER BY w.id
@@ -240,8 +255,8 @@ BEGIN
 		RETURN NULL;
 	END IF;
 
-	-- The reward and its event in one statement, the event from the values at hand
-	-- (the payload of _emit_rewards): looking the new row up again would run a plan
+	-- The reward and its event in one statement, the event from the values at hand:
+	-- looking the new row up again would run a plan
 	-- made while the table was small, a sequential scan, once per reward of a bulk
 	-- load.  Then the NOTIFY, as _emit sends it.
 	WITH w AS (
@@ -258,12 +273,10 @@ BEGIN
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
 		SELECT p.tenant, 'reward_created',
-		       jsonb_build_object('reward_id', w.id, 'program_id', p.id,
-		                          'referral_id', _create_reward.referral_id,
-		                          'beneficiary', _create_reward.beneficiary, 'kind', _create_reward.kind,
-		                          'level', _create_reward.level, 'amount', amount,
-		                          'currency', p.currency, 'status', 'pending',
-		                          'order_ref', _create_reward.order_ref, 'payout_ref', NULL)
+		       referral._reward_payload(w.id, p.id, _create_reward.referral_id,
+		                                _create_reward.beneficiary, _create_reward.kind,
+		                                _create_reward.level, amount, p.currency, 'pending',
+		                                _create_reward.order_ref, NULL)
 		  FROM w
 		RETURNING e.id
 	)
@@ -317,12 +330,9 @@ BEGIN
 	), e AS (
 		INSERT INTO referral.event AS e (tenant, kind, payload)
 		SELECT p.tenant, 'reward_created',
-		       jsonb_build_object('reward_id', w.id, 'program_id', p.id,
-		                          'referral_id', _create_rewards.referral_id,
-		                          'beneficiary', w.beneficiary, 'kind', w.kind,
-		                          'level', w.level, 'amount', w.amount,
-		                          'currency', p.currency, 'status', 'pending',
-		                          'order_ref', _create_rewards.order_ref, 'payout_ref', NULL)
+		       referral._reward_payload(w.id, p.id, _create_rewards.referral_id, w.beneficiary,
+		                                w.kind, w.level, w.amount, p.currency, 'pending',
+		                                _create_rewards.order_ref, NULL)
 		  FROM w ORDER BY w.id
 		RETURNING e.id
 	)

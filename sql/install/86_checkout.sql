@@ -126,6 +126,19 @@ END
 $$;
 COMMENT ON FUNCTION referral._check_amount(text, numeric) IS 'internal: raise 22023 unless an amount is a finite number, not negative';
 
+-- Whether a checkout's customer, order_ref and amount pass _check_customer,
+-- _check_order_ref and _check_amount.  An SQL function without SET or STRICT, so
+-- that the planner inlines it: a valid call runs no function of its own.
+CREATE FUNCTION referral._checkout_args_ok(customer text, order_ref text, amount numeric)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT NULLIF(pg_catalog.btrim(customer), '') IS NOT NULL AND pg_catalog.octet_length(customer) <= 1000
+	   AND NULLIF(pg_catalog.btrim(order_ref), '') IS NOT NULL AND pg_catalog.octet_length(order_ref) <= 1000
+	   AND amount >= 0 AND amount < 'Infinity'::numeric
+$$;
+COMMENT ON FUNCTION referral._checkout_args_ok(text, text, numeric) IS 'internal: whether checkout arguments are a usable customer, order_ref and amount (inlined)';
+
 CREATE FUNCTION referral.add_referee_offer(
 	program bigint,
 	percent numeric DEFAULT 0,
@@ -236,11 +249,9 @@ DECLARE
 	used_discount numeric;
 	event_id bigint;
 BEGIN
-	-- The argument checks as one expression (no call, no statement); the check
-	-- functions raise the error when it fails.
-	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
-	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
-	    AND order_amount >= 0 AND order_amount < 'Infinity'::numeric) IS NOT TRUE THEN
+	-- The argument checks as one inlined expression; the check functions raise the
+	-- error when it fails.
+	IF referral._checkout_args_ok(customer, order_ref, order_amount) IS NOT TRUE THEN
 		PERFORM referral._check_customer(customer);
 		PERFORM referral._check_order_ref(order_ref);
 		PERFORM referral._check_amount('order_amount', order_amount);
@@ -434,11 +445,9 @@ DECLARE
 	paid bigint[];
 	event_id bigint;
 BEGIN
-	-- The argument checks as one expression (no call, no statement); the check
-	-- functions raise the error when it fails.
-	IF (NULLIF(btrim(customer), '') IS NOT NULL AND octet_length(customer) <= 1000
-	    AND NULLIF(btrim(order_ref), '') IS NOT NULL AND octet_length(order_ref) <= 1000
-	    AND amount >= 0 AND amount < 'Infinity'::numeric) IS NOT TRUE THEN
+	-- The argument checks as one inlined expression; the check functions raise the
+	-- error when it fails.
+	IF referral._checkout_args_ok(customer, order_ref, amount) IS NOT TRUE THEN
 		PERFORM referral._check_customer(customer);
 		PERFORM referral._check_order_ref(order_ref);
 		PERFORM referral._check_amount('amount', amount);

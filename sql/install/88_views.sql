@@ -1,4 +1,4 @@
--- Views for analysts (SPEC.md "Views for analysts"), and participant_summary(), the
+-- Views for analysts, and participant_summary(), the
 -- one participant's figures that the application reads.  grant_analyst() grants
 -- SELECT on every view of the schema; grant_app() grants participant_summary().
 --
