@@ -100,22 +100,25 @@ CREATE INDEX reward_clawbacks ON referral.reward (clawback_of) WHERE kind = 'cla
 -- committed before.  The paid reward row is updated too: reversed_at when nothing is
 -- left, else the same values, so that a concurrent transaction that locks it after
 -- this one commits sees it changed (a serialization failure under REPEATABLE READ)
--- instead of clawing back the same difference again.
-CREATE FUNCTION referral._claw_back(reward_ids bigint[], nets numeric[])
+-- instead of clawing back the same difference again.  The rewards are the tenant's:
+-- every statement names it, so that on Citus it runs on the tenant's shard.
+CREATE FUNCTION referral._claw_back(tenant text, reward_ids bigint[], nets numeric[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	clawbacks bigint[];
+	stamp timestamptz := now();		-- a value in the CASE below, which Citus takes
 BEGIN
 	WITH due AS (
 		SELECT DISTINCT ON (w.id) w.*, GREATEST(x.net, 0) AS target,
 		       w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-		                             WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) AS net
+		                             WHERE c.tenant = _claw_back.tenant AND c.clawback_of = w.id
+		                               AND c.kind = 'clawback'), 0) AS net
 		  FROM unnest(reward_ids, nets) AS x(id, net)
 		  JOIN referral.reward w ON w.id = x.id
-		 WHERE w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
+		 WHERE w.tenant = _claw_back.tenant AND w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
 		 ORDER BY w.id, x.net
 	), claw AS (
 		INSERT INTO referral.reward AS c
@@ -131,9 +134,9 @@ BEGIN
 	), touched AS (
 		-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
 		UPDATE referral.reward w
-		   SET reversed_at = CASE WHEN d.target = 0 THEN now() ELSE w.reversed_at END
+		   SET reversed_at = CASE WHEN d.target = 0 THEN stamp ELSE w.reversed_at END
 		  FROM due d
-		 WHERE w.id = d.id AND d.target < d.net
+		 WHERE w.tenant = _claw_back.tenant AND w.id = d.id AND d.target < d.net
 	)
 	SELECT array_agg(claw.id ORDER BY claw.id) INTO clawbacks FROM claw;
 	IF clawbacks IS NOT NULL THEN
@@ -141,13 +144,14 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION referral._claw_back(bigint[], numeric[])
-	IS 'internal: claw paid rewards back down to a net amount (0: all of it), once';
-REVOKE EXECUTE ON FUNCTION referral._claw_back(bigint[], numeric[]) FROM PUBLIC;
+COMMENT ON FUNCTION referral._claw_back(text, bigint[], numeric[])
+	IS 'internal: claw a tenant''s paid rewards back down to a net amount (0: all of it), once';
+REVOKE EXECUTE ON FUNCTION referral._claw_back(text, bigint[], numeric[]) FROM PUBLIC;
 
 -- Reverses rewards: pending and approved ones become reversed; paid ones are clawed
--- back (_claw_back) in full.
-CREATE OR REPLACE FUNCTION referral._reverse_rewards(reward_ids bigint[])
+-- back (_claw_back) in full.  The rewards are the tenant's (as in _claw_back).
+DROP FUNCTION referral._reverse_rewards(bigint[]);
+CREATE FUNCTION referral._reverse_rewards(tenant text, reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
@@ -158,12 +162,12 @@ DECLARE
 BEGIN
 	WITH locked AS (
 		SELECT w.id, w.status FROM referral.reward w
-		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = ANY (reward_ids) AND w.kind <> 'clawback'
 		 ORDER BY w.id FOR UPDATE
 	), upd AS (
 		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
 		  FROM locked l
-		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
+		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = l.id AND l.status IN ('pending', 'approved')
 		RETURNING w.id
 	)
 	SELECT (SELECT array_agg(upd.id) FROM upd),
@@ -174,11 +178,12 @@ BEGIN
 		PERFORM referral._emit_rewards('reward_reversed', reversed);
 	END IF;
 	IF paid IS NOT NULL THEN
-		PERFORM referral._claw_back(paid, array_fill(0::numeric, ARRAY[cardinality(paid)]));
+		PERFORM referral._claw_back(tenant, paid, array_fill(0::numeric, ARRAY[cardinality(paid)]));
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
+COMMENT ON FUNCTION referral._reverse_rewards(text, bigint[]) IS 'internal: reverse a tenant''s rewards (clawback for paid ones)';
+REVOKE EXECUTE ON FUNCTION referral._reverse_rewards(text, bigint[]) FROM PUBLIC;
 
 -- Orders that changed customer, keeping their tenant and id (`released`, among
 -- `order_refs`), or changed tenant or id (the rest): each is reversed as a refund
@@ -248,10 +253,10 @@ BEGIN
 		PERFORM referral._emit_rewards('reward_changed', changed);
 	END IF;
 	IF vanished IS NOT NULL THEN
-		PERFORM referral._reverse_rewards(vanished);
+		PERFORM referral._reverse_rewards(tenant, vanished);
 	END IF;
 	IF paid IS NOT NULL THEN
-		PERFORM referral._claw_back(paid, paid_nets);
+		PERFORM referral._claw_back(tenant, paid, paid_nets);
 	END IF;
 END
 $$;
@@ -1831,7 +1836,7 @@ BEGIN
 	        AND w.order_ref = ANY (order_refs) AND w.kind IN ('referee', 'referrer'))
 	    OR (w.referral_id = ANY (reverted) AND w.kind = 'milestone');
 	IF to_reverse IS NOT NULL THEN
-		PERFORM referral._reverse_rewards(to_reverse);
+		PERFORM referral._reverse_rewards(tenant, to_reverse);
 	END IF;
 END
 $$;
@@ -2069,9 +2074,11 @@ BEGIN
 	IF cardinality(child.path) = 1 THEN
 		RETURN;
 	END IF;
+	-- No subscript as a whole new value: Citus 13 crashes deparsing an UPDATE whose
+	-- SET value is one.
 	UPDATE referral.member x
-	   SET path = x.path[cardinality(child.path):],
-	       ancestors = x.ancestors[1:cardinality(x.ancestors) - cardinality(child.ancestors)]
+	   SET path = '{}'::bigint[] || x.path[cardinality(child.path):],
+	       ancestors = trim_array(x.ancestors, cardinality(child.ancestors))
 	 WHERE x.tenant = child.tenant AND x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
@@ -2084,6 +2091,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	t text;
 	r referral.referral;
 	trees record;
 	to_reverse bigint[];
@@ -2091,8 +2099,12 @@ DECLARE
 BEGIN
 	PERFORM referral._check_reason(reason);
 	-- The referral first, as the order triggers lock it: an order of the referee
-	-- waits, and then sees it rejected.
-	SELECT * INTO r FROM referral.referral x WHERE x.id = void_referral.referral_id FOR UPDATE;
+	-- waits, and then sees it rejected.  Its tenant, which never changes, is read
+	-- first: every statement below names it, so that on Citus it runs on the
+	-- tenant's shard.
+	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = void_referral.referral_id;
+	SELECT * INTO r FROM referral.referral x
+	 WHERE x.id = void_referral.referral_id AND x.tenant = t FOR UPDATE;
 	IF NOT FOUND THEN
 		PERFORM referral._no_referral(void_referral.referral_id);
 	END IF;
@@ -2114,20 +2126,21 @@ BEGIN
 	       count(*) FILTER (WHERE w.status IN ('pending', 'approved')
 	                           OR (w.status = 'paid' AND w.amount + COALESCE(
 	                                   (SELECT sum(c.amount) FROM referral.reward c
-	                                     WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	                                     WHERE c.tenant = r.tenant AND c.clawback_of = w.id
+	                                       AND c.kind = 'clawback'), 0) > 0))
 	  INTO to_reverse, changed
 	  FROM referral.reward w
-	 WHERE w.referral_id = r.id AND w.kind <> 'clawback' AND w.status <> 'reversed';
+	 WHERE w.tenant = r.tenant AND w.referral_id = r.id AND w.kind <> 'clawback' AND w.status <> 'reversed';
 	IF to_reverse IS NOT NULL THEN
-		PERFORM referral._reverse_rewards(to_reverse);
+		PERFORM referral._reverse_rewards(r.tenant, to_reverse);
 	END IF;
 	UPDATE referral.attributed_order o SET reversed_at = now()
-	 WHERE o.referral_id = r.id AND o.reversed_at IS NULL;
+	 WHERE o.tenant = r.tenant AND o.referral_id = r.id AND o.reversed_at IS NULL;
 
 	UPDATE referral.referral x
 	   SET status = 'rejected', reason = void_referral.reason, voided_at = now(),
 	       converted_at = NULL, converting_source = NULL, converting_order = NULL
-	 WHERE x.id = r.id;
+	 WHERE x.tenant = r.tenant AND x.id = r.id;
 	PERFORM referral._emit(r.tenant, 'referral_voided',
 		jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
 		                   'referee', r.referee, 'reason', void_referral.reason,
@@ -2193,10 +2206,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	t text;
 	r referral.referral;
 	freed bigint := 0;
 BEGIN
-	SELECT * INTO r FROM referral.referral x WHERE x.id = release.referral_id FOR UPDATE;
+	-- The tenant first, as in void_referral.
+	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = release.referral_id;
+	SELECT * INTO r FROM referral.referral x WHERE x.id = release.referral_id AND x.tenant = t FOR UPDATE;
 	IF NOT FOUND THEN
 		PERFORM referral._no_referral(release.referral_id);
 	END IF;
@@ -2205,9 +2221,9 @@ BEGIN
 	END IF;
 	IF r.id = ANY (referral._held_referrals()) THEN
 		SELECT count(*) INTO freed FROM referral.reward w
-		 WHERE w.referral_id = r.id AND w.status = 'pending';
+		 WHERE w.tenant = r.tenant AND w.referral_id = r.id AND w.status = 'pending';
 	END IF;
-	UPDATE referral.referral x SET released_at = now() WHERE x.id = r.id;
+	UPDATE referral.referral x SET released_at = now() WHERE x.tenant = r.tenant AND x.id = r.id;
 	PERFORM referral._emit(r.tenant, 'referral_released',
 		jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
 		                   'referee', r.referee, 'rewards_freed', freed));
@@ -2345,6 +2361,8 @@ DECLARE
 	hashed bytea;
 	pseudo text;
 	m referral.member;
+	programs bigint[];
+	variants text[];
 	changed bigint := 0;
 	n bigint;
 BEGIN
@@ -2366,7 +2384,7 @@ BEGIN
 	SELECT * INTO m FROM referral.member x WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
 	IF FOUND THEN
 		PERFORM referral._lock_trees(forget.tenant, forget.customer, forget.customer);
-		SELECT * INTO STRICT m FROM referral.member x WHERE x.id = m.id;
+		SELECT * INTO STRICT m FROM referral.member x WHERE x.tenant = forget.tenant AND x.id = m.id;
 	END IF;
 	PERFORM 1 FROM referral.code c
 	 WHERE c.tenant = forget.tenant
@@ -2384,7 +2402,13 @@ BEGIN
 	 ORDER BY w.id FOR UPDATE;
 
 	-- Clicks on their codes lose their user agents; then the codes lose the key
-	-- and the fingerprints, keeping the variant the key hashed to.
+	-- and the fingerprints, keeping the variant the key hashed to (one code per
+	-- program; the variants computed here, as Citus takes no function of a column
+	-- that is not immutable in a distributed UPDATE).
+	programs := ARRAY(SELECT c.program_id FROM referral.code c
+	                   WHERE c.tenant = forget.tenant AND c.customer = forget.customer);
+	variants := ARRAY(SELECT referral.variant_of(p.id, forget.customer)
+	                    FROM unnest(programs) WITH ORDINALITY p(id, n) ORDER BY p.n);
 	UPDATE referral.click k SET user_agent = NULL
 	  FROM referral.code c
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer
@@ -2392,7 +2416,7 @@ BEGIN
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 	UPDATE referral.code c
 	   SET customer = pseudo, email_hash = NULL, device_hash = NULL,
-	       forgotten_variant = COALESCE(c.forgotten_variant, referral.variant_of(c.program_id, c.customer))
+	       forgotten_variant = COALESCE(c.forgotten_variant, variants[array_position(programs, c.program_id)])
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 
@@ -2413,7 +2437,7 @@ BEGIN
 		UPDATE referral.member x
 		   SET customer = CASE WHEN x.id = m.id THEN pseudo ELSE x.customer END,
 		       ancestors = array_replace(x.ancestors, forget.customer, pseudo)
-		 WHERE x.path >= m.path AND x.path < m.path || 9223372036854775807::bigint;
+		 WHERE x.tenant = forget.tenant AND x.path >= m.path AND x.path < m.path || 9223372036854775807::bigint;
 		GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 	END IF;
 
@@ -3883,6 +3907,10 @@ BEGIN
 			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, qualified))
 			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, reversed boolean,
 			         ordered_at timestamptz)),
+		-- The keyed hashes of forgotten keys, read apart from the orders (on Citus
+		-- the orders are a result on the coordinator, forgotten a distributed table).
+		fk AS MATERIALIZED (
+			SELECT f.tenant, f.key_hash FROM referral.forgotten f WHERE forgotten),
 		problems AS (
 			-- An attributed, unreversed order that is no longer there or in a reversed
 			-- status (another status after paid keeps its rewards, as in the trigger).
@@ -3902,7 +3930,7 @@ BEGIN
 			                      JOIN referral.forgotten f ON f.tenant = r.tenant AND f.pseudonym = r.referee
 			                     WHERE r.tenant = o.tenant AND r.id = o.referral_id)
 			            OR (x.customer IS NOT NULL AND EXISTS (
-			                SELECT 1 FROM referral.forgotten f
+			                SELECT 1 FROM fk f
 			                 WHERE f.tenant = x.tenant
 			                   AND f.key_hash = referral._fingerprint(key, 'customer', referral._customer_ref(x.tenant, x.customer))))))
 			UNION ALL

@@ -383,22 +383,25 @@ COMMENT ON FUNCTION referral._convert_orders(text, bigint[], text[], numeric[], 
 -- committed before.  The paid reward row is updated too: reversed_at when nothing is
 -- left, else the same values, so that a concurrent transaction that locks it after
 -- this one commits sees it changed (a serialization failure under REPEATABLE READ)
--- instead of clawing back the same difference again.
-CREATE FUNCTION referral._claw_back(reward_ids bigint[], nets numeric[])
+-- instead of clawing back the same difference again.  The rewards are the tenant's:
+-- every statement names it, so that on Citus it runs on the tenant's shard.
+CREATE FUNCTION referral._claw_back(tenant text, reward_ids bigint[], nets numeric[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	clawbacks bigint[];
+	stamp timestamptz := now();		-- a value in the CASE below, which Citus takes
 BEGIN
 	WITH due AS (
 		SELECT DISTINCT ON (w.id) w.*, GREATEST(x.net, 0) AS target,
 		       w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-		                             WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) AS net
+		                             WHERE c.tenant = _claw_back.tenant AND c.clawback_of = w.id
+		                               AND c.kind = 'clawback'), 0) AS net
 		  FROM unnest(reward_ids, nets) AS x(id, net)
 		  JOIN referral.reward w ON w.id = x.id
-		 WHERE w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
+		 WHERE w.tenant = _claw_back.tenant AND w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
 		 ORDER BY w.id, x.net
 	), claw AS (
 		INSERT INTO referral.reward AS c
@@ -414,9 +417,9 @@ BEGIN
 	), touched AS (
 		-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
 		UPDATE referral.reward w
-		   SET reversed_at = CASE WHEN d.target = 0 THEN now() ELSE w.reversed_at END
+		   SET reversed_at = CASE WHEN d.target = 0 THEN stamp ELSE w.reversed_at END
 		  FROM due d
-		 WHERE w.id = d.id AND d.target < d.net
+		 WHERE w.tenant = _claw_back.tenant AND w.id = d.id AND d.target < d.net
 	)
 	SELECT array_agg(claw.id ORDER BY claw.id) INTO clawbacks FROM claw;
 	IF clawbacks IS NOT NULL THEN
@@ -424,12 +427,12 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION referral._claw_back(bigint[], numeric[])
-	IS 'internal: claw paid rewards back down to a net amount (0: all of it), once';
+COMMENT ON FUNCTION referral._claw_back(text, bigint[], numeric[])
+	IS 'internal: claw a tenant''s paid rewards back down to a net amount (0: all of it), once';
 
 -- Reverses rewards: pending and approved ones become reversed; paid ones are clawed
--- back (_claw_back) in full.
-CREATE FUNCTION referral._reverse_rewards(reward_ids bigint[])
+-- back (_claw_back) in full.  The rewards are the tenant's (as in _claw_back).
+CREATE FUNCTION referral._reverse_rewards(tenant text, reward_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_custom_plan
@@ -440,12 +443,12 @@ DECLARE
 BEGIN
 	WITH locked AS (
 		SELECT w.id, w.status FROM referral.reward w
-		 WHERE w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = ANY (reward_ids) AND w.kind <> 'clawback'
 		 ORDER BY w.id FOR UPDATE
 	), upd AS (
 		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
 		  FROM locked l
-		 WHERE w.id = l.id AND l.status IN ('pending', 'approved')
+		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = l.id AND l.status IN ('pending', 'approved')
 		RETURNING w.id
 	)
 	SELECT (SELECT array_agg(upd.id) FROM upd),
@@ -456,11 +459,11 @@ BEGIN
 		PERFORM referral._emit_rewards('reward_reversed', reversed);
 	END IF;
 	IF paid IS NOT NULL THEN
-		PERFORM referral._claw_back(paid, array_fill(0::numeric, ARRAY[cardinality(paid)]));
+		PERFORM referral._claw_back(tenant, paid, array_fill(0::numeric, ARRAY[cardinality(paid)]));
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION referral._reverse_rewards(bigint[]) IS 'internal: reverse rewards (clawback for paid ones)';
+COMMENT ON FUNCTION referral._reverse_rewards(text, bigint[]) IS 'internal: reverse a tenant''s rewards (clawback for paid ones)';
 
 -- Orders refunded, cancelled or deleted: their rewards are reversed; a referral they
 -- converted returns to pending, and the milestones its conversion reached are
@@ -533,7 +536,7 @@ BEGIN
 	        AND w.order_ref = ANY (order_refs) AND w.kind IN ('referee', 'referrer'))
 	    OR (w.referral_id = ANY (reverted) AND w.kind = 'milestone');
 	IF to_reverse IS NOT NULL THEN
-		PERFORM referral._reverse_rewards(to_reverse);
+		PERFORM referral._reverse_rewards(tenant, to_reverse);
 	END IF;
 END
 $$;
@@ -607,10 +610,10 @@ BEGIN
 		PERFORM referral._emit_rewards('reward_changed', changed);
 	END IF;
 	IF vanished IS NOT NULL THEN
-		PERFORM referral._reverse_rewards(vanished);
+		PERFORM referral._reverse_rewards(tenant, vanished);
 	END IF;
 	IF paid IS NOT NULL THEN
-		PERFORM referral._claw_back(paid, paid_nets);
+		PERFORM referral._claw_back(tenant, paid, paid_nets);
 	END IF;
 END
 $$;

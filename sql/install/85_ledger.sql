@@ -333,6 +333,10 @@ BEGIN
 			SELECT * FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, qualified))
 			    AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean, reversed boolean,
 			         ordered_at timestamptz)),
+		-- The keyed hashes of forgotten keys, read apart from the orders (on Citus
+		-- the orders are a result on the coordinator, forgotten a distributed table).
+		fk AS MATERIALIZED (
+			SELECT f.tenant, f.key_hash FROM referral.forgotten f WHERE forgotten),
 		problems AS (
 			-- An attributed, unreversed order that is no longer there or in a reversed
 			-- status (another status after paid keeps its rewards, as in the trigger).
@@ -352,7 +356,7 @@ BEGIN
 			                      JOIN referral.forgotten f ON f.tenant = r.tenant AND f.pseudonym = r.referee
 			                     WHERE r.tenant = o.tenant AND r.id = o.referral_id)
 			            OR (x.customer IS NOT NULL AND EXISTS (
-			                SELECT 1 FROM referral.forgotten f
+			                SELECT 1 FROM fk f
 			                 WHERE f.tenant = x.tenant
 			                   AND f.key_hash = referral._fingerprint(key, 'customer', referral._customer_ref(x.tenant, x.customer))))))
 			UNION ALL

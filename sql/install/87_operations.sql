@@ -101,9 +101,11 @@ BEGIN
 	IF cardinality(child.path) = 1 THEN
 		RETURN;
 	END IF;
+	-- No subscript as a whole new value: Citus 13 crashes deparsing an UPDATE whose
+	-- SET value is one.
 	UPDATE referral.member x
-	   SET path = x.path[cardinality(child.path):],
-	       ancestors = x.ancestors[1:cardinality(x.ancestors) - cardinality(child.ancestors)]
+	   SET path = '{}'::bigint[] || x.path[cardinality(child.path):],
+	       ancestors = trim_array(x.ancestors, cardinality(child.ancestors))
 	 WHERE x.tenant = child.tenant AND x.path >= child.path
 	   AND x.path < child.path || 9223372036854775807::bigint;
 END
@@ -116,6 +118,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	t text;
 	r referral.referral;
 	trees record;
 	to_reverse bigint[];
@@ -123,8 +126,12 @@ DECLARE
 BEGIN
 	PERFORM referral._check_reason(reason);
 	-- The referral first, as the order triggers lock it: an order of the referee
-	-- waits, and then sees it rejected.
-	SELECT * INTO r FROM referral.referral x WHERE x.id = void_referral.referral_id FOR UPDATE;
+	-- waits, and then sees it rejected.  Its tenant, which never changes, is read
+	-- first: every statement below names it, so that on Citus it runs on the
+	-- tenant's shard.
+	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = void_referral.referral_id;
+	SELECT * INTO r FROM referral.referral x
+	 WHERE x.id = void_referral.referral_id AND x.tenant = t FOR UPDATE;
 	IF NOT FOUND THEN
 		PERFORM referral._no_referral(void_referral.referral_id);
 	END IF;
@@ -146,20 +153,21 @@ BEGIN
 	       count(*) FILTER (WHERE w.status IN ('pending', 'approved')
 	                           OR (w.status = 'paid' AND w.amount + COALESCE(
 	                                   (SELECT sum(c.amount) FROM referral.reward c
-	                                     WHERE c.clawback_of = w.id AND c.kind = 'clawback'), 0) > 0))
+	                                     WHERE c.tenant = r.tenant AND c.clawback_of = w.id
+	                                       AND c.kind = 'clawback'), 0) > 0))
 	  INTO to_reverse, changed
 	  FROM referral.reward w
-	 WHERE w.referral_id = r.id AND w.kind <> 'clawback' AND w.status <> 'reversed';
+	 WHERE w.tenant = r.tenant AND w.referral_id = r.id AND w.kind <> 'clawback' AND w.status <> 'reversed';
 	IF to_reverse IS NOT NULL THEN
-		PERFORM referral._reverse_rewards(to_reverse);
+		PERFORM referral._reverse_rewards(r.tenant, to_reverse);
 	END IF;
 	UPDATE referral.attributed_order o SET reversed_at = now()
-	 WHERE o.referral_id = r.id AND o.reversed_at IS NULL;
+	 WHERE o.tenant = r.tenant AND o.referral_id = r.id AND o.reversed_at IS NULL;
 
 	UPDATE referral.referral x
 	   SET status = 'rejected', reason = void_referral.reason, voided_at = now(),
 	       converted_at = NULL, converting_source = NULL, converting_order = NULL
-	 WHERE x.id = r.id;
+	 WHERE x.tenant = r.tenant AND x.id = r.id;
 	PERFORM referral._emit(r.tenant, 'referral_voided',
 		jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
 		                   'referee', r.referee, 'reason', void_referral.reason,
@@ -225,10 +233,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	t text;
 	r referral.referral;
 	freed bigint := 0;
 BEGIN
-	SELECT * INTO r FROM referral.referral x WHERE x.id = release.referral_id FOR UPDATE;
+	-- The tenant first, as in void_referral.
+	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = release.referral_id;
+	SELECT * INTO r FROM referral.referral x WHERE x.id = release.referral_id AND x.tenant = t FOR UPDATE;
 	IF NOT FOUND THEN
 		PERFORM referral._no_referral(release.referral_id);
 	END IF;
@@ -237,9 +248,9 @@ BEGIN
 	END IF;
 	IF r.id = ANY (referral._held_referrals()) THEN
 		SELECT count(*) INTO freed FROM referral.reward w
-		 WHERE w.referral_id = r.id AND w.status = 'pending';
+		 WHERE w.tenant = r.tenant AND w.referral_id = r.id AND w.status = 'pending';
 	END IF;
-	UPDATE referral.referral x SET released_at = now() WHERE x.id = r.id;
+	UPDATE referral.referral x SET released_at = now() WHERE x.tenant = r.tenant AND x.id = r.id;
 	PERFORM referral._emit(r.tenant, 'referral_released',
 		jsonb_build_object('referral_id', r.id, 'program_id', r.program_id, 'referrer', r.referrer,
 		                   'referee', r.referee, 'rewards_freed', freed));
@@ -377,6 +388,8 @@ DECLARE
 	hashed bytea;
 	pseudo text;
 	m referral.member;
+	programs bigint[];
+	variants text[];
 	changed bigint := 0;
 	n bigint;
 BEGIN
@@ -398,7 +411,7 @@ BEGIN
 	SELECT * INTO m FROM referral.member x WHERE x.tenant = forget.tenant AND x.customer = forget.customer;
 	IF FOUND THEN
 		PERFORM referral._lock_trees(forget.tenant, forget.customer, forget.customer);
-		SELECT * INTO STRICT m FROM referral.member x WHERE x.id = m.id;
+		SELECT * INTO STRICT m FROM referral.member x WHERE x.tenant = forget.tenant AND x.id = m.id;
 	END IF;
 	PERFORM 1 FROM referral.code c
 	 WHERE c.tenant = forget.tenant
@@ -416,7 +429,13 @@ BEGIN
 	 ORDER BY w.id FOR UPDATE;
 
 	-- Clicks on their codes lose their user agents; then the codes lose the key
-	-- and the fingerprints, keeping the variant the key hashed to.
+	-- and the fingerprints, keeping the variant the key hashed to (one code per
+	-- program; the variants computed here, as Citus takes no function of a column
+	-- that is not immutable in a distributed UPDATE).
+	programs := ARRAY(SELECT c.program_id FROM referral.code c
+	                   WHERE c.tenant = forget.tenant AND c.customer = forget.customer);
+	variants := ARRAY(SELECT referral.variant_of(p.id, forget.customer)
+	                    FROM unnest(programs) WITH ORDINALITY p(id, n) ORDER BY p.n);
 	UPDATE referral.click k SET user_agent = NULL
 	  FROM referral.code c
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer
@@ -424,7 +443,7 @@ BEGIN
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 	UPDATE referral.code c
 	   SET customer = pseudo, email_hash = NULL, device_hash = NULL,
-	       forgotten_variant = COALESCE(c.forgotten_variant, referral.variant_of(c.program_id, c.customer))
+	       forgotten_variant = COALESCE(c.forgotten_variant, variants[array_position(programs, c.program_id)])
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 
@@ -445,7 +464,7 @@ BEGIN
 		UPDATE referral.member x
 		   SET customer = CASE WHEN x.id = m.id THEN pseudo ELSE x.customer END,
 		       ancestors = array_replace(x.ancestors, forget.customer, pseudo)
-		 WHERE x.path >= m.path AND x.path < m.path || 9223372036854775807::bigint;
+		 WHERE x.tenant = forget.tenant AND x.path >= m.path AND x.path < m.path || 9223372036854775807::bigint;
 		GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 	END IF;
 

@@ -192,6 +192,143 @@ SELECT count(*) AS ids, count(DISTINCT id) AS distinct_ids FROM referral.event;
 SELECT p.tenant, a.problem, a.detail FROM prog p, LATERAL referral.audit(p.id) a ORDER BY 1, 2, 3;
 SELECT count(*) AS problems FROM referral.audit();
 
+-- Operations by hand, after the story.  void_referral: t3's cust20 (converted; its
+-- referrer's reward approved, boss's level-2 reward paid in batch-1) is rejected
+-- after the fact; its chain link goes, and its later orders attribute nothing.
+SELECT r.status, count(w.*) AS rewards, count(*) FILTER (WHERE w.status = 'paid') AS paid
+  FROM referral.referral r LEFT JOIN referral.reward w ON w.tenant = r.tenant AND w.referral_id = r.id
+ WHERE r.tenant = 't3' AND r.referee = 'cust20' GROUP BY 1;
+-- (Ids in psql variables, not printed; the calls name no distributed table, which
+-- Citus would push the call down to a shard with.)
+SELECT r.id AS cust20 FROM referral.referral r WHERE r.tenant = 't3' AND r.referee = 'cust20' \gset
+SELECT referral.void_referral(:cust20, 'fraud ring') AS voided;
+SELECT r.status, r.reason, r.voided_at IS NOT NULL AS voided, r.converted_at IS NULL AS unconverted
+  FROM referral.referral r WHERE r.tenant = 't3' AND r.referee = 'cust20';
+SELECT w.beneficiary, w.kind, w.level, w.status, w.reversed_at IS NOT NULL AS reversed, w.amount
+  FROM referral.referral r JOIN referral.reward w ON w.tenant = r.tenant AND w.referral_id = r.id
+ WHERE r.tenant = 't3' AND r.referee = 'cust20' ORDER BY 1, 2, 3, 4, 6;
+SELECT count(*) AS orders, count(o.reversed_at) AS reversed
+  FROM referral.referral r JOIN referral.attributed_order o ON o.tenant = r.tenant AND o.referral_id = r.id
+ WHERE r.tenant = 't3' AND r.referee = 'cust20';
+SELECT count(*) AS upline FROM referral.upline('cust20', 't3');
+SELECT level, count(*) FROM referral.downline('ref1', 't3') GROUP BY 1 ORDER BY 1;
+INSERT INTO shop_orders (tenant, id, customer, amount, ordered_at) VALUES ('t3', 900010, 'cust20', 70, '2026-02-20');
+SELECT count(*) AS orders_after_void FROM referral.attributed_order o WHERE o.tenant = 't3' AND o.order_ref = '900010';
+DO $$
+DECLARE
+	rid bigint;
+BEGIN
+	SELECT r.id INTO rid FROM referral.referral r WHERE r.tenant = 't3' AND r.referee = 'cust20';
+	PERFORM referral.void_referral(rid, 'again');
+	RAISE EXCEPTION 'a rejected referral was voided twice';
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+	RAISE WARNING '55000 as expected';
+END $$;
+DO $$
+BEGIN
+	PERFORM referral.void_referral(-1, 'none');
+	RAISE EXCEPTION 'an unknown referral was voided';
+EXCEPTION WHEN SQLSTATE 'RF004' THEN
+	RAISE WARNING 'RF004 as expected';
+END $$;
+
+-- unblock: ref5's code works again in t1.
+SELECT referral.unblock('ref5', 't1')::text AS unblocked;
+SELECT r.status, r.reason FROM referral.redeem(referral.issue_code((SELECT id FROM prog WHERE tenant = 't1'), 'ref5'), 'late2') r;
+SELECT count(*) AS blocked FROM referral.blocked WHERE tenant = 't1';
+
+-- release: a fifth tenant's program holds suspicious referrals; sus's three referees
+-- signed up from one IP within the hour, calm's one elsewhere.  approve_due holds
+-- sus's rewards until release.
+SELECT referral.create_program('careful', tenant => 't5', hold_period => '1 day', starts_at => '2026-01-01',
+                               hold_suspicious => true) AS careful \gset
+SELECT count(*) AS rules FROM (VALUES (referral.add_variant(:careful, 'a')), (referral.add_variant(:careful, 'b')),
+                                      (referral.add_reward(:careful, 'referee', fixed => 5)),
+                                      (referral.add_reward(:careful, 'referrer', fixed => 3, reward_type => 'cash'))) r(id);
+SELECT c.customer, r.status FROM (VALUES ('sus', 'sx1', 0), ('sus', 'sx2', 10), ('sus', 'sx3', 20), ('calm', 'cx1', 0)) c(referrer, customer, m),
+       LATERAL referral.redeem(referral.issue_code(:careful, c.referrer), c.customer,
+                               ip => CASE c.referrer WHEN 'sus' THEN '10.9.9.9' ELSE '10.9.9.8' END::inet,
+                               at => '2026-03-01 10:00'::timestamptz + c.m * interval '1 minute') r ORDER BY 1;
+SELECT s.referee, s.signal FROM referral.suspicious_referrals s WHERE s.program_id = :careful ORDER BY 1, 2;
+INSERT INTO shop_orders (tenant, id, customer, amount, ordered_at)
+SELECT 't5', i, 'sx' || i, 50, '2026-03-02'::timestamptz FROM generate_series(1, 3) i
+UNION ALL SELECT 't5', 4, 'cx1', 50, '2026-03-02'::timestamptz;
+SELECT referral.approve_due(now() + interval '2 days') AS approved;
+SELECT w.beneficiary, w.kind, w.status, w.amount FROM referral.reward w WHERE w.tenant = 't5' ORDER BY 1, 2, 3;
+SELECT (SELECT r.id FROM referral.referral r WHERE r.tenant = 't5' AND r.referee = 'sx1') AS sx1,
+       (SELECT r.id FROM referral.referral r WHERE r.tenant = 't5' AND r.referee = 'cx1') AS cx1 \gset
+SELECT referral.release(:sx1) AS freed;
+SELECT referral.release(:sx1) AS again;
+SELECT referral.release(:cx1) AS not_held;
+SELECT r.referee, r.released_at IS NOT NULL AS released FROM referral.referral r WHERE r.tenant = 't5' ORDER BY 1;
+SELECT referral.approve_due(now() + interval '2 days') AS approved_after_release;
+SELECT w.beneficiary, w.kind, w.status, count(*), sum(w.amount) FROM referral.reward w
+  JOIN referral.referral r ON r.tenant = w.tenant AND r.id = w.referral_id
+ WHERE w.tenant = 't5' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+DO $$
+BEGIN
+	PERFORM referral.release(-1);
+	RAISE EXCEPTION 'an unknown referral was released';
+EXCEPTION WHEN SQLSTATE 'RF004' THEN
+	RAISE WARNING 'RF004 as expected';
+END $$;
+
+-- forget: t3's ref1 (a code with clicks, referred by boss, referrer of 50, rewards
+-- both as referrer and referee, in the middle of a chain) and t5's sus (a variant).
+-- The pseudonym comes from the database's secret: only whether it is one.
+SELECT s.variant AS sus_variant FROM referral.referrer_stats s WHERE s.program_id = :careful AND s.customer = 'sus' \gset
+SELECT c.tenant, c.customer, referral.forget(c.customer, c.tenant) AS changed
+  FROM (VALUES ('t3', 'ref1'), ('t5', 'sus')) c(tenant, customer) ORDER BY 1;
+SELECT c.tenant, c.customer, referral.forget(c.customer, c.tenant) AS again
+  FROM (VALUES ('t3', 'ref1'), ('t5', 'sus')) c(tenant, customer) ORDER BY 1;
+SELECT x.t, count(*) AS naming_them
+  FROM (SELECT 'code' FROM referral.code WHERE tenant IN ('t3', 't5') AND customer IN ('ref1', 'sus')
+        UNION ALL SELECT 'referral' FROM referral.referral WHERE tenant IN ('t3', 't5') AND (referrer IN ('ref1', 'sus') OR referee IN ('ref1', 'sus'))
+        UNION ALL SELECT 'reward' FROM referral.reward WHERE tenant IN ('t3', 't5') AND beneficiary IN ('ref1', 'sus')
+        UNION ALL SELECT 'member' FROM referral.member WHERE tenant IN ('t3', 't5') AND (customer IN ('ref1', 'sus') OR ancestors && '{ref1,sus}')
+        UNION ALL SELECT 'event' FROM referral.event WHERE tenant IN ('t3', 't5') AND (referral._names_customer(payload, 'ref1') OR referral._names_customer(payload, 'sus'))) x(t)
+ GROUP BY 1 ORDER BY 1;
+SELECT c.tenant, count(*) AS codes, count(c.email_hash) + count(c.device_hash) AS fingerprints,
+       count(*) FILTER (WHERE c.forgotten_variant IS NOT NULL) AS variants_kept
+  FROM referral.code c WHERE c.customer LIKE 'forgotten-%' GROUP BY 1 ORDER BY 1;
+SELECT r.tenant, r.referrer LIKE 'forgotten-%' AS referrer_forgotten, r.referee LIKE 'forgotten-%' AS referee_forgotten,
+       r.status, count(*), count(r.ip_hash) AS ip_fingerprints
+  FROM referral.referral r WHERE r.referrer LIKE 'forgotten-%' OR r.referee LIKE 'forgotten-%'
+ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+SELECT w.tenant, w.kind, w.level, w.status, count(*), sum(w.amount)
+  FROM referral.reward w WHERE w.beneficiary LIKE 'forgotten-%' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+SELECT p.tenant, s.customer LIKE 'forgotten-%' AS forgotten, s.variant = :'sus_variant' AS same_variant, s.clicks,
+       s.referrals, s.conversions, s.revenue, s.rewards_pending, s.rewards_approved, s.rewards_paid
+  FROM referral.referrer_stats s JOIN (SELECT * FROM prog UNION ALL SELECT 't5', :careful) p ON p.id = s.program_id
+ WHERE s.customer LIKE 'forgotten-%' ORDER BY 1;
+SELECT count(*) AS clicks_with_agent FROM referral.click k
+  JOIN referral.code c ON c.tenant = k.tenant AND c.code OPERATOR(referral.=) k.code
+ WHERE c.customer LIKE 'forgotten-%' AND k.user_agent IS NOT NULL;
+SELECT level, customer LIKE 'forgotten-%' AS forgotten FROM referral.upline('cust40', 't3') ORDER BY level;
+SELECT level, count(*) FROM referral.downline('boss', 't3') GROUP BY 1 ORDER BY 1;
+SELECT tenant, customer LIKE 'forgotten-%' AS forgotten, reason FROM referral.blocked ORDER BY 1, 2, 3;
+SELECT f.tenant, count(*) FROM referral.forgotten f GROUP BY 1 ORDER BY 1;
+SELECT e.k, jsonb_array_length(e.v) AS n FROM jsonb_each(referral.export('ref1', 't3')) e(k, v)
+ WHERE jsonb_typeof(e.v) = 'array' ORDER BY 1;
+SELECT r.status, r.reason FROM referral.redeem(referral.issue_code((SELECT id FROM prog WHERE tenant = 't3'), 'ref1'), 'late3') r;
+
+-- The figures after the operations.
+SELECT p.tenant, s.referrals, s.rejected, s.conversions, s.revenue, s.reward_cost, round(s.k_factor::numeric, 6) AS k
+  FROM referral.program_stats s JOIN (SELECT * FROM prog UNION ALL SELECT 't5', :careful) p ON p.id = s.program_id ORDER BY 1;
+SELECT b.tenant, b.customer LIKE 'forgotten-%' AS forgotten, count(*) AS customers, sum(b.pending) AS pending,
+       sum(b.approved) AS approved, sum(b.paid) AS paid, sum(b.reversed) AS reversed, sum(b.spent) AS spent
+  FROM referral.reward_balance b GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT p.tenant, l.rank, l.customer LIKE 'forgotten-%' AS forgotten, l.conversions, l.revenue, l.rewards
+  FROM referral.leaderboard l JOIN prog p ON p.id = l.program_id WHERE l.rank <= 3 ORDER BY 1, 2, 3;
+SELECT w.tenant, w.kind, w.level, w.status, count(*), sum(w.amount)
+  FROM referral.reward w GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+SELECT r.tenant, r.status, count(*) FROM referral.referral r GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT e.tenant, e.kind, count(*) FROM referral.event e GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) AS ids, count(DISTINCT id) AS distinct_ids FROM referral.reward;
+SELECT p.tenant, a.problem, a.detail FROM (SELECT * FROM prog UNION ALL SELECT 't5', :careful) p,
+       LATERAL referral.audit(p.id) a ORDER BY 1, 2, 3;
+SELECT count(*) AS problems FROM referral.audit();
+
 -- distribute() refuses a tracked table whose shards do not hold its tenants'
 -- referrals (distributed by another column): its orders would be attributed to
 -- nothing.
