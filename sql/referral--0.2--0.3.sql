@@ -954,10 +954,8 @@ BEGIN
 		INSERT INTO referral.event AS e (tenant, kind, payload)
 		SELECT v.tenant, v.kind, v.payload
 		  FROM (SELECT w.tenant, 'reward_created' AS kind, w.referral_id, 0 AS after, w.id,
-		               pg_catalog.jsonb_build_object('reward_id', w.id, 'program_id', w.program_id,
-		                   'referral_id', w.referral_id, 'beneficiary', w.beneficiary, 'kind', w.kind,
-		                   'level', w.level, 'amount', w.amount, 'currency', w.currency,
-		                   'status', w.status, 'order_ref', w.order_ref, 'payout_ref', NULL) AS payload
+		               referral._reward_payload(w.id, w.program_id, w.referral_id, w.beneficiary, w.kind,
+		                   w.level, w.amount, w.currency, w.status, w.order_ref, NULL) AS payload
 		          FROM rewarded w
 		        UNION ALL
 		        SELECT c.tenant, 'referral_converted', c.id, 1, 0,
