@@ -73,6 +73,13 @@ AS $$
 	              CASE WHEN t.ordered_at_column IS NULL THEN 'NULL::timestamptz'
 	                   ELSE format('(x.%I)::timestamptz', t.ordered_at_column) END,
 	              qualified)
+	       -- Not the rows of partitions that untrack_orders took out.
+	       || COALESCE((SELECT format(' WHERE x.tableoid OPERATOR(pg_catalog.<>) ALL (%L::pg_catalog.oid[])',
+	                                  array_agg(p.relid::oid))
+	                      FROM referral.untracked_partition u
+	                     CROSS JOIN LATERAL pg_catalog.pg_partition_tree(u.relid) p
+	                     WHERE u.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(orders) x)
+	                    HAVING count(*) > 0), '')
 	  FROM referral.tracked_table t
 	 WHERE t.relid = orders
 $$;
@@ -548,6 +555,18 @@ CREATE INDEX untracked_partition_relid ON referral.untracked_partition (relid);
 COMMENT ON TABLE referral.untracked_partition IS 'partitions of tracked tables that untrack_orders took out: no order triggers, and no check before DETACH or DROP; tenant is the tracked table''s';
 SELECT pg_catalog.pg_extension_config_dump('referral.untracked_partition', '');
 
+-- The attributed orders of those partitions when untrack_orders took them out:
+-- audit() no longer checks them, also once the partition is detached or dropped and
+-- its orders are gone from the tracked table.
+CREATE TABLE referral.untracked_order (
+	tenant			text NOT NULL,
+	order_source	text NOT NULL,
+	order_ref		text NOT NULL,
+	PRIMARY KEY (tenant, order_source, order_ref)
+);
+COMMENT ON TABLE referral.untracked_order IS 'attributed orders of partitions that untrack_orders took out, which audit() no longer checks';
+SELECT pg_catalog.pg_extension_config_dump('referral.untracked_order', '');
+
 -- Puts the order triggers on every partition under orders (all levels) whose parent
 -- has them, unless it has them already or was untracked.  Foreign partitions are
 -- left out: their triggers cannot have transition tables.
@@ -701,6 +720,7 @@ CREATE EVENT TRIGGER referral_partition_guard ON ddl_command_start
 	WHEN TAG IN ('DROP TABLE', 'ALTER TABLE')
 	EXECUTE FUNCTION referral._partition_guard();
 REVOKE ALL ON referral.untracked_partition FROM PUBLIC;
+REVOKE ALL ON referral.untracked_order FROM PUBLIC;
 
 -- (track_orders: as replaced below, with its messages.)
 
@@ -744,13 +764,29 @@ BEGIN
 		found_one := found_one OR trg.tgrelid = orders;
 	END LOOP;
 
-	-- A partition of a tracked table: recorded, so that its triggers stay off.
+	-- A partition of a tracked table: recorded, so that its triggers stay off, with
+	-- its attributed orders, which audit() no longer checks, also once the partition
+	-- is detached or dropped (read before it is recorded: audit's query of the
+	-- tracked table leaves untracked partitions out).
 	SELECT a.relid INTO tracked_parent
 	  FROM pg_catalog.pg_partition_ancestors(orders) a(relid)
 	  JOIN referral.tracked_table t ON t.relid = a.relid
 	 WHERE a.relid <> orders
 	 LIMIT 1;
 	IF FOUND THEN
+		INSERT INTO referral.untracked_order AS u (tenant, order_source, order_ref)
+		SELECT a.tenant, a.order_source, a.order_ref
+		  FROM referral._query_as_owner(orders,
+		           referral._orders_query(tracked_parent,
+		               (SELECT format('%I.%I', n.nspname, c.relname)
+		                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		                 WHERE c.oid = orders)))
+		       AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean,
+		            reversed boolean, ordered_at timestamptz)
+		  JOIN referral.tracked_table t ON t.relid = tracked_parent
+		  JOIN referral.attributed_order a
+		    ON a.tenant = q.tenant AND a.order_source = t.source AND a.order_ref = q.order_ref
+		ON CONFLICT DO NOTHING;
 		INSERT INTO referral.untracked_partition AS u (tenant, relid)
 		SELECT t.tenant, orders FROM referral.tracked_table t WHERE t.relid = tracked_parent
 		ON CONFLICT DO NOTHING;
@@ -3275,7 +3311,8 @@ BEGIN
 		END IF;
 	END LOOP;
 	FOREACH name IN ARRAY ARRAY['referral', 'reward', 'attributed_order', 'member', 'code', 'click',
-	                            'event', 'offer_use', 'credit_spend', 'block', 'forgotten'] LOOP
+	                            'event', 'offer_use', 'credit_spend', 'block', 'forgotten',
+	                            'untracked_order'] LOOP
 		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''tenant'', colocate_with => $2)'
 			  USING format('referral.%I', name)::regclass, colocate;
@@ -3921,6 +3958,9 @@ BEGIN
 			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
 			   AND (audit.program IS NULL OR o.program_id = audit.program)
 			   AND (x.order_ref IS NULL OR x.reversed)
+			   AND NOT EXISTS (SELECT 1 FROM referral.untracked_order u
+			                    WHERE u.tenant = o.tenant AND u.order_source = o.order_source
+			                      AND u.order_ref = o.order_ref)
 			   -- The orders of a forgotten customer: the order triggers no longer
 			   -- know whose they are (their referral names the pseudonym).
 			   AND NOT (forgotten AND (

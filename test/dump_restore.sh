@@ -153,11 +153,14 @@ INSERT INTO shop."Order Book" (customer, total, status) VALUES ('hank', 20.00, '
 DELETE FROM shop."Order Book" WHERE customer = 'hank';
 INSERT INTO shop."Order Book" (customer, total, status) VALUES ('ivan', 80.00, 'paid');
 
--- A partitioned orders table, one partition untracked.
+-- A partitioned orders table, one partition untracked after an order there converted
+-- pia's referral (the partition's attributed orders are recorded).
 CREATE TABLE shop.parted (id bigint, customer text, amount numeric) PARTITION BY RANGE (id);
 CREATE TABLE shop.parted_1 PARTITION OF shop.parted FOR VALUES FROM (0) TO (100);
 CREATE TABLE shop.parted_2 PARTITION OF shop.parted FOR VALUES FROM (100) TO (200);
 SELECT referral.track_orders('shop.parted', 'customer', 'amount');
+SELECT * FROM referral.redeem('ALICE', 'pia');
+INSERT INTO shop.parted VALUES (150, 'pia', 50);
 SELECT referral.untrack_orders('shop.parted_2');
 INSERT INTO shop.parted VALUES (1, 'nobody', 5), (101, 'nobody', 5);
 -- Checkout: gina's offer used, carol's store credit spent.

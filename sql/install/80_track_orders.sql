@@ -316,13 +316,29 @@ BEGIN
 		found_one := found_one OR trg.tgrelid = orders;
 	END LOOP;
 
-	-- A partition of a tracked table: recorded, so that its triggers stay off.
+	-- A partition of a tracked table: recorded, so that its triggers stay off, with
+	-- its attributed orders, which audit() no longer checks, also once the partition
+	-- is detached or dropped (read before it is recorded: audit's query of the
+	-- tracked table leaves untracked partitions out).
 	SELECT a.relid INTO tracked_parent
 	  FROM pg_catalog.pg_partition_ancestors(orders) a(relid)
 	  JOIN referral.tracked_table t ON t.relid = a.relid
 	 WHERE a.relid <> orders
 	 LIMIT 1;
 	IF FOUND THEN
+		INSERT INTO referral.untracked_order AS u (tenant, order_source, order_ref)
+		SELECT a.tenant, a.order_source, a.order_ref
+		  FROM referral._query_as_owner(orders,
+		           referral._orders_query(tracked_parent,
+		               (SELECT format('%I.%I', n.nspname, c.relname)
+		                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		                 WHERE c.oid = orders)))
+		       AS q(order_ref text, customer text, tenant text, amount numeric, paid boolean,
+		            reversed boolean, ordered_at timestamptz)
+		  JOIN referral.tracked_table t ON t.relid = tracked_parent
+		  JOIN referral.attributed_order a
+		    ON a.tenant = q.tenant AND a.order_source = t.source AND a.order_ref = q.order_ref
+		ON CONFLICT DO NOTHING;
 		INSERT INTO referral.untracked_partition AS u (tenant, relid)
 		SELECT t.tenant, orders FROM referral.tracked_table t WHERE t.relid = tracked_parent
 		ON CONFLICT DO NOTHING;

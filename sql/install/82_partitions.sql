@@ -18,6 +18,18 @@ CREATE INDEX untracked_partition_relid ON referral.untracked_partition (relid);
 COMMENT ON TABLE referral.untracked_partition IS 'partitions of tracked tables that untrack_orders took out: no order triggers, and no check before DETACH or DROP; tenant is the tracked table''s';
 SELECT pg_catalog.pg_extension_config_dump('referral.untracked_partition', '');
 
+-- The attributed orders of those partitions when untrack_orders took them out:
+-- audit() no longer checks them, also once the partition is detached or dropped and
+-- its orders are gone from the tracked table.
+CREATE TABLE referral.untracked_order (
+	tenant			text NOT NULL,
+	order_source	text NOT NULL,
+	order_ref		text NOT NULL,
+	PRIMARY KEY (tenant, order_source, order_ref)
+);
+COMMENT ON TABLE referral.untracked_order IS 'attributed orders of partitions that untrack_orders took out, which audit() no longer checks';
+SELECT pg_catalog.pg_extension_config_dump('referral.untracked_order', '');
+
 -- Puts the order triggers on every partition under orders (all levels) whose parent
 -- has them, unless it has them already or was untracked.  Foreign partitions are
 -- left out: their triggers cannot have transition tables.

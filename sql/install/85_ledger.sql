@@ -118,6 +118,13 @@ AS $$
 	              CASE WHEN t.ordered_at_column IS NULL THEN 'NULL::timestamptz'
 	                   ELSE format('(x.%I)::timestamptz', t.ordered_at_column) END,
 	              qualified)
+	       -- Not the rows of partitions that untrack_orders took out.
+	       || COALESCE((SELECT format(' WHERE x.tableoid OPERATOR(pg_catalog.<>) ALL (%L::pg_catalog.oid[])',
+	                                  array_agg(p.relid::oid))
+	                      FROM referral.untracked_partition u
+	                     CROSS JOIN LATERAL pg_catalog.pg_partition_tree(u.relid) p
+	                     WHERE u.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(orders) x)
+	                    HAVING count(*) > 0), '')
 	  FROM referral.tracked_table t
 	 WHERE t.relid = orders
 $$;
@@ -349,6 +356,9 @@ BEGIN
 			 WHERE o.order_source = t.source AND o.reversed_at IS NULL
 			   AND (audit.program IS NULL OR o.program_id = audit.program)
 			   AND (x.order_ref IS NULL OR x.reversed)
+			   AND NOT EXISTS (SELECT 1 FROM referral.untracked_order u
+			                    WHERE u.tenant = o.tenant AND u.order_source = o.order_source
+			                      AND u.order_ref = o.order_ref)
 			   -- The orders of a forgotten customer: the order triggers no longer
 			   -- know whose they are (their referral names the pseudonym).
 			   AND NOT (forgotten AND (

@@ -7,7 +7,7 @@
 -- tables belong to a role that is not a superuser and may not execute referral's
 -- functions.
 BEGIN;
-SELECT plan(53);
+SELECT plan(55);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -207,6 +207,8 @@ RESET ROLE;
 SELECT lives_ok($$SELECT referral.untrack_orders('public.shop_paid_small')$$, 'untrack_orders on a partition');
 SELECT is(pg_temp.triggers_on('public.shop_paid_small'), '-', 'drops the partition''s triggers');
 SELECT is((SELECT relid::text FROM referral.untracked_partition), 'shop_paid_small', 'and records it');
+SELECT is_empty($$SELECT * FROM referral.audit()$$,
+	'audit() reads the tracked table without the untracked partition, still attached');
 SET LOCAL ROLE tap_shop;
 CREATE TABLE public.shop_more PARTITION OF public.shop_orders FOR VALUES IN ('more');
 SELECT lives_ok($$ALTER TABLE public.shop_paid DETACH PARTITION public.shop_paid_small$$,
@@ -214,6 +216,8 @@ SELECT lives_ok($$ALTER TABLE public.shop_paid DETACH PARTITION public.shop_paid
 RESET ROLE;
 SELECT is(pg_temp.triggers_on('public.shop_paid_small'), '-', 'its triggers are not put back');
 SELECT is(pg_temp.rewards_of('10'), 'referee:pending referrer:pending', 'and the rewards of its orders stay');
+SELECT is_empty($$SELECT * FROM referral.audit()$$,
+	'audit() no longer checks the orders of the untracked partition, once detached either');
 
 SELECT throws_ok($$SELECT referral.track_orders('public.shop_paid', 'customer', 'amount')$$, '42710',
 	'table "public.shop_paid" is a partition of tracked table "public.shop_orders"',
