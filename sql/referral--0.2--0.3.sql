@@ -305,14 +305,7 @@ BEGIN
 	PERFORM referral._require_finite(ARRAY['percent', 'fixed', 'cap'], ARRAY[percent, fixed, cap]);
 	PERFORM referral._require(beneficiary IN ('referrer', 'referee'),
 		format('beneficiary must be ''referrer'' or ''referee'' (got %L)', referral._excerpt(beneficiary)));
-	PERFORM referral._require(percent BETWEEN 0 AND 100,
-		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
-	PERFORM referral._require(fixed >= 0,
-		format('fixed must not be negative (got %s)', COALESCE(fixed::text, 'NULL')));
-	PERFORM referral._require(percent > 0 OR fixed > 0,
-		'a reward rule needs a positive percent or fixed amount');
-	PERFORM referral._require(cap IS NULL OR cap >= 0,
-		format('cap must not be negative (got %s)', cap));
+	PERFORM referral._require_amount_terms(percent, fixed, cap, 'a reward rule');
 	PERFORM referral._require(level >= 1,
 		format('level must be 1 or more (got %s)', COALESCE(level::text, 'NULL')));
 	PERFORM referral._require(beneficiary = 'referrer' OR level = 1,
@@ -1341,14 +1334,7 @@ DECLARE
 BEGIN
 	PERFORM referral._require_finite(ARRAY['percent', 'fixed', 'cap', 'min_order_amount'],
 		ARRAY[percent, fixed, cap, min_order_amount]);
-	PERFORM referral._require(percent BETWEEN 0 AND 100,
-		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
-	PERFORM referral._require(fixed >= 0,
-		format('fixed must not be negative (got %s)', COALESCE(fixed::text, 'NULL')));
-	PERFORM referral._require(percent > 0 OR fixed > 0,
-		'a referee offer needs a positive percent or fixed amount');
-	PERFORM referral._require(cap IS NULL OR cap >= 0,
-		format('cap must not be negative (got %s)', cap));
+	PERFORM referral._require_amount_terms(percent, fixed, cap, 'a referee offer');
 	PERFORM referral._require(min_order_amount >= 0,
 		format('min_order_amount must not be negative (got %s)', COALESCE(min_order_amount::text, 'NULL')));
 	PERFORM referral._require(valid_for > '0'::interval AND isfinite(now() + valid_for),
@@ -3732,6 +3718,28 @@ END
 $$;
 COMMENT ON FUNCTION referral._order_paid(bigint, text, text, numeric, timestamptz)
 	IS 'internal: a paid order of a referee: convert the referral and create its rewards, or recurring rewards';
+
+-- The amount terms of a reward rule or a referee offer (`what` names it): fixed plus
+-- percent of the order amount, cut to cap.
+CREATE FUNCTION referral._require_amount_terms(percent numeric, fixed numeric, cap numeric, what text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM referral._require(percent BETWEEN 0 AND 100,
+		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
+	PERFORM referral._require(fixed >= 0,
+		format('fixed must not be negative (got %s)', COALESCE(fixed::text, 'NULL')));
+	PERFORM referral._require(percent > 0 OR fixed > 0,
+		format('%s needs a positive percent or fixed amount', what));
+	PERFORM referral._require(cap IS NULL OR cap >= 0,
+		format('cap must not be negative (got %s)', cap));
+END
+$$;
+COMMENT ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text)
+	IS 'internal: raise 22023 unless percent, fixed and cap make an amount rule';
+REVOKE EXECUTE ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text) FROM PUBLIC;
 
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)

@@ -168,6 +168,27 @@ END
 $$;
 COMMENT ON FUNCTION referral._require_finite(text[], numeric[]) IS 'internal: raise 22023 naming the first amount that is NaN or infinite';
 
+-- The amount terms of a reward rule or a referee offer (`what` names it): fixed plus
+-- percent of the order amount, cut to cap.
+CREATE FUNCTION referral._require_amount_terms(percent numeric, fixed numeric, cap numeric, what text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM referral._require(percent BETWEEN 0 AND 100,
+		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
+	PERFORM referral._require(fixed >= 0,
+		format('fixed must not be negative (got %s)', COALESCE(fixed::text, 'NULL')));
+	PERFORM referral._require(percent > 0 OR fixed > 0,
+		format('%s needs a positive percent or fixed amount', what));
+	PERFORM referral._require(cap IS NULL OR cap >= 0,
+		format('cap must not be negative (got %s)', cap));
+END
+$$;
+COMMENT ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text)
+	IS 'internal: raise 22023 unless percent, fixed and cap make an amount rule';
+
 CREATE FUNCTION referral.create_program(
 	name text,
 	tenant text DEFAULT 'default',
@@ -263,14 +284,7 @@ BEGIN
 	PERFORM referral._require_finite(ARRAY['percent', 'fixed', 'cap'], ARRAY[percent, fixed, cap]);
 	PERFORM referral._require(beneficiary IN ('referrer', 'referee'),
 		format('beneficiary must be ''referrer'' or ''referee'' (got %L)', referral._excerpt(beneficiary)));
-	PERFORM referral._require(percent BETWEEN 0 AND 100,
-		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
-	PERFORM referral._require(fixed >= 0,
-		format('fixed must not be negative (got %s)', COALESCE(fixed::text, 'NULL')));
-	PERFORM referral._require(percent > 0 OR fixed > 0,
-		'a reward rule needs a positive percent or fixed amount');
-	PERFORM referral._require(cap IS NULL OR cap >= 0,
-		format('cap must not be negative (got %s)', cap));
+	PERFORM referral._require_amount_terms(percent, fixed, cap, 'a reward rule');
 	PERFORM referral._require(level >= 1,
 		format('level must be 1 or more (got %s)', COALESCE(level::text, 'NULL')));
 	PERFORM referral._require(beneficiary = 'referrer' OR level = 1,

@@ -157,14 +157,7 @@ DECLARE
 BEGIN
 	PERFORM referral._require_finite(ARRAY['percent', 'fixed', 'cap', 'min_order_amount'],
 		ARRAY[percent, fixed, cap, min_order_amount]);
-	PERFORM referral._require(percent BETWEEN 0 AND 100,
-		format('percent must be between 0 and 100 (got %s)', COALESCE(percent::text, 'NULL')));
-	PERFORM referral._require(fixed >= 0,
-		format('fixed must not be negative (got %s)', COALESCE(fixed::text, 'NULL')));
-	PERFORM referral._require(percent > 0 OR fixed > 0,
-		'a referee offer needs a positive percent or fixed amount');
-	PERFORM referral._require(cap IS NULL OR cap >= 0,
-		format('cap must not be negative (got %s)', cap));
+	PERFORM referral._require_amount_terms(percent, fixed, cap, 'a referee offer');
 	PERFORM referral._require(min_order_amount >= 0,
 		format('min_order_amount must not be negative (got %s)', COALESCE(min_order_amount::text, 'NULL')));
 	PERFORM referral._require(valid_for > '0'::interval AND isfinite(now() + valid_for),
