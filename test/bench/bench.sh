@@ -77,9 +77,9 @@ for r in $(seq "$ROUNDS"); do
 	bulk_functions+=("$(functions)")
 	# The floors: the same ledger rows by plain SQL (bench.ledger_floor), added to the
 	# no-op trigger's load below.
-	q "SELECT bench.floor_reset()" >/dev/null; q "CHECKPOINT"
+	q "SELECT bench.load_floor_reset()" >/dev/null; q "CHECKPOINT"
 	ledger+=("$(q "SELECT bench.ms('SELECT bench.ledger_floor(false)')")")
-	q "SELECT bench.floor_reset()" >/dev/null; q "CHECKPOINT"
+	q "SELECT bench.load_floor_reset()" >/dev/null; q "CHECKPOINT"
 	revenue_ledger+=("$(q "SELECT bench.ms('SELECT bench.ledger_floor(true)')")")
 	# The same again: every referral has converted, so this measures the trigger itself.
 	steady_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")

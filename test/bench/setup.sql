@@ -66,18 +66,18 @@ $$;
 -- their rewards, events and attributed orders), written again by plain SQL into copies
 -- of referral's tables with the same indexes, constraints and fill factor, rewards with
 -- ON CONFLICT (exactly once) and a NOTIFY per event, as any design that keeps these
--- rows must.  bench.floor_reset() empties the copies first (not timed).
-CREATE TABLE bench.floor_attributed (LIKE referral.attributed_order INCLUDING ALL) WITH (fillfactor = 90);
-CREATE TABLE bench.floor_reward (LIKE referral.reward INCLUDING ALL);
-CREATE TABLE bench.floor_event (LIKE referral.event INCLUDING ALL);
-CREATE TABLE bench.floor_referral (LIKE referral.referral INCLUDING ALL);
-CREATE FUNCTION bench.floor_reset() RETURNS void LANGUAGE sql AS $$
-	TRUNCATE bench.floor_attributed, bench.floor_reward, bench.floor_event, bench.floor_referral;
-	INSERT INTO bench.floor_referral SELECT * FROM referral.referral;
-	UPDATE bench.floor_referral
+-- rows must.  bench.load_floor_reset() empties the copies first (not timed).
+CREATE TABLE bench.load_floor_attributed (LIKE referral.attributed_order INCLUDING ALL) WITH (fillfactor = 90);
+CREATE TABLE bench.load_floor_reward (LIKE referral.reward INCLUDING ALL);
+CREATE TABLE bench.load_floor_event (LIKE referral.event INCLUDING ALL);
+CREATE TABLE bench.load_floor_referral (LIKE referral.referral INCLUDING ALL);
+CREATE FUNCTION bench.load_floor_reset() RETURNS void LANGUAGE sql AS $$
+	TRUNCATE bench.load_floor_attributed, bench.load_floor_reward, bench.load_floor_event, bench.load_floor_referral;
+	INSERT INTO bench.load_floor_referral SELECT * FROM referral.referral;
+	UPDATE bench.load_floor_referral
 	   SET status = 'pending', converted_at = NULL, converting_source = NULL, converting_order = NULL
 	 WHERE status = 'converted';
-	ANALYZE bench.floor_referral;
+	ANALYZE bench.load_floor_referral;
 $$;
 -- only_revenue: the attributed orders alone that did not convert (what a load of
 -- converted referees' orders writes).
@@ -85,20 +85,20 @@ CREATE FUNCTION bench.ledger_floor(only_revenue boolean) RETURNS void LANGUAGE p
 DECLARE
 	notified bigint;
 BEGIN
-	INSERT INTO bench.floor_attributed
+	INSERT INTO bench.load_floor_attributed
 	SELECT * FROM referral.attributed_order WHERE NOT (only_revenue AND converting)
 	 ORDER BY order_ref COLLATE "C";
 	IF only_revenue THEN
 		RETURN;
 	END IF;
-	INSERT INTO bench.floor_reward SELECT * FROM referral.reward ORDER BY referral_id, id ON CONFLICT DO NOTHING;
-	UPDATE bench.floor_referral x
+	INSERT INTO bench.load_floor_reward SELECT * FROM referral.reward ORDER BY referral_id, id ON CONFLICT DO NOTHING;
+	UPDATE bench.load_floor_referral x
 	   SET status = 'converted', converted_at = r.converted_at, converting_source = r.converting_source,
 	       converting_order = r.converting_order
 	  FROM referral.referral r
 	 WHERE r.tenant = x.tenant AND r.id = x.id AND r.status = 'converted';
 	WITH e AS (
-		INSERT INTO bench.floor_event
+		INSERT INTO bench.load_floor_event
 		SELECT * FROM referral.event WHERE kind IN ('reward_created', 'referral_converted') ORDER BY id
 		RETURNING id, kind, tenant)
 	SELECT count(pg_notify('bench_floor', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
