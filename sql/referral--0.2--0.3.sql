@@ -116,16 +116,27 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
 	clawbacks bigint[];
-	stamp timestamptz := now();		-- a value in the CASE below, which Citus takes
+	zeroed bigint[];
+	lowered bigint[];
 BEGIN
-	WITH due AS (
-		SELECT DISTINCT ON (w.id) w.*, GREATEST(x.net, 0) AS target,
-		       w.amount + COALESCE((SELECT sum(c.amount) FROM referral.reward c
-		                             WHERE c.tenant = _claw_back.tenant AND c.clawback_of = w.id
-		                               AND c.kind = 'clawback'), 0) AS net
+	-- Every read and write names the rewards by an id array given as a value, one
+	-- scan each, never by a join that probes them one by one: such a probe may take
+	-- an index that leads with tenant (statistics that do not know the tenant yet
+	-- make it look cheap) and read all the tenant's rewards for each.
+	WITH paid AS MATERIALIZED (
+		SELECT w.* FROM referral.reward w
+		 WHERE w.tenant = _claw_back.tenant AND w.id = ANY (reward_ids)
+		   AND w.status = 'paid' AND w.kind <> 'clawback'
+	), clawed AS MATERIALIZED (
+		SELECT c.clawback_of, sum(c.amount) AS amount FROM referral.reward c
+		 WHERE c.tenant = _claw_back.tenant AND c.kind = 'clawback' AND c.clawback_of = ANY (reward_ids)
+		 GROUP BY c.clawback_of
+	), due AS MATERIALIZED (
+		SELECT DISTINCT ON (w.id) w.*, GREATEST(x.net, 0) AS target, w.amount + COALESCE(s.amount, 0) AS net
 		  FROM unnest(reward_ids, nets) AS x(id, net)
-		  JOIN referral.reward w ON w.id = x.id
-		 WHERE w.tenant = _claw_back.tenant AND w.status = 'paid' AND w.kind <> 'clawback' AND x.net IS NOT NULL
+		  JOIN paid w ON w.id = x.id
+		  LEFT JOIN clawed s ON s.clawback_of = w.id
+		 WHERE x.net IS NOT NULL
 		 ORDER BY w.id, x.net
 	), claw AS (
 		INSERT INTO referral.reward AS c
@@ -138,14 +149,21 @@ BEGIN
 		 WHERE d.target < d.net
 		 ORDER BY d.id
 		RETURNING c.id, c.clawback_of
-	), touched AS (
-		-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back.
-		UPDATE referral.reward w
-		   SET reversed_at = CASE WHEN d.target = 0 THEN stamp ELSE w.reversed_at END
-		  FROM due d
-		 WHERE w.tenant = _claw_back.tenant AND w.id = d.id AND d.target < d.net
 	)
-	SELECT array_agg(claw.id ORDER BY claw.id) INTO clawbacks FROM claw;
+	SELECT (SELECT array_agg(claw.id ORDER BY claw.id) FROM claw),
+	       (SELECT array_agg(d.id ORDER BY d.id) FROM due d WHERE d.target = 0 AND d.target < d.net),
+	       (SELECT array_agg(d.id ORDER BY d.id) FROM due d WHERE d.target > 0 AND d.target < d.net)
+	  INTO clawbacks, zeroed, lowered;
+	-- A paid reward stays paid (paid is gross); reversed_at says it was clawed back in
+	-- full.  One clawed back in part is written with the same values.
+	IF zeroed IS NOT NULL THEN
+		UPDATE referral.reward w SET reversed_at = now()
+		 WHERE w.tenant = _claw_back.tenant AND w.id = ANY (zeroed);
+	END IF;
+	IF lowered IS NOT NULL THEN
+		UPDATE referral.reward w SET reversed_at = w.reversed_at
+		 WHERE w.tenant = _claw_back.tenant AND w.id = ANY (lowered);
+	END IF;
 	IF clawbacks IS NOT NULL THEN
 		PERFORM referral._emit_rewards('reward_created', clawbacks);
 	END IF;
@@ -167,21 +185,17 @@ DECLARE
 	reversed bigint[];
 	paid bigint[];
 BEGIN
-	WITH locked AS (
-		SELECT w.id, w.status FROM referral.reward w
-		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = ANY (reward_ids) AND w.kind <> 'clawback'
-		 ORDER BY w.id FOR UPDATE
-	), upd AS (
-		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
-		  FROM locked l
-		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = l.id AND l.status IN ('pending', 'approved')
-		RETURNING w.id
-	)
-	SELECT (SELECT array_agg(upd.id) FROM upd),
-	       (SELECT array_agg(l.id ORDER BY l.id) FROM locked l WHERE l.status = 'paid')
-	  INTO reversed, paid;
+	-- Locked in id order, then written by an id array (see _claw_back).
+	SELECT array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status IN ('pending', 'approved')),
+	       array_agg(l.id ORDER BY l.id) FILTER (WHERE l.status = 'paid')
+	  INTO reversed, paid
+	  FROM (SELECT w.id, w.status FROM referral.reward w
+	         WHERE w.tenant = _reverse_rewards.tenant AND w.id = ANY (reward_ids) AND w.kind <> 'clawback'
+	         ORDER BY w.id FOR UPDATE) l;
 
 	IF reversed IS NOT NULL THEN
+		UPDATE referral.reward w SET status = 'reversed', reversed_at = now()
+		 WHERE w.tenant = _reverse_rewards.tenant AND w.id = ANY (reversed);
 		PERFORM referral._emit_rewards('reward_reversed', reversed);
 	END IF;
 	IF paid IS NOT NULL THEN
