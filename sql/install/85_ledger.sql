@@ -123,7 +123,7 @@ AS $$
 	                                  array_agg(p.relid::oid))
 	                      FROM referral.untracked_partition u
 	                     CROSS JOIN LATERAL pg_catalog.pg_partition_tree(u.relid) p
-	                     WHERE u.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(orders) x)
+	                     WHERE u.relid IN (SELECT tree.relid FROM pg_catalog.pg_partition_tree(orders) tree)
 	                    HAVING count(*) > 0), '')
 	  FROM referral.tracked_table t
 	 WHERE t.relid = orders
