@@ -19,6 +19,7 @@
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -35,7 +36,7 @@ typedef struct AcceptedKey
 typedef struct AcceptedEntry
 {
 	AcceptedKey key;
-	bool		converted;
+	AcceptedReferral referral;
 } AcceptedEntry;
 
 struct AcceptedReferrals
@@ -88,8 +89,8 @@ referral_status_is(Datum value, const char *status)
 }
 
 AcceptedReferrals *
-accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant_att,
-						AttrNumber referee_att, AttrNumber status_att, Size max_memory)
+accepted_referrals_load(Relation referrals, Snapshot snapshot,
+						const AcceptedReferralColumns *columns, Size max_memory)
 {
 	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
 												  "referral accepted referrals",
@@ -119,9 +120,10 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 		bool		status_null;
 		bool		tenant_null;
 		bool		referee_null;
-		Datum		status = slot_getattr(row, status_att, &status_null);
-		Datum		tenant = slot_getattr(row, tenant_att, &tenant_null);
-		Datum		referee = slot_getattr(row, referee_att, &referee_null);
+		bool		isnull;
+		Datum		status = slot_getattr(row, columns->status, &status_null);
+		Datum		tenant = slot_getattr(row, columns->tenant, &tenant_null);
+		Datum		referee = slot_getattr(row, columns->referee, &referee_null);
 		AcceptedKey key;
 		AcceptedEntry *entry;
 		bool		found;
@@ -137,7 +139,10 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 		key.len = set->probe.len;
 		key.bytes = memcpy(palloc(key.len), set->probe.data, key.len);
 		entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_ENTER, &found);
-		entry->converted = referral_status_is(status, "converted");
+		entry->referral.converted = referral_status_is(status, "converted");
+		entry->referral.id = DatumGetInt64(slot_getattr(row, columns->id, &isnull));
+		entry->referral.program_id = DatumGetInt64(slot_getattr(row, columns->program_id, &isnull));
+		entry->referral.created_at = DatumGetTimestampTz(slot_getattr(row, columns->created_at, &isnull));
 		if (snapshot->snapshot_type == SNAPSHOT_DIRTY && TransactionIdIsValid(snapshot->xmin))
 		{
 			if (set->ninserters == set->max_inserters)
@@ -162,8 +167,8 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot, AttrNumber tenant
 	return set;
 }
 
-bool
-accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee, bool *converted)
+const AcceptedReferral *
+accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee)
 {
 	MemoryContext outer = MemoryContextSwitchTo(set->context);
 	AcceptedKey key;
@@ -174,10 +179,7 @@ accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee, boo
 	key.bytes = set->probe.data;
 	key.len = set->probe.len;
 	entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_FIND, NULL);
-	if (entry == NULL)
-		return false;
-	*converted = entry->converted;
-	return true;
+	return (entry != NULL) ? &entry->referral : NULL;
 }
 
 const TransactionId *

@@ -10,26 +10,45 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
 typedef struct AcceptedReferrals AcceptedReferrals;
 
+/* The columns of referral.referral the set reads. */
+typedef struct AcceptedReferralColumns
+{
+	AttrNumber	id;
+	AttrNumber	program_id;
+	AttrNumber	tenant;
+	AttrNumber	referee;
+	AttrNumber	status;			/* text */
+	AttrNumber	created_at;
+} AcceptedReferralColumns;
+
+/* One accepted referral, as the set holds it. */
+typedef struct AcceptedReferral
+{
+	int64		id;
+	int64		program_id;
+	TimestampTz created_at;		/* the redeem */
+	bool		converted;
+} AcceptedReferral;
+
 /*
- * Reads the referrals of `referrals` visible to `snapshot` whose status (a text
- * column) is not 'rejected', keyed by their tenant and referee columns; NULL,
- * having read no further, when they take more than max_memory bytes.  The set
- * lives in a memory context of its own, under the current one.
+ * Reads the referrals of `referrals` visible to `snapshot` whose status is not
+ * 'rejected', keyed by their tenant and referee; NULL, having read no further,
+ * when they take more than max_memory bytes.  The set lives in a memory context
+ * of its own, under the current one.
  */
 extern AcceptedReferrals *accepted_referrals_load(Relation referrals, Snapshot snapshot,
-												  AttrNumber tenant_att,
-												  AttrNumber referee_att,
-												  AttrNumber status_att,
+												  const AcceptedReferralColumns *columns,
 												  Size max_memory);
 
-/* Whether referee holds an accepted referral in tenant, and in *converted whether it is converted. */
-extern bool accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee,
-									bool *converted);
+/* The accepted referral of referee in tenant, or NULL. */
+extern const AcceptedReferral *accepted_referrals_find(AcceptedReferrals *set, text *tenant,
+													   text *referee);
 
 /*
  * Loaded with a dirty snapshot: the transactions, still in progress then, whose

@@ -50,6 +50,7 @@
 #include "accepted_referrals.h"
 #include "citus_compat.h"
 #include "order_candidates.h"
+#include "order_firsts.h"
 #include "order_keys.h"
 #include "order_revenue.h"
 #include "referral_names.h"
@@ -60,9 +61,7 @@ typedef struct ReferralTableInfo
 	Oid			table;
 	Oid			accepted_index;
 	bool		hash_index;		/* referral_referee_hash: keyed by referee alone */
-	AttrNumber	status;
-	AttrNumber	tenant;
-	AttrNumber	referee;
+	AcceptedReferralColumns columns;
 } ReferralTableInfo;
 
 /*
@@ -120,12 +119,16 @@ order_candidates_lookup(Oid schema, ReferralTableInfo *info)
 		info->accepted_index = get_relname_relid(REFERRAL_ONE_ACCEPTED_INDEX_NAME, schema);
 	if (!OidIsValid(info->table) || !OidIsValid(info->accepted_index))
 		elog(ERROR, "referral order trigger: table referral.referral or its index referral_one_accepted_per_referee is missing");
-	info->status = get_attnum(info->table, REFERRAL_STATUS_COLUMN_NAME);
-	info->tenant = get_attnum(info->table, REFERRAL_TENANT_COLUMN_NAME);
-	info->referee = get_attnum(info->table, REFERRAL_REFEREE_COLUMN_NAME);
-	if (info->status == InvalidAttrNumber || info->tenant == InvalidAttrNumber ||
-		info->referee == InvalidAttrNumber)
-		elog(ERROR, "referral order trigger: a column of referral.referral (status, tenant, referee) is missing");
+	info->columns.id = get_attnum(info->table, REFERRAL_ID_COLUMN_NAME);
+	info->columns.program_id = get_attnum(info->table, REFERRAL_PROGRAM_COLUMN_NAME);
+	info->columns.status = get_attnum(info->table, REFERRAL_STATUS_COLUMN_NAME);
+	info->columns.tenant = get_attnum(info->table, REFERRAL_TENANT_COLUMN_NAME);
+	info->columns.referee = get_attnum(info->table, REFERRAL_REFEREE_COLUMN_NAME);
+	info->columns.created_at = get_attnum(info->table, REFERRAL_CREATED_COLUMN_NAME);
+	if (info->columns.id == InvalidAttrNumber || info->columns.program_id == InvalidAttrNumber ||
+		info->columns.status == InvalidAttrNumber || info->columns.tenant == InvalidAttrNumber ||
+		info->columns.referee == InvalidAttrNumber || info->columns.created_at == InvalidAttrNumber)
+		elog(ERROR, "referral order trigger: a column of referral.referral (id, program_id, status, tenant, referee, created_at) is missing");
 	if (InvalidationCount == generation)
 	{
 		CachedInfo = *info;
@@ -241,13 +244,13 @@ rescan:
 	while (index_getnext_slot(scan, ForwardScanDirection, referral))
 	{
 		bool		isnull;
-		Datum		status = slot_getattr(referral, info->status, &isnull);
+		Datum		status = slot_getattr(referral, info->columns.status, &isnull);
 
 		if (isnull || referral_status_is(status, "rejected"))
 			continue;
 		if (info->hash_index &&
-			(!slot_text_equals(referral, info->referee, customer) ||
-			 !slot_text_equals(referral, info->tenant, tenant)))
+			(!slot_text_equals(referral, info->columns.referee, customer) ||
+			 !slot_text_equals(referral, info->columns.tenant, tenant)))
 			continue;
 		if (TransactionIdIsValid(dirty->xmin))
 		{
@@ -272,7 +275,8 @@ void
 order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 				 AttrNumber customer_att, const char *tenant,
 				 AttrNumber tenant_att, const OrderRevenueConfig *revenue,
-				 Tuplestorestate *candidates, int64 *count, bool *all_converted)
+				 bool record_revenue, Tuplestorestate *candidates, int64 *count,
+				 bool *all_converted, Tuplestorestate **firsts, int64 *nfirsts)
 {
 	MemoryContext per_order = AllocSetContextCreate(CurrentMemoryContext,
 													"referral order candidates",
@@ -294,6 +298,8 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	Size		hash_memory;
 	OrderRevenueWriter *writer = NULL;
 	bool		writer_tried = false;
+	OrderFirsts *picks = NULL;
+	Tuplestorestate *first_orders = NULL;
 
 	order_candidates_lookup(schema, &info);
 	order_key_column_init(&customer_col, rel, customer_att);
@@ -315,8 +321,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	InitDirtySnapshot(dirty);
 	hash_memory = order_candidates_hash_memory(referrals, tuplestore_tuple_count(orders));
 	if (hash_memory > 0)
-		hashed = accepted_referrals_load(referrals, &dirty, info.tenant, info.referee,
-										 info.status, hash_memory);
+		hashed = accepted_referrals_load(referrals, &dirty, &info.columns, hash_memory);
 	if (hashed != NULL)
 	{
 		int			ninserters;
@@ -330,6 +335,25 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		 hashed != NULL ? "a hash of the accepted referrals" :
 		 info.hash_index ? "a hash index probe per order" : "a btree probe per order",
 		 (int64) tuplestore_tuple_count(orders));
+
+	/*
+	 * A load read through the hash (many orders) keeps apart the orders that
+	 * may convert a pending referral (order_firsts.c), when the writer can
+	 * tell which qualify.
+	 */
+	*firsts = NULL;
+	*nfirsts = 0;
+	if (hashed != NULL)
+	{
+		writer = order_revenue_begin(schema, rel, revenue, referrals, snapshot);
+		writer_tried = true;
+		if (writer != NULL)
+		{
+			picks = order_firsts_begin();
+			first_orders = tuplestore_begin_heap(false, false, work_mem);
+		}
+	}
+
 	scan = index_beginscan(referrals, accepted, &dirty, info.hash_index ? 1 : 2, 0);
 	referral = table_slot_create(referrals, NULL);
 	order = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
@@ -345,6 +369,7 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 	{
 		text	   *customer;
 		text	   *order_tenant;
+		const AcceptedReferral *found = NULL;
 		bool		referred;
 		bool		converted = false;
 
@@ -359,7 +384,11 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		MemoryContextSwitchTo(outer);
 		referred = false;
 		if (customer != NULL && order_tenant != NULL && hashed != NULL)
-			referred = accepted_referrals_find(hashed, order_tenant, customer, &converted);
+		{
+			found = accepted_referrals_find(hashed, order_tenant, customer);
+			referred = (found != NULL);
+			converted = referred && found->converted;
+		}
 		else if (customer != NULL && order_tenant != NULL)
 			referred = probe_accepted_referral(scan, referrals, accepted, &info, &dirty, snapshot, referral,
 											   order_tenant, customer, &converted);
@@ -368,18 +397,17 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 		 * records here (it needs the referral's row, which the hash lacks).  It
 		 * is set up at the first such order: most statements have none.
 		 */
-		if (referred && converted && revenue != NULL && writer == NULL && !writer_tried)
+		if (referred && converted && record_revenue && writer == NULL && !writer_tried)
 		{
 			writer = order_revenue_begin(schema, rel, revenue, referrals, snapshot);
 			writer_tried = true;
 		}
-		if (referred && converted && writer != NULL &&
+		if (referred && converted && record_revenue && writer != NULL &&
 			(hashed == NULL ||
 			 probe_accepted_referral(scan, referrals, accepted, &info, &dirty, snapshot, referral,
 									 order_tenant, customer, &converted)) &&
 			converted && order_revenue_settle(writer, order, referral, order_tenant))
 			referred = false;
-		MemoryContextReset(per_order);
 
 		if (referred)
 		{
@@ -388,9 +416,49 @@ order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 			tuplestore_puttupleslot(candidates, order);
 			(*count)++;
 		}
+		/*
+		 * Of a pending referral's orders, only the first that qualifies may
+		 * convert it (held back until the end); every order of another
+		 * referral goes on.
+		 */
+		if (referred && picks != NULL)
+		{
+			text	   *order_ref;
+			TimestampTz at;
+
+			switch (converted ? ORDER_UNDECIDED :
+					order_revenue_qualifies(writer, order, order_tenant, found->program_id,
+											found->created_at, &order_ref, &at))
+			{
+				case ORDER_QUALIFIES:
+					order_firsts_offer(picks, found->id, order_tenant, order, order_ref, at);
+					break;
+				case ORDER_DOES_NOT_QUALIFY:
+					break;
+				case ORDER_UNDECIDED:
+					tuplestore_puttupleslot(first_orders, order);
+					(*nfirsts)++;
+					break;
+			}
+		}
+		MemoryContextReset(per_order);
 	}
 	tuplestore_select_read_pointer(orders, 0);
 
+	if (picks != NULL)
+	{
+		if (order_firsts_end(picks, writer, order, first_orders, nfirsts))
+			*firsts = first_orders;
+		else
+		{
+			tuplestore_end(first_orders);
+			*nfirsts = 0;
+		}
+		elog(DEBUG1, "referral order trigger: %s",
+			 *firsts != NULL ? psprintf(INT64_FORMAT " of " INT64_FORMAT " candidates may convert or earn",
+										*nfirsts, *count) :
+			 "every candidate goes on: an order that may convert was attributed before");
+	}
 	if (writer != NULL)
 		(void) order_revenue_end(writer);
 	ExecDropSingleTupleTableSlot(order);

@@ -23,13 +23,18 @@ extern bool order_candidates_usable(void);
  * tenant (the fixed `tenant`, or tenant_att as text when tenant_att is not 0);
  * the number of rows in *count, and in *all_converted whether every one of
  * those referrals was converted when probed.  `schema` is the extension's
- * schema.  With `revenue`, the later orders of converted referrals are recorded
- * as revenue here (order_revenue.c) where they can be, and left out.
+ * schema; `revenue` says how the orders are read.  With record_revenue, the
+ * later orders of converted referrals are recorded as revenue here
+ * (order_revenue.c) where they can be, and left out.
+ *
+ * *firsts is NULL, or the candidates the paid-orders statement needs (*nfirsts
+ * of them): of each pending referral only the order that may convert it
+ * (order_firsts.c), every order of the others.
  */
 extern void order_candidates(Oid schema, Relation rel, Tuplestorestate *orders,
 							 AttrNumber customer_att, const char *tenant,
 							 AttrNumber tenant_att, const OrderRevenueConfig *revenue,
-							 Tuplestorestate *candidates, int64 *count,
-							 bool *all_converted);
+							 bool record_revenue, Tuplestorestate *candidates, int64 *count,
+							 bool *all_converted, Tuplestorestate **firsts, int64 *nfirsts);
 
 #endif							/* REFERRAL_ORDER_CANDIDATES_H */

@@ -237,6 +237,25 @@ key_probe_end(KeyProbe *probe)
 }
 
 /* Whether attributed_order has exactly the columns this writer fills. */
+/*
+ * The first row of a probe for `values`, into slot.  The scan runs in the
+ * writer's context, not the per-order one the caller may be in: the index AM
+ * keeps state allocated during the scan (btree's killed items) that
+ * index_endscan frees.
+ */
+static bool
+key_probe_next(OrderRevenueWriter *w, KeyProbe *probe, const Datum *values,
+			   TupleTableSlot *slot)
+{
+	MemoryContext outer = MemoryContextSwitchTo(w->context);
+	bool		found;
+
+	key_probe_rescan(probe, values);
+	found = index_getnext_slot(probe->scan, ForwardScanDirection, slot);
+	MemoryContextSwitchTo(outer);
+	return found;
+}
+
 static bool
 attributed_columns(OrderRevenueWriter *w)
 {
@@ -421,8 +440,7 @@ program_terms(OrderRevenueWriter *w, text *tenant, int64 program_id)
 
 	values[0] = Int64GetDatum(program_id);
 	values[1] = PointerGetDatum(tenant);
-	key_probe_rescan(&w->program_key, values);
-	if (!index_getnext_slot(w->program_key.scan, ForwardScanDirection, w->program_slot))
+	if (!key_probe_next(w, &w->program_key, values, w->program_slot))
 		return NULL;
 
 	if (w->nknown == REVENUE_PROGRAMS)
@@ -504,9 +522,8 @@ order_attributed(OrderRevenueWriter *w, text *tenant, text *order_ref, bool *in_
 	values[0] = PointerGetDatum(tenant);
 	values[1] = PointerGetDatum(w->source);
 	values[2] = PointerGetDatum(order_ref);
-	key_probe_rescan(&w->attributed_key, values);
 	*in_progress = false;
-	if (!index_getnext_slot(w->attributed_key.scan, ForwardScanDirection, w->attributed_slot))
+	if (!key_probe_next(w, &w->attributed_key, values, w->attributed_slot))
 		return false;
 	*in_progress = TransactionIdIsValid(w->dirty.xmin);
 	return true;
@@ -560,6 +577,66 @@ record_revenue(OrderRevenueWriter *w, text *tenant, text *order_ref, Datum progr
 	w->recorded++;
 }
 
+/*
+ * How an order of a referral of program_id (redeemed at created_at) stands, as
+ * the trigger's statements read it: paid, with an id and a finite amount at
+ * least the program's min_order_amount, timed in the program's active period
+ * and not before the redeem.  Its id, amount and time go to *order_ref,
+ * *amount and *at, in the per-order context.
+ */
+static OrderQualification
+order_qualifies(OrderRevenueWriter *w, TupleTableSlot *order, text *tenant,
+				int64 program_id, TimestampTz created_at, text **order_ref,
+				Datum *amount, TimestampTz *at)
+{
+	ProgramTerms *terms;
+	bool		isnull;
+
+	*at = w->now;
+	if (!order_paid(w, order) || (*order_ref = order_key_column_text(&w->id, order)) == NULL ||
+		!order_amount(w, order, amount))
+		return ORDER_DOES_NOT_QUALIFY;	/* the SQL would not read it either */
+	if (w->at_att != 0)
+	{
+		Datum		value = slot_getattr(order, w->at_att, &isnull);
+
+		if (!isnull)
+			*at = DatumGetTimestampTz(value);
+	}
+	terms = program_terms(w, tenant, program_id);
+	if (terms == NULL || terms->recurring)
+		return ORDER_UNDECIDED;		/* recurring rewards: the SQL's */
+	if (!DatumGetBool(DirectFunctionCall2(numeric_ge, *amount, terms->min_order_amount)) ||
+		*at < terms->starts_at || (!terms->open_ended && *at >= terms->ends_at) ||
+		*at < created_at)
+		return ORDER_DOES_NOT_QUALIFY;
+	return ORDER_QUALIFIES;
+}
+
+OrderQualification
+order_revenue_qualifies(OrderRevenueWriter *w, TupleTableSlot *order, text *tenant,
+						int64 program_id, TimestampTz created_at, text **order_ref,
+						TimestampTz *at)
+{
+	MemoryContext outer;
+	OrderQualification result;
+	Datum		amount;
+
+	MemoryContextReset(w->per_order);
+	outer = MemoryContextSwitchTo(w->per_order);
+	result = order_qualifies(w, order, tenant, program_id, created_at, order_ref, &amount, at);
+	MemoryContextSwitchTo(outer);
+	return result;
+}
+
+bool
+order_revenue_attributed(OrderRevenueWriter *w, text *tenant, text *order_ref)
+{
+	bool		in_progress;
+
+	return order_attributed(w, tenant, order_ref, &in_progress);
+}
+
 bool
 order_revenue_settle(OrderRevenueWriter *w, TupleTableSlot *order, TupleTableSlot *referral,
 					 text *tenant)
@@ -569,46 +646,34 @@ order_revenue_settle(OrderRevenueWriter *w, TupleTableSlot *order, TupleTableSlo
 	bool		isnull;
 	text	   *order_ref;
 	Datum		amount;
-	TimestampTz at = w->now;
-	Datum		program_id;
-	ProgramTerms *terms;
+	TimestampTz at;
+	Datum		program_id = slot_getattr(referral, w->r_program, &isnull);
+	TimestampTz created_at = DatumGetTimestampTz(slot_getattr(referral, w->r_created, &isnull));
 	bool		in_progress;
 
 	MemoryContextReset(w->per_order);
 	outer = MemoryContextSwitchTo(w->per_order);
-	if (!order_paid(w, order) || (order_ref = order_key_column_text(&w->id, order)) == NULL ||
-		!order_amount(w, order, &amount))
-		goto done;				/* the SQL would not read it either */
-	if (w->at_att != 0)
+	switch (order_qualifies(w, order, tenant, DatumGetInt64(program_id), created_at,
+							&order_ref, &amount, &at))
 	{
-		Datum		value = slot_getattr(order, w->at_att, &isnull);
-
-		if (!isnull)
-			at = DatumGetTimestampTz(value);
+		case ORDER_DOES_NOT_QUALIFY:
+			break;
+		case ORDER_UNDECIDED:
+			settled = false;
+			break;
+		case ORDER_QUALIFIES:
+			if (slot_text_is(referral, w->r_converting_order, order_ref) &&
+				slot_text_is(referral, w->r_converting_source, w->source))
+				break;			/* the converting order, attributed with its conversion */
+			if (order_attributed(w, tenant, order_ref, &in_progress))
+			{
+				settled = !in_progress;
+				break;
+			}
+			record_revenue(w, tenant, order_ref, program_id,
+						   slot_getattr(referral, w->r_id, &isnull), amount, at);
+			break;
 	}
-
-	program_id = slot_getattr(referral, w->r_program, &isnull);
-	terms = program_terms(w, tenant, DatumGetInt64(program_id));
-	if (terms == NULL || terms->recurring)
-	{
-		settled = false;		/* recurring rewards: the SQL's */
-		goto done;
-	}
-	if (!DatumGetBool(DirectFunctionCall2(numeric_ge, amount, terms->min_order_amount)) ||
-		at < terms->starts_at || (!terms->open_ended && at >= terms->ends_at) ||
-		at < DatumGetTimestampTz(slot_getattr(referral, w->r_created, &isnull)))
-		goto done;				/* does not qualify */
-	if (slot_text_is(referral, w->r_converting_order, order_ref) &&
-		slot_text_is(referral, w->r_converting_source, w->source))
-		goto done;				/* the converting order, attributed with its conversion */
-	if (order_attributed(w, tenant, order_ref, &in_progress))
-	{
-		settled = !in_progress;
-		goto done;
-	}
-	record_revenue(w, tenant, order_ref, program_id,
-				   slot_getattr(referral, w->r_id, &isnull), amount, at);
-done:
 	MemoryContextSwitchTo(outer);
 	return settled;
 }

@@ -9,6 +9,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "executor/tuptable.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -42,6 +43,27 @@ extern OrderRevenueWriter *order_revenue_begin(Oid schema, Relation orders,
  */
 extern bool order_revenue_settle(OrderRevenueWriter *writer, TupleTableSlot *order,
 								 TupleTableSlot *referral, text *tenant);
+
+/* How an order stands for the trigger's statements (order_revenue_qualifies). */
+typedef enum OrderQualification
+{
+	ORDER_DOES_NOT_QUALIFY,		/* no statement of the trigger would count it */
+	ORDER_QUALIFIES,
+	ORDER_UNDECIDED				/* recurring_window, or the program not found: the SQL decides */
+} OrderQualification;
+
+/*
+ * Whether an order of `tenant` qualifies for a referral of program_id redeemed
+ * at created_at (ignoring whether it is attributed already); its id and time
+ * in *order_ref and *at, valid until the writer's next call.
+ */
+extern OrderQualification order_revenue_qualifies(OrderRevenueWriter *writer,
+												  TupleTableSlot *order, text *tenant,
+												  int64 program_id, TimestampTz created_at,
+												  text **order_ref, TimestampTz *at);
+
+/* Whether the order is attributed, by a transaction committed or in progress. */
+extern bool order_revenue_attributed(OrderRevenueWriter *writer, text *tenant, text *order_ref);
 
 /* Closes the writer; returns how many orders it recorded. */
 extern int64 order_revenue_end(OrderRevenueWriter *writer);

@@ -25,7 +25,10 @@
  *		orders of referred customers, and the SQL reads those instead of the
  *		whole transition table; with none, no SQL runs.  In a statement of
  *		fewer than 10,000 orders that pass also records a converted referee's
- *		later order as revenue itself (order_revenue.c).
+ *		later order as revenue itself (order_revenue.c).  In a load read
+ *		through the hash of accepted referrals, the paid-orders statement reads
+ *		of each pending referral only the order that may convert it
+ *		(order_firsts.c), and the revenue statement all the candidates.
  *
  *		Reversals run first so that an order that is paid in the same
  *		statement that refunds a referee's converting order can convert the
@@ -223,12 +226,14 @@ order_check_transition(Trigger *trigger, Tuplestorestate *table,
  * ORDER_BULK_STATEMENT orders has the later orders of converted referees
  * recorded as revenue in C on the way (order_revenue.c), and left out: a
  * single-row INSERT of such an order runs no SQL.  A bulk load leaves them to
- * the revenue statement, which writes them without a look-up each.
+ * the revenue statement, which writes them without a look-up each.  *firsts
+ * (*nfirsts rows) is NULL or what the paid-orders statement reads instead
+ * (order_candidates).
  */
 static Tuplestorestate *
 order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 						const OrderTriggerConfig *cfg, int64 *count,
-						bool *all_converted)
+						bool *all_converted, Tuplestorestate **firsts, int64 *nfirsts)
 {
 	Relation	rel = trigdata->tg_relation;
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -237,6 +242,8 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	OrderRevenueConfig revenue;
 	Tuplestorestate *candidates;
 
+	*firsts = NULL;
+	*nfirsts = 0;
 	if (!order_candidates_usable())
 		return NULL;
 	if (cfg->tenant_column != NULL)
@@ -256,9 +263,8 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	candidates = tuplestore_begin_heap(false, false, work_mem);
 	order_candidates(get_func_namespace(fcinfo->flinfo->fn_oid), rel,
 					 trigdata->tg_newtable, customer_att, cfg->tenant, tenant_att,
-					 tuplestore_tuple_count(trigdata->tg_newtable) < ORDER_BULK_STATEMENT ?
-					 &revenue : NULL,
-					 candidates, count, all_converted);
+					 &revenue, tuplestore_tuple_count(trigdata->tg_newtable) < ORDER_BULK_STATEMENT,
+					 candidates, count, all_converted, firsts, nfirsts);
 	return candidates;
 }
 
@@ -325,13 +331,19 @@ order_keys_unchanged(TriggerData *trigdata, const OrderTriggerConfig *cfg)
 	return same;
 }
 
-/* Makes `orders` (rows of rel) the new transition table the SQL reads. */
+/*
+ * Makes `orders` (rows of rel) the new transition table the SQL reads, in place
+ * of the one registered before, if any (`replace`).
+ */
 static void
-order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count)
+order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count, bool replace)
 {
 	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
 	int			rc;
 
+	if (replace && (rc = SPI_unregister_relation(ORDER_TRIGGER_NEW_TABLE)) != SPI_OK_REL_UNREGISTER)
+		elog(ERROR, "referral order trigger: SPI_unregister_relation failed: %s",
+			 SPI_result_code_string(rc));
 	enr->md.name = ORDER_TRIGGER_NEW_TABLE;
 	enr->md.reliddesc = RelationGetRelid(rel);
 	enr->md.tupdesc = NULL;
@@ -399,16 +411,23 @@ order_owner_leave(OrderOwnerScope *scope)
 static void
 order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, OrderEvent event,
 					 int64 nrows, const char *sql_reversed, bool pays, bool batch,
-					 Tuplestorestate *candidates, OrderStatement paid_stmt,
-					 Datum *values, const char *nulls)
+					 Tuplestorestate *candidates, Tuplestorestate *firsts, int64 nfirsts,
+					 OrderStatement paid_stmt, Datum *values, const char *nulls)
 {
 	int			rc;
+
+	/* The paid-orders statement of a load that converts reads its first orders alone. */
+	if (firsts != NULL && paid_stmt != ORDER_STMT_PAID)
+		firsts = NULL;
+	if (firsts != NULL && nfirsts == 0)
+		pays = false;			/* no order can convert, and no referral is converted */
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
 			 SPI_result_code_string(rc));
 	if (candidates != NULL)
-		order_register_new_table(trigdata->tg_relation, candidates, nrows);
+		order_register_new_table(trigdata->tg_relation, firsts != NULL ? firsts : candidates,
+								 firsts != NULL ? nfirsts : nrows, false);
 	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
 			 SPI_result_code_string(rc));
@@ -439,9 +458,13 @@ order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, Order
 	if (pays &&
 		order_run(paid_stmt,
 				  order_sql_paid(cfg, event, paid_stmt == ORDER_STMT_PAID_CONVERTED, batch),
-				  nrows, trigdata->tg_relation, cfg, values, nulls) > 0 &&
+				  firsts != NULL ? nfirsts : nrows, trigdata->tg_relation, cfg, values, nulls) > 0 &&
 		paid_stmt == ORDER_STMT_PAID)
+	{
+		if (firsts != NULL)
+			order_register_new_table(trigdata->tg_relation, candidates, nrows, true);
 		order_run_revenue(event, nrows, trigdata->tg_relation, cfg, values, nulls);
+	}
 
 	if ((rc = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "referral order trigger: SPI_finish failed: %s",
@@ -462,6 +485,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	bool		pays;
 	bool		batch;
 	Tuplestorestate *volatile candidates = NULL;	/* volatile: read after PG_TRY */
+	Tuplestorestate *volatile firsts = NULL;
+	int64		nfirsts = 0;
 	bool		all_converted = false;
 	OrderStatement paid_stmt;
 	Datum		values[ORDER_NPARAMS];
@@ -518,11 +543,16 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	 */
 	if (event == ORDER_EVENT_INSERT)
 	{
+		Tuplestorestate *first_orders;
+
 		candidates = order_insert_candidates(fcinfo, trigdata, &cfg, &nrows,
-											 &all_converted);
+											 &all_converted, &first_orders, &nfirsts);
+		firsts = first_orders;
 		if (candidates != NULL && nrows == 0)
 		{
 			tuplestore_end(candidates);
+			if (firsts != NULL)
+				tuplestore_end(firsts);
 			return PointerGetDatum(NULL);
 		}
 	}
@@ -570,7 +600,7 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		order_run_statements(trigdata, &cfg, event, nrows, sql_reversed, pays, batch,
-							 candidates, paid_stmt, values, nulls);
+							 candidates, firsts, nfirsts, paid_stmt, values, nulls);
 	}
 	PG_FINALLY();
 	{
@@ -581,6 +611,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	order_owner_leave(&owner);
 	if (candidates != NULL)
 		tuplestore_end(candidates);
+	if (firsts != NULL)
+		tuplestore_end(firsts);
 
 	return PointerGetDatum(NULL);
 }

@@ -27,6 +27,9 @@
 #define MEMBER_PATH_INDEX_NAME				"member_path"	/* btree on member (path) */
 
 /* Columns the C code reads by attribute number. */
+#define REFERRAL_ID_COLUMN_NAME				"id"	/* referral.id */
+#define REFERRAL_PROGRAM_COLUMN_NAME		"program_id"	/* referral.program_id */
+#define REFERRAL_CREATED_COLUMN_NAME		"created_at"	/* referral.created_at, the redeem */
 #define REFERRAL_STATUS_COLUMN_NAME			"status"	/* referral.status */
 #define REFERRAL_TENANT_COLUMN_NAME			"tenant"	/* referral.tenant */
 #define REFERRAL_REFEREE_COLUMN_NAME		"referee"	/* referral.referee */
