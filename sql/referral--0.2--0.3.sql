@@ -3395,22 +3395,16 @@ $$;
 COMMENT ON FUNCTION referral._checkout_args_ok(text, text, numeric) IS 'internal: whether checkout arguments are a usable customer, order_ref and amount (inlined)';
 REVOKE ALL ON FUNCTION referral._checkout_args_ok(text, text, numeric) FROM PUBLIC;
 
--- The payload of a reward's event: the reward's figures.  An SQL function without
--- SET or STRICT, so that the planner inlines it into each INSERT of events.
+-- The payload of a reward's event: the reward's figures, as jsonb_build_object would
+-- give them, built in C (src/reward_payload.c): a bulk load builds one per reward.
 CREATE FUNCTION referral._reward_payload(reward_id bigint, program_id bigint, referral_id bigint,
 	beneficiary text, kind text, level int, amount numeric, currency text, status text,
 	order_ref text, payout_ref text)
 RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-	SELECT pg_catalog.jsonb_build_object('reward_id', reward_id, 'program_id', program_id,
-	                                     'referral_id', referral_id, 'beneficiary', beneficiary,
-	                                     'kind', kind, 'level', level, 'amount', amount,
-	                                     'currency', currency, 'status', status,
-	                                     'order_ref', order_ref, 'payout_ref', payout_ref)
-$$;
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'referral_reward_payload';
 COMMENT ON FUNCTION referral._reward_payload(bigint, bigint, bigint, text, text, int, numeric, text, text, text, text)
-	IS 'internal: the jsonb payload of a reward''s event (inlined)';
+	IS 'internal: the jsonb payload of a reward''s event';
 REVOKE ALL ON FUNCTION referral._reward_payload(bigint, bigint, bigint, text, text, int, numeric, text, text, text, text) FROM PUBLIC;
 
 -- Appends one event per reward id (payload: the reward's figures) and notifies.
