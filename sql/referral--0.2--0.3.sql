@@ -1300,20 +1300,40 @@ END
 $$;
 COMMENT ON FUNCTION referral._require_tenant(text) IS 'internal: raise 22023 unless the tenant has a program';
 
--- Raises 22023 unless an order reference is usable as a key.
-CREATE FUNCTION referral._check_order_ref(order_ref text)
+-- Whether a key given by the application (a customer key, an order_ref) is usable:
+-- not blank, at most 1000 bytes.  An SQL function without SET or STRICT, so that
+-- the planner inlines it.
+CREATE FUNCTION referral._key_ok(key text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT NULLIF(pg_catalog.btrim(key), '') IS NOT NULL AND pg_catalog.octet_length(key) <= 1000
+$$;
+COMMENT ON FUNCTION referral._key_ok(text) IS 'internal: whether a key given by the application is not blank and at most 1000 bytes (inlined)';
+
+-- Raises 22023 unless a key given by the application is usable (_key_ok): `name`
+-- names it when it is empty, `long_name` when it is too long.
+CREATE FUNCTION referral._check_key(key text, name text, long_name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-	IF NULLIF(btrim(order_ref), '') IS NULL THEN
-		RAISE EXCEPTION 'order_ref must not be empty' USING ERRCODE = 'invalid_parameter_value';
-	ELSIF octet_length(order_ref) > 1000 THEN
-		RAISE EXCEPTION 'order_ref is too long (% bytes, at most 1000)', octet_length(order_ref)
+	IF referral._key_ok(key) IS NOT TRUE THEN
+		IF NULLIF(btrim(key), '') IS NULL THEN
+			RAISE EXCEPTION '% must not be empty', name USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RAISE EXCEPTION '% is too long (% bytes, at most 1000)', long_name, octet_length(key)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION referral._check_key(text, text, text) IS 'internal: reject an empty or oversized key given by the application';
+
+-- Raises 22023 unless an order reference is usable as a key.
+CREATE FUNCTION referral._check_order_ref(order_ref text)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT referral._check_key(order_ref, 'order_ref', 'order_ref') $$;
 COMMENT ON FUNCTION referral._check_order_ref(text) IS 'internal: reject empty or oversized order references';
 
 -- Raises 22023 unless an amount given at checkout is a finite number, not negative.
@@ -1789,6 +1809,8 @@ REVOKE ALL ON TABLE referral.referee_offer, referral.offer_use, referral.credit_
 REVOKE ALL ON SEQUENCE referral.referee_offer_id_seq, referral.offer_use_id_seq, referral.credit_spend_id_seq FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
 	referral._require_tenant(text),
+	referral._key_ok(text),
+	referral._check_key(text, text, text),
 	referral._check_order_ref(text),
 	referral._check_amount(text, numeric),
 	referral.add_referee_offer(bigint, numeric, numeric, numeric, numeric, interval, text),
@@ -3383,13 +3405,13 @@ $$;
 
 -- Whether a checkout's customer, order_ref and amount pass _check_customer,
 -- _check_order_ref and _check_amount.  An SQL function without SET or STRICT, so
--- that the planner inlines it: a valid call runs no function of its own.
+-- that the planner inlines it (and _key_ok in it): a valid call runs no function of
+-- its own.
 CREATE FUNCTION referral._checkout_args_ok(customer text, order_ref text, amount numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-	SELECT NULLIF(pg_catalog.btrim(customer), '') IS NOT NULL AND pg_catalog.octet_length(customer) <= 1000
-	   AND NULLIF(pg_catalog.btrim(order_ref), '') IS NOT NULL AND pg_catalog.octet_length(order_ref) <= 1000
+	SELECT referral._key_ok(customer) AND referral._key_ok(order_ref)
 	   AND amount >= 0 AND amount < 'Infinity'::numeric
 $$;
 COMMENT ON FUNCTION referral._checkout_args_ok(text, text, numeric) IS 'internal: whether checkout arguments are a usable customer, order_ref and amount (inlined)';
@@ -3754,6 +3776,12 @@ $$;
 COMMENT ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text)
 	IS 'internal: raise 22023 unless percent, fixed and cap make an amount rule';
 REVOKE EXECUTE ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text) FROM PUBLIC;
+
+-- customer keys checked by the rule of order_refs (_check_key):
+CREATE OR REPLACE FUNCTION referral._check_customer(customer text)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT referral._check_key(customer, 'customer', 'customer key') $$;
 
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
