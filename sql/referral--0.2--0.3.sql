@@ -1920,18 +1920,16 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		referral.issue_code(bigint, text, referral.referral_code, text, text),
-		referral.share_link(referral.referral_code, text, text),
-		referral.record_click(referral.referral_code, text, inet, text, timestamptz),
-		referral.redeem(referral.referral_code, text, text, inet, text, timestamptz),
-		referral.offer(text, numeric, text),
-		referral.use_offer(text, text, numeric, text),
-		referral.credit_balance(text, text, text),
-		referral.spend_credit(text, numeric, text, text, text),
-		referral.refund_credit(text, text)
-		TO %s', role);
+	PERFORM referral._grant_functions(role, ARRAY[
+		'referral.issue_code(bigint, text, referral.referral_code, text, text)',
+		'referral.share_link(referral.referral_code, text, text)',
+		'referral.record_click(referral.referral_code, text, inet, text, timestamptz)',
+		'referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)',
+		'referral.offer(text, numeric, text)',
+		'referral.use_offer(text, text, numeric, text)',
+		'referral.credit_balance(text, text, text)',
+		'referral.spend_credit(text, numeric, text, text, text)',
+		'referral.refund_credit(text, text)']::regprocedure[]);
 	IF to_regprocedure('referral.participant_summary(bigint, text)') IS NOT NULL THEN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION referral.participant_summary(bigint, text) TO %s', role);
 	END IF;
@@ -2076,19 +2074,17 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		referral.approve_due(timestamptz),
-		referral.mark_paid(bigint[], text),
-		referral.void_referral(bigint, text),
-		referral.block(text, text, text),
-		referral.unblock(text, text),
-		referral.release(bigint),
-		referral.payout_batch(text, numeric, text, text),
-		referral.export(text, text),
-		referral.forget(text, text),
-		referral.audit(bigint)
-		TO %s', role);
+	PERFORM referral._grant_functions(role, ARRAY[
+		'referral.approve_due(timestamptz)',
+		'referral.mark_paid(bigint[], text)',
+		'referral.void_referral(bigint, text)',
+		'referral.block(text, text, text)',
+		'referral.unblock(text, text)',
+		'referral.release(bigint)',
+		'referral.payout_batch(text, numeric, text, text)',
+		'referral.export(text, text)',
+		'referral.forget(text, text)',
+		'referral.audit(bigint)']::regprocedure[]);
 	EXECUTE format('GRANT SELECT ON referral.blocked, referral.suspicious_referrals TO %s', role);
 END
 $$;
@@ -3779,6 +3775,54 @@ CREATE OR REPLACE FUNCTION referral._check_customer(customer text)
 RETURNS void
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT referral._check_key(customer, 'customer', 'customer key') $$;
+
+-- grant_operator, grant_app and grant_analyst grant schema usage and functions with
+-- one helper, _grant_functions:
+CREATE FUNCTION referral._grant_functions(role regrole, functions regprocedure[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
+	IF cardinality(functions) > 0 THEN
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', array_to_string(functions, ', '), role);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._grant_functions(regrole, regprocedure[])
+	IS 'internal: grant a role USAGE on schema referral and EXECUTE on the functions given';
+REVOKE ALL ON FUNCTION referral._grant_functions(regrole, regprocedure[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION referral.grant_analyst(role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v regclass;
+BEGIN
+	-- The analysts' views; the internal ones (named _...) stay private.
+	FOR v IN SELECT c.oid::regclass FROM pg_class c
+	          WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+	            AND c.relname !~ '^_'
+	          ORDER BY c.relname
+	LOOP
+		EXECUTE format('GRANT SELECT ON %s TO %s', v, role);
+	END LOOP;
+	-- A view's reader needs EXECUTE on the extension's functions that the view calls
+	-- (variant_stats: two_proportion_p_value).
+	PERFORM referral._grant_functions(role, ARRAY(
+		SELECT DISTINCT d.refobjid::regprocedure
+		  FROM pg_depend d
+		  JOIN pg_rewrite w ON w.oid = d.objid
+		  JOIN pg_class c ON c.oid = w.ev_class
+		  JOIN pg_proc p ON p.oid = d.refobjid
+		 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
+		   AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+		   AND p.pronamespace = 'referral'::regnamespace));
+END
+$$;
 
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)
