@@ -41,23 +41,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION referral._customer_ref(text, text) IS 'internal: tenant and customer key as one text, for the keyed hash of a forgotten key';
 
--- Grants a role USAGE on schema referral and EXECUTE on the functions given: what
--- grant_operator, and grant_app and grant_analyst (90_privileges.sql), all grant.
-CREATE FUNCTION referral._grant_functions(role regrole, functions regprocedure[])
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	IF cardinality(functions) > 0 THEN
-		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', array_to_string(functions, ', '), role);
-	END IF;
-END
-$$;
-COMMENT ON FUNCTION referral._grant_functions(regrole, regprocedure[])
-	IS 'internal: grant a role USAGE on schema referral and EXECUTE on the functions given';
-
 CREATE FUNCTION referral.grant_operator(role regrole)
 RETURNS void
 LANGUAGE plpgsql VOLATILE

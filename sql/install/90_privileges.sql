@@ -89,4 +89,23 @@ END
 $$;
 COMMENT ON FUNCTION referral.grant_analyst(regrole)
 	IS 'grant a role SELECT on the analyst views of schema referral';
-REVOKE EXECUTE ON FUNCTION referral.grant_app(regrole), referral.grant_analyst(regrole) FROM PUBLIC;
+
+-- Grants a role USAGE on schema referral and EXECUTE on the functions given: what
+-- grant_app, grant_analyst (above) and grant_operator (87_operations.sql) all grant.
+CREATE FUNCTION referral._grant_functions(role regrole, functions regprocedure[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
+	IF cardinality(functions) > 0 THEN
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', array_to_string(functions, ', '), role);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._grant_functions(regrole, regprocedure[])
+	IS 'internal: grant a role USAGE on schema referral and EXECUTE on the functions given';
+
+REVOKE EXECUTE ON FUNCTION referral.grant_app(regrole), referral.grant_analyst(regrole),
+	referral._grant_functions(regrole, regprocedure[]) FROM PUBLIC;
