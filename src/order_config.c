@@ -1,9 +1,11 @@
 /*
  * order_config.c
- *		The order trigger's arguments and the columns they name.  The trigger's
- *		whole configuration is in its arguments (Citus fires a distributed
- *		table's triggers per shard, with the shard's OID and name), so nothing
- *		is looked up by the table's OID or name.
+ *		The order trigger's arguments and the columns they name, and the
+ *		checks of how the trigger manager called the functions that take them
+ *		(the order trigger and the truncate trigger).  The trigger's whole
+ *		configuration is in its arguments (Citus fires a distributed table's
+ *		triggers per shard, with the shard's OID and name), so nothing is
+ *		looked up by the table's OID or name.
  */
 #include "postgres.h"
 
