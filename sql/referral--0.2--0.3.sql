@@ -1300,20 +1300,40 @@ END
 $$;
 COMMENT ON FUNCTION referral._require_tenant(text) IS 'internal: raise 22023 unless the tenant has a program';
 
--- Raises 22023 unless an order reference is usable as a key.
-CREATE FUNCTION referral._check_order_ref(order_ref text)
+-- Whether a key given by the application (a customer key, an order_ref) is usable:
+-- not blank, at most 1000 bytes.  An SQL function without SET or STRICT, so that
+-- the planner inlines it.
+CREATE FUNCTION referral._key_ok(key text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT NULLIF(pg_catalog.btrim(key), '') IS NOT NULL AND pg_catalog.octet_length(key) <= 1000
+$$;
+COMMENT ON FUNCTION referral._key_ok(text) IS 'internal: whether a key given by the application is not blank and at most 1000 bytes (inlined)';
+
+-- Raises 22023 unless a key given by the application is usable (_key_ok): `name`
+-- names it when it is empty, `long_name` when it is too long.
+CREATE FUNCTION referral._check_key(key text, name text, long_name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-	IF NULLIF(btrim(order_ref), '') IS NULL THEN
-		RAISE EXCEPTION 'order_ref must not be empty' USING ERRCODE = 'invalid_parameter_value';
-	ELSIF octet_length(order_ref) > 1000 THEN
-		RAISE EXCEPTION 'order_ref is too long (% bytes, at most 1000)', octet_length(order_ref)
+	IF referral._key_ok(key) IS NOT TRUE THEN
+		IF NULLIF(btrim(key), '') IS NULL THEN
+			RAISE EXCEPTION '% must not be empty', name USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RAISE EXCEPTION '% is too long (% bytes, at most 1000)', long_name, octet_length(key)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION referral._check_key(text, text, text) IS 'internal: reject an empty or oversized key given by the application';
+
+-- Raises 22023 unless an order reference is usable as a key.
+CREATE FUNCTION referral._check_order_ref(order_ref text)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT referral._check_key(order_ref, 'order_ref', 'order_ref') $$;
 COMMENT ON FUNCTION referral._check_order_ref(text) IS 'internal: reject empty or oversized order references';
 
 -- Raises 22023 unless an amount given at checkout is a finite number, not negative.
@@ -1789,6 +1809,8 @@ REVOKE ALL ON TABLE referral.referee_offer, referral.offer_use, referral.credit_
 REVOKE ALL ON SEQUENCE referral.referee_offer_id_seq, referral.offer_use_id_seq, referral.credit_spend_id_seq FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
 	referral._require_tenant(text),
+	referral._key_ok(text),
+	referral._check_key(text, text, text),
 	referral._check_order_ref(text),
 	referral._check_amount(text, numeric),
 	referral.add_referee_offer(bigint, numeric, numeric, numeric, numeric, interval, text),
@@ -1898,18 +1920,16 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		referral.issue_code(bigint, text, referral.referral_code, text, text),
-		referral.share_link(referral.referral_code, text, text),
-		referral.record_click(referral.referral_code, text, inet, text, timestamptz),
-		referral.redeem(referral.referral_code, text, text, inet, text, timestamptz),
-		referral.offer(text, numeric, text),
-		referral.use_offer(text, text, numeric, text),
-		referral.credit_balance(text, text, text),
-		referral.spend_credit(text, numeric, text, text, text),
-		referral.refund_credit(text, text)
-		TO %s', role);
+	PERFORM referral._grant_functions(role, ARRAY[
+		'referral.issue_code(bigint, text, referral.referral_code, text, text)',
+		'referral.share_link(referral.referral_code, text, text)',
+		'referral.record_click(referral.referral_code, text, inet, text, timestamptz)',
+		'referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)',
+		'referral.offer(text, numeric, text)',
+		'referral.use_offer(text, text, numeric, text)',
+		'referral.credit_balance(text, text, text)',
+		'referral.spend_credit(text, numeric, text, text, text)',
+		'referral.refund_credit(text, text)']::regprocedure[]);
 	IF to_regprocedure('referral.participant_summary(bigint, text)') IS NOT NULL THEN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION referral.participant_summary(bigint, text) TO %s', role);
 	END IF;
@@ -2054,36 +2074,45 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		referral.approve_due(timestamptz),
-		referral.mark_paid(bigint[], text),
-		referral.void_referral(bigint, text),
-		referral.block(text, text, text),
-		referral.unblock(text, text),
-		referral.release(bigint),
-		referral.payout_batch(text, numeric, text, text),
-		referral.export(text, text),
-		referral.forget(text, text),
-		referral.audit(bigint)
-		TO %s', role);
+	PERFORM referral._grant_functions(role, ARRAY[
+		'referral.approve_due(timestamptz)',
+		'referral.mark_paid(bigint[], text)',
+		'referral.void_referral(bigint, text)',
+		'referral.block(text, text, text)',
+		'referral.unblock(text, text)',
+		'referral.release(bigint)',
+		'referral.payout_batch(text, numeric, text, text)',
+		'referral.export(text, text)',
+		'referral.forget(text, text)',
+		'referral.audit(bigint)']::regprocedure[]);
 	EXECUTE format('GRANT SELECT ON referral.blocked, referral.suspicious_referrals TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION referral.grant_operator(regrole)
 	IS 'grant a role what operations need: approve_due, mark_paid, void_referral, block, unblock, release, payout_batch, export, forget, audit, and the blocked and suspicious_referrals views';
 
--- SQLSTATE RF004 naming an unknown referral id.
-CREATE FUNCTION referral._no_referral(referral_id bigint)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+-- The referral of an id, locked (FOR UPDATE), or SQLSTATE RF004 naming the unknown
+-- id.  Its tenant, which never changes, is read first: the locking statement names
+-- it, as every statement of the callers does, so that on Citus it runs on the
+-- tenant's shard.
+CREATE FUNCTION referral._lock_referral(referral_id bigint)
+RETURNS referral.referral
+LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+	t text;
+	r referral.referral;
 BEGIN
-	RAISE EXCEPTION 'referral % does not exist', COALESCE(referral_id::text, 'NULL')
-		USING ERRCODE = 'RF004', HINT = 'Referral ids are in referral.referral.';
+	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = _lock_referral.referral_id;
+	SELECT * INTO r FROM referral.referral x WHERE x.id = _lock_referral.referral_id AND x.tenant = t FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral % does not exist', COALESCE(referral_id::text, 'NULL')
+			USING ERRCODE = 'RF004', HINT = 'Referral ids are in referral.referral.';
+	END IF;
+	RETURN r;
 END
 $$;
-COMMENT ON FUNCTION referral._no_referral(bigint) IS 'internal: raise RF004 naming an unknown referral id';
+COMMENT ON FUNCTION referral._lock_referral(bigint) IS 'internal: the referral of an id, locked, or RF004 naming an unknown id';
 
 -- Raises 22023 unless an operator's reason is given and short.
 CREATE FUNCTION referral._check_reason(reason text)
@@ -2125,7 +2154,6 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t text;
 	r referral.referral;
 	trees record;
 	to_reverse bigint[];
@@ -2133,15 +2161,8 @@ DECLARE
 BEGIN
 	PERFORM referral._check_reason(reason);
 	-- The referral first, as the order triggers lock it: an order of the referee
-	-- waits, and then sees it rejected.  Its tenant, which never changes, is read
-	-- first: every statement below names it, so that on Citus it runs on the
-	-- tenant's shard.
-	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = void_referral.referral_id;
-	SELECT * INTO r FROM referral.referral x
-	 WHERE x.id = void_referral.referral_id AND x.tenant = t FOR UPDATE;
-	IF NOT FOUND THEN
-		PERFORM referral._no_referral(void_referral.referral_id);
-	END IF;
+	-- waits, and then sees it rejected.
+	r := referral._lock_referral(void_referral.referral_id);
 	IF r.status = 'rejected' THEN
 		RAISE EXCEPTION 'referral % is already rejected (%)', r.id, r.reason
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -2240,16 +2261,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t text;
 	r referral.referral;
 	freed bigint := 0;
 BEGIN
-	-- The tenant first, as in void_referral.
-	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = release.referral_id;
-	SELECT * INTO r FROM referral.referral x WHERE x.id = release.referral_id AND x.tenant = t FOR UPDATE;
-	IF NOT FOUND THEN
-		PERFORM referral._no_referral(release.referral_id);
-	END IF;
+	r := referral._lock_referral(release.referral_id);
 	IF r.released_at IS NOT NULL THEN
 		RETURN 0;
 	END IF;
@@ -2578,7 +2593,7 @@ COMMENT ON FUNCTION referral.approve_due(timestamptz)
 
 REVOKE ALL ON referral.block, referral.blocked, referral.forgotten FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION referral._customer_ref(text, text), referral.grant_operator(regrole),
-	referral._no_referral(bigint), referral._check_reason(text), referral._detach(referral.member),
+	referral._lock_referral(bigint), referral._check_reason(text), referral._detach(referral.member),
 	referral.void_referral(bigint, text), referral.block(text, text, text), referral.unblock(text, text),
 	referral._held_referrals(), referral.release(bigint), referral.payout_batch(text, numeric, text, text),
 	referral._names_customer(jsonb, text), referral.export(text, text), referral.forget(text, text)
@@ -3383,13 +3398,13 @@ $$;
 
 -- Whether a checkout's customer, order_ref and amount pass _check_customer,
 -- _check_order_ref and _check_amount.  An SQL function without SET or STRICT, so
--- that the planner inlines it: a valid call runs no function of its own.
+-- that the planner inlines it (and _key_ok in it): a valid call runs no function of
+-- its own.
 CREATE FUNCTION referral._checkout_args_ok(customer text, order_ref text, amount numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-	SELECT NULLIF(pg_catalog.btrim(customer), '') IS NOT NULL AND pg_catalog.octet_length(customer) <= 1000
-	   AND NULLIF(pg_catalog.btrim(order_ref), '') IS NOT NULL AND pg_catalog.octet_length(order_ref) <= 1000
+	SELECT referral._key_ok(customer) AND referral._key_ok(order_ref)
 	   AND amount >= 0 AND amount < 'Infinity'::numeric
 $$;
 COMMENT ON FUNCTION referral._checkout_args_ok(text, text, numeric) IS 'internal: whether checkout arguments are a usable customer, order_ref and amount (inlined)';
@@ -3581,6 +3596,8 @@ DECLARE
 	reward_types text[] := '{}';
 	amounts numeric[] := '{}';
 	rule_ids bigint[] := '{}';
+	step int;
+	kind text;
 	beneficiary text;
 	lvl int;
 	reached bigint;
@@ -3650,32 +3667,21 @@ BEGIN
 	  FROM referral.reward_rule x
 	 WHERE x.program_id = p.id AND x.min_conversions > 0;
 
-	IF converting THEN
-		-- Referee reward: tier by the referee's own conversions as a referrer.
-		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referee', 1, r.variant,
-		                            CASE WHEN 'referee:1' = ANY (tiered)
-		                                 THEN referral._conversions(r.tenant, p.id, r.referee, top_tier) ELSE 0 END);
-		IF rule.id IS NOT NULL THEN
-			beneficiaries := beneficiaries || r.referee;
-			levels := levels || 1;
-			kinds := kinds || 'referee'::text;
-			reward_types := reward_types || rule.reward_type;
-			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
-			rule_ids := rule_ids || rule.id;
-		END IF;
-	END IF;
-
-	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
-	-- conversions in the program so far (not counting this conversion).
-	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
-		beneficiary := upline[lvl];
-		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referrer', lvl, r.variant,
-		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
+	-- The rewards, in order: step 0 is the referee's (only when converting, level 1),
+	-- steps 1 up to max_depth the referrer rewards of those levels.  Each is tiered by
+	-- its beneficiary's conversions as a referrer in the program so far (not counting
+	-- this conversion).
+	FOR step IN CASE WHEN converting THEN 0 ELSE 1 END .. LEAST(p.max_depth, cardinality(upline)) LOOP
+		kind := CASE WHEN step = 0 THEN 'referee' ELSE 'referrer' END;
+		lvl := GREATEST(step, 1);
+		beneficiary := CASE WHEN step = 0 THEN r.referee ELSE upline[step] END;
+		SELECT * INTO rule FROM referral._pick_rule(p.id, kind, lvl, r.variant,
+		                            CASE WHEN kind || ':' || lvl = ANY (tiered)
 		                                 THEN referral._conversions(r.tenant, p.id, beneficiary, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
 			beneficiaries := beneficiaries || beneficiary;
 			levels := levels || lvl;
-			kinds := kinds || 'referrer'::text;
+			kinds := kinds || kind;
 			reward_types := reward_types || rule.reward_type;
 			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
 			rule_ids := rule_ids || rule.id;
@@ -3748,6 +3754,60 @@ $$;
 COMMENT ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text)
 	IS 'internal: raise 22023 unless percent, fixed and cap make an amount rule';
 REVOKE EXECUTE ON FUNCTION referral._require_amount_terms(numeric, numeric, numeric, text) FROM PUBLIC;
+
+-- customer keys checked by the rule of order_refs (_check_key):
+CREATE OR REPLACE FUNCTION referral._check_customer(customer text)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT referral._check_key(customer, 'customer', 'customer key') $$;
+
+-- grant_operator, grant_app and grant_analyst grant schema usage and functions with
+-- one helper, _grant_functions:
+CREATE FUNCTION referral._grant_functions(role regrole, functions regprocedure[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
+	IF cardinality(functions) > 0 THEN
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', array_to_string(functions, ', '), role);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._grant_functions(regrole, regprocedure[])
+	IS 'internal: grant a role USAGE on schema referral and EXECUTE on the functions given';
+REVOKE ALL ON FUNCTION referral._grant_functions(regrole, regprocedure[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION referral.grant_analyst(role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v regclass;
+BEGIN
+	-- The analysts' views; the internal ones (named _...) stay private.
+	FOR v IN SELECT c.oid::regclass FROM pg_class c
+	          WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+	            AND c.relname !~ '^_'
+	          ORDER BY c.relname
+	LOOP
+		EXECUTE format('GRANT SELECT ON %s TO %s', v, role);
+	END LOOP;
+	-- A view's reader needs EXECUTE on the extension's functions that the view calls
+	-- (variant_stats: two_proportion_p_value).
+	PERFORM referral._grant_functions(role, ARRAY(
+		SELECT DISTINCT d.refobjid::regprocedure
+		  FROM pg_depend d
+		  JOIN pg_rewrite w ON w.oid = d.objid
+		  JOIN pg_class c ON c.oid = w.ev_class
+		  JOIN pg_proc p ON p.oid = d.refobjid
+		 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
+		   AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+		   AND p.pronamespace = 'referral'::regnamespace));
+END
+$$;
 
 -- audit(), with every check above:
 CREATE OR REPLACE FUNCTION referral.audit(program bigint DEFAULT NULL)

@@ -57,9 +57,10 @@ static const uint8_t code_fold_digit[37] = {
 /*
  * Tables over pairs of base-37 digits (37^2 = 1369 entries, indexed by
  * 37 * high + low), so that printing and folding take six steps, not twelve.
- * CODE_PAIRS(F) expands F(high, low) for every pair, in index order.
+ * CODE_PAIRS(F) expands F(high, low) for every pair, in index order, row
+ * by row (CODE_ROW(high, F)).
  */
-#define CODE_PAIRS_ROW(h, F) \
+#define CODE_ROW(h, F) \
 	F(h, 0), F(h, 1), F(h, 2), F(h, 3), F(h, 4), F(h, 5), F(h, 6), F(h, 7), \
 	F(h, 8), F(h, 9), F(h, 10), F(h, 11), F(h, 12), F(h, 13), F(h, 14), \
 	F(h, 15), F(h, 16), F(h, 17), F(h, 18), F(h, 19), F(h, 20), F(h, 21), \
@@ -67,19 +68,16 @@ static const uint8_t code_fold_digit[37] = {
 	F(h, 29), F(h, 30), F(h, 31), F(h, 32), F(h, 33), F(h, 34), F(h, 35), \
 	F(h, 36)
 #define CODE_PAIRS(F) \
-	CODE_PAIRS_ROW(0, F), CODE_PAIRS_ROW(1, F), CODE_PAIRS_ROW(2, F), \
-	CODE_PAIRS_ROW(3, F), CODE_PAIRS_ROW(4, F), CODE_PAIRS_ROW(5, F), \
-	CODE_PAIRS_ROW(6, F), CODE_PAIRS_ROW(7, F), CODE_PAIRS_ROW(8, F), \
-	CODE_PAIRS_ROW(9, F), CODE_PAIRS_ROW(10, F), CODE_PAIRS_ROW(11, F), \
-	CODE_PAIRS_ROW(12, F), CODE_PAIRS_ROW(13, F), CODE_PAIRS_ROW(14, F), \
-	CODE_PAIRS_ROW(15, F), CODE_PAIRS_ROW(16, F), CODE_PAIRS_ROW(17, F), \
-	CODE_PAIRS_ROW(18, F), CODE_PAIRS_ROW(19, F), CODE_PAIRS_ROW(20, F), \
-	CODE_PAIRS_ROW(21, F), CODE_PAIRS_ROW(22, F), CODE_PAIRS_ROW(23, F), \
-	CODE_PAIRS_ROW(24, F), CODE_PAIRS_ROW(25, F), CODE_PAIRS_ROW(26, F), \
-	CODE_PAIRS_ROW(27, F), CODE_PAIRS_ROW(28, F), CODE_PAIRS_ROW(29, F), \
-	CODE_PAIRS_ROW(30, F), CODE_PAIRS_ROW(31, F), CODE_PAIRS_ROW(32, F), \
-	CODE_PAIRS_ROW(33, F), CODE_PAIRS_ROW(34, F), CODE_PAIRS_ROW(35, F), \
-	CODE_PAIRS_ROW(36, F)
+	CODE_ROW(0, F), CODE_ROW(1, F), CODE_ROW(2, F), CODE_ROW(3, F), \
+	CODE_ROW(4, F), CODE_ROW(5, F), CODE_ROW(6, F), CODE_ROW(7, F), \
+	CODE_ROW(8, F), CODE_ROW(9, F), CODE_ROW(10, F), CODE_ROW(11, F), \
+	CODE_ROW(12, F), CODE_ROW(13, F), CODE_ROW(14, F), CODE_ROW(15, F), \
+	CODE_ROW(16, F), CODE_ROW(17, F), CODE_ROW(18, F), CODE_ROW(19, F), \
+	CODE_ROW(20, F), CODE_ROW(21, F), CODE_ROW(22, F), CODE_ROW(23, F), \
+	CODE_ROW(24, F), CODE_ROW(25, F), CODE_ROW(26, F), CODE_ROW(27, F), \
+	CODE_ROW(28, F), CODE_ROW(29, F), CODE_ROW(30, F), CODE_ROW(31, F), \
+	CODE_ROW(32, F), CODE_ROW(33, F), CODE_ROW(34, F), CODE_ROW(35, F), \
+	CODE_ROW(36, F)
 
 #define CODE_FOLD_PAIR(h, l)	(CODE_FOLD(h) * 34 + CODE_FOLD(l))
 #define CODE_CHAR_PAIR(h, l)	{CODE_CHAR(h), CODE_CHAR(l)}
@@ -303,24 +301,28 @@ const char	code_gen_alphabet[33] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 #define CODE_GEN_U	32				/* folded symbol 'U': not in the alphabet */
 
+/* folded base-34 digit of 'U' (base-37 digit 31), the folded character code_gen_alphabet lacks */
+#define CODE_FOLDED_U	CODE_FOLD(31)
+
 /*
- * Symbol of each character, plus one (0 = not 0-9A-Z): its index in
- * code_gen_alphabet, folded (O = 0, I = L = 1), case-insensitive; 'U' is
- * CODE_GEN_U.
+ * Symbol of a character, plus one (0 = not 0-9A-Z): its index in
+ * code_gen_alphabet, folded as the representation folds it (O = 0, I = L =
+ * 1), case-insensitive; 'U' is CODE_GEN_U.  The alphabet is the folded
+ * characters without U, in the same order.
  */
-static const uint8_t code_gen_symbol[256] = {
-	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
-	['7'] = 8, ['8'] = 9, ['9'] = 10, ['A'] = 11, ['a'] = 11, ['B'] = 12,
-	['b'] = 12, ['C'] = 13, ['c'] = 13, ['D'] = 14, ['d'] = 14, ['E'] = 15,
-	['e'] = 15, ['F'] = 16, ['f'] = 16, ['G'] = 17, ['g'] = 17, ['H'] = 18,
-	['h'] = 18, ['J'] = 19, ['j'] = 19, ['K'] = 20, ['k'] = 20, ['M'] = 21,
-	['m'] = 21, ['N'] = 22, ['n'] = 22, ['P'] = 23, ['p'] = 23, ['Q'] = 24,
-	['q'] = 24, ['R'] = 25, ['r'] = 25, ['S'] = 26, ['s'] = 26, ['T'] = 27,
-	['t'] = 27, ['V'] = 28, ['v'] = 28, ['W'] = 29, ['w'] = 29, ['X'] = 30,
-	['x'] = 30, ['Y'] = 31, ['y'] = 31, ['Z'] = 32, ['z'] = 32, ['O'] = 1,
-	['o'] = 1, ['I'] = 2, ['i'] = 2, ['L'] = 2, ['l'] = 2, ['U'] = 33,
-	['u'] = 33,
-};
+static inline uint8_t
+code_gen_symbol(unsigned char c)
+{
+	uint8_t		d = code_char_digit[c];
+	uint8_t		f;
+
+	if (d == 0 || d == CODE_DIGIT_SKIP)
+		return 0;
+	f = code_fold_digit[d];
+	if (f < CODE_FOLDED_U)
+		return f;
+	return f == CODE_FOLDED_U ? CODE_GEN_U + 1 : f - 1;
+}
 
 /*
  * Multiplication by alpha (the field element x) in GF(32) = GF(2)[x] /
@@ -362,7 +364,7 @@ code_check_symbol(const char payload[CODE_GEN_PAYLOAD])
 
 	for (i = 0; i < CODE_GEN_PAYLOAD; i++)
 	{
-		uint8_t		s = code_gen_symbol[(unsigned char) payload[i]];
+		uint8_t		s = code_gen_symbol((unsigned char) payload[i]);
 
 		/* callers pass alphabet characters; anything else counts as '0' */
 		sym[i] = (s == 0 || s - 1 == CODE_GEN_U) ? 0 : (uint8_t) (s - 1);
@@ -382,7 +384,7 @@ code_gen_symbols(const char *str, size_t len, uint8_t sym[CODE_GEN_LEN])
 		return false;
 	for (i = 0; i < CODE_GEN_LEN; i++)
 	{
-		uint8_t		s = code_gen_symbol[(unsigned char) str[i]];
+		uint8_t		s = code_gen_symbol((unsigned char) str[i]);
 
 		if (s == 0)
 			return false;

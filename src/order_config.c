@@ -1,9 +1,11 @@
 /*
  * order_config.c
- *		The order trigger's arguments and the columns they name.  The trigger's
- *		whole configuration is in its arguments (Citus fires a distributed
- *		table's triggers per shard, with the shard's OID and name), so nothing
- *		is looked up by the table's OID or name.
+ *		The order trigger's arguments and the columns they name, and the
+ *		checks of how the trigger manager called the functions that take them
+ *		(the order trigger and the truncate trigger).  The trigger's whole
+ *		configuration is in its arguments (Citus fires a distributed table's
+ *		triggers per shard, with the shard's OID and name), so nothing is
+ *		looked up by the table's OID or name.
  */
 #include "postgres.h"
 
@@ -26,18 +28,30 @@ order_optional(const char *arg)
 	return (arg[0] == '\0') ? NULL : arg;
 }
 
+/* Raises the trigger protocol error of a trigger that is not fired as it must be. */
+static void
+order_trigger_misfired(const OrderTriggerFiring *firing, Trigger *trigger,
+					   const char *how)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("%s \"%s\" must be fired %s", firing->name, trigger->tgname, how),
+			 errhint(ORDER_TRIGGER_HINT)));
+}
+
 /* Reads and checks the trigger's arguments. */
-void
-order_config(Trigger *trigger, OrderTriggerConfig *cfg)
+static void
+order_config(const OrderTriggerFiring *firing, Trigger *trigger,
+			 OrderTriggerConfig *cfg)
 {
 	char	  **args = trigger->tgargs;
 
 	if (trigger->tgnargs != ORDER_TRIGGER_NARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral order trigger \"%s\" takes %d arguments, got %d",
+				 errmsg("%s \"%s\" takes %d arguments, got %d", firing->name,
 						trigger->tgname, ORDER_TRIGGER_NARGS, trigger->tgnargs),
-				 errhint("Install the trigger with referral.track_orders().")));
+				 errhint(ORDER_TRIGGER_HINT)));
 	cfg->tenant = args[0];
 	cfg->source = args[1];
 	cfg->customer_column = args[2];
@@ -56,10 +70,38 @@ order_config(Trigger *trigger, OrderTriggerConfig *cfg)
 		(cfg->tenant[0] == '\0') == (cfg->tenant_column == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral order trigger \"%s\" has invalid arguments",
+				 errmsg("%s \"%s\" has invalid arguments", firing->name,
 						trigger->tgname),
 				 errdetail("The customer, amount and id columns must be named, and exactly one of a tenant and a tenant column."),
-				 errhint("Install the trigger with referral.track_orders().")));
+				 errhint(ORDER_TRIGGER_HINT)));
+}
+
+/*
+ * The TriggerData of a call by the trigger manager, fired as `firing` says,
+ * with the trigger's arguments read and checked into cfg.
+ */
+TriggerData *
+order_trigger_call(FunctionCallInfo fcinfo, const OrderTriggerFiring *firing,
+				   OrderTriggerConfig *cfg)
+{
+	TriggerData *trigdata;
+	TriggerEvent fired;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s was not called by the trigger manager", firing->name)));
+	trigdata = (TriggerData *) fcinfo->context;
+	fired = trigdata->tg_event;
+
+	if ((fired & TRIGGER_EVENT_TIMINGMASK) != firing->timing ||
+		!TRIGGER_FIRED_FOR_STATEMENT(fired))
+		order_trigger_misfired(firing, trigdata->tg_trigger, firing->timing_text);
+	if ((firing->events & (1 << (fired & TRIGGER_EVENT_OPMASK))) == 0)
+		order_trigger_misfired(firing, trigdata->tg_trigger, firing->events_text);
+
+	order_config(firing, trigdata->tg_trigger, cfg);
+	return trigdata;
 }
 
 

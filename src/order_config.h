@@ -49,8 +49,27 @@ typedef struct OrderTriggerConfig
 } OrderTriggerConfig;
 
 
-/* Reads and checks the trigger's arguments (which it keeps pointers into). */
-extern void order_config(Trigger *trigger, OrderTriggerConfig *cfg);
+/*
+ * How a trigger function that takes the order triggers' arguments must be
+ * fired: always FOR EACH STATEMENT, at one timing, for some events.
+ */
+typedef struct OrderTriggerFiring
+{
+	const char *name;			/* in messages: "referral order trigger" */
+	TriggerEvent timing;		/* TRIGGER_EVENT_BEFORE or TRIGGER_EVENT_AFTER */
+	const char *timing_text;	/* in messages: "AFTER ... FOR EACH STATEMENT" */
+	uint32		events;			/* bits 1 << TRIGGER_EVENT_INSERT, ... */
+	const char *events_text;	/* in messages: "for INSERT, UPDATE or DELETE" */
+} OrderTriggerFiring;
+
+/*
+ * The TriggerData of a call by the trigger manager, fired as `firing` says,
+ * with the trigger's arguments read and checked into cfg (which keeps
+ * pointers into them); a trigger protocol error otherwise.
+ */
+extern TriggerData *order_trigger_call(FunctionCallInfo fcinfo,
+									   const OrderTriggerFiring *firing,
+									   OrderTriggerConfig *cfg);
 
 /* The attribute number of a column the trigger reads; an error naming it if it is gone. */
 extern AttrNumber order_column(Relation rel, const char *source, const char *column);

@@ -103,6 +103,22 @@ append_status_in(StringInfo buf, const OrderTriggerConfig *cfg,
 }
 
 /*
+ * Appends the select list of an order's ledger key and amount, in the order the
+ * attribution functions take them: tenant, order_ref (the id as text), amount.
+ */
+static void
+append_order_key_amount(StringInfo buf, const OrderTriggerConfig *cfg,
+						const char *alias)
+{
+	append_tenant(buf, cfg, alias);
+	appendStringInfoString(buf, " AS tenant, ");
+	append_text(buf, alias, cfg->id_column);
+	appendStringInfoString(buf, " AS order_ref, ");
+	append_amount(buf, cfg, alias);
+	appendStringInfoString(buf, " AS amount");
+}
+
+/*
  * Appends "o and n are the same order": the same id, customer and tenant, as the
  * text the ledger keys them by.  An UPDATE that changes any of them is the old
  * order reversed and a new one paid (append_moved, append_paid_orders).
@@ -149,7 +165,7 @@ append_update_join(StringInfo buf, const OrderTriggerConfig *cfg, bool left)
 
 /*
  * Appends the orders newly paid by this INSERT or UPDATE, as a subquery of
- * (order_ref, customer, amount, at, tenant), the keys as text; a NULL in the
+ * (tenant, order_ref, amount, customer, at), the keys as text; a NULL in the
  * customer, amount, id or tenant keeps a row out.  An UPDATE newly pays the
  * orders paid now and not before, and those paid now whose id, customer or
  * tenant changed (the old order is reversed first: append_moved).
@@ -158,25 +174,19 @@ static void
 append_paid_orders(StringInfo buf, const OrderTriggerConfig *cfg, OrderEvent event)
 {
 	appendStringInfoString(buf, "(SELECT ");
-	append_text(buf, "n", cfg->id_column);
-	appendStringInfoString(buf, " AS order_ref, ");
+	append_order_key_amount(buf, cfg, "n");
+	appendStringInfoString(buf, ", ");
 	append_text(buf, "n", cfg->customer_column);
 	appendStringInfoString(buf, " AS customer, ");
-	append_amount(buf, cfg, "n");
-	appendStringInfoString(buf, " AS amount, ");
 	append_at(buf, cfg, "n");
-	appendStringInfoString(buf, " AS at, ");
-	append_tenant(buf, cfg, "n");
-	appendStringInfoString(buf, " AS tenant");
+	appendStringInfoString(buf, " AS at");
 	if (event == ORDER_EVENT_UPDATE)
 		append_update_join(buf, cfg, true);
 	else
 		appendStringInfoString(buf, " FROM " ORDER_TRIGGER_NEW_TABLE " n");
-	appendStringInfoString(buf, " WHERE ");
-	append_column(buf, "n", cfg->id_column);
-	appendStringInfoString(buf, " IS NOT NULL AND ");
-	append_column(buf, "n", cfg->customer_column);
-	appendStringInfoString(buf, " IS NOT NULL AND ");
+	appendStringInfo(buf, " WHERE n.%s IS NOT NULL AND n.%s IS NOT NULL AND ",
+					 quote_identifier(cfg->id_column),
+					 quote_identifier(cfg->customer_column));
 	append_finite_amount(buf, cfg, "n");
 	appendStringInfoString(buf, " AND ");
 	append_status_in(buf, cfg, "n", true);
@@ -435,12 +445,7 @@ append_amount_changed(StringInfo buf, const OrderTriggerConfig *cfg)
 	appendStringInfoString(buf,
 						   "SELECT " REFERRAL_QUALIFIED(ORDER_AMOUNT_CHANGED_FUNCTION_NAME) "(a.tenant, $2, a.order_ref, a.amount)"
 						   " FROM (SELECT ");
-	append_tenant(buf, cfg, "n");
-	appendStringInfoString(buf, " AS tenant, ");
-	append_text(buf, "n", cfg->id_column);
-	appendStringInfoString(buf, " AS order_ref, ");
-	append_amount(buf, cfg, "n");
-	appendStringInfoString(buf, " AS amount");
+	append_order_key_amount(buf, cfg, "n");
 	append_update_join(buf, cfg, false);
 	appendStringInfoString(buf, " WHERE ");
 	append_finite_amount(buf, cfg, "n");

@@ -216,7 +216,7 @@ order_check_transition(Trigger *trigger, Tuplestorestate *table,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("referral order trigger \"%s\" needs the transition table %s",
 						trigger->tgname, expected),
-				 errhint("Install the trigger with referral.track_orders().")));
+				 errhint(ORDER_TRIGGER_HINT)));
 }
 
 /*
@@ -471,6 +471,16 @@ order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, Order
 			 SPI_result_code_string(rc));
 }
 
+/* How track_orders fires the order trigger. */
+static const OrderTriggerFiring order_trigger_firing = {
+	.name = "referral order trigger",
+	.timing = TRIGGER_EVENT_AFTER,
+	.timing_text = "AFTER ... FOR EACH STATEMENT",
+	.events = (1 << TRIGGER_EVENT_INSERT) | (1 << TRIGGER_EVENT_UPDATE) |
+	(1 << TRIGGER_EVENT_DELETE),
+	.events_text = "for INSERT, UPDATE or DELETE",
+};
+
 /* Attributes the orders of one INSERT, UPDATE or DELETE statement to referrals. */
 PG_FUNCTION_INFO_V1(referral_order_trigger);
 Datum
@@ -494,35 +504,14 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	OrderOwnerScope owner;
 	CitusShardScope shard;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral order trigger was not called by the trigger manager")));
-	trigdata = (TriggerData *) fcinfo->context;
+	trigdata = order_trigger_call(fcinfo, &order_trigger_firing, &cfg);
 	trigger = trigdata->tg_trigger;
-
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral order trigger \"%s\" must be fired AFTER ... FOR EACH STATEMENT",
-						trigger->tgname),
-				 errhint("Install the trigger with referral.track_orders().")));
-
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		event = ORDER_EVENT_INSERT;
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		event = ORDER_EVENT_UPDATE;
-	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		event = ORDER_EVENT_DELETE;
 	else
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral order trigger \"%s\" must be fired for INSERT, UPDATE or DELETE",
-						trigger->tgname),
-				 errhint("Install the trigger with referral.track_orders().")));
-
-	order_config(trigger, &cfg);
+		event = ORDER_EVENT_DELETE;
 
 	if (event != ORDER_EVENT_DELETE)
 		order_check_transition(trigger, trigdata->tg_newtable,

@@ -16,6 +16,9 @@
 /* Number of trigger arguments, in the order referral.track_orders passes them. */
 #define ORDER_TRIGGER_NARGS			10
 
+/* The hint of every error about how the order triggers are installed. */
+#define ORDER_TRIGGER_HINT	"Install the trigger with referral.track_orders()."
+
 extern Datum referral_order_trigger(PG_FUNCTION_ARGS);
 
 #endif							/* REFERRAL_ORDER_TRIGGER_H */

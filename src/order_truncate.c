@@ -38,15 +38,10 @@
 #include "utils/syscache.h"
 
 #include "citus_compat.h"
+#include "order_config.h"
 #include "order_trigger.h"
 #include "order_truncate.h"
 #include "referral_names.h"
-
-/* The trigger arguments this trigger reads (see order_config in order_trigger.c). */
-#define TRUNCATE_ARG_TENANT			0
-#define TRUNCATE_ARG_SOURCE			1
-#define TRUNCATE_ARG_ID				4
-#define TRUNCATE_ARG_TENANT_COLUMN	9
 
 /* Reversal of the attributed ones among the orders (fixed tenant $2). */
 #define TRUNCATE_SQL_FIXED \
@@ -74,18 +69,11 @@
 static AttrNumber
 truncate_column(Relation rel, const char *source, const char *column, FmgrInfo *out)
 {
-	int			attnum = SPI_fnumber(RelationGetDescr(rel), column);
+	AttrNumber	attnum = order_column(rel, source, column);
 	Oid			type;
 	Oid			outfunc;
 	bool		varlena;
 
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of table \"%s\" tracked by referral does not exist",
-						column, RelationGetRelationName(rel)),
-				 errdetail("The referral truncate trigger of %s reads this column.", source),
-				 errhint("Call referral.untrack_orders() and referral.track_orders() again with the table's current column names.")));
 	type = getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid);
 	if (type >= FirstNormalObjectId && !type_is_enum(type))
 		ereport(ERROR,
@@ -95,7 +83,7 @@ truncate_column(Relation rel, const char *source, const char *column, FmgrInfo *
 				 errhint("Change the column back to a type that referral.track_orders() accepts.")));
 	getTypeOutputInfo(type, &outfunc, &varlena);
 	fmgr_info(outfunc, out);
-	return (AttrNumber) attnum;
+	return attnum;
 }
 
 /*
@@ -198,51 +186,30 @@ truncate_run_as_owner(FunctionCallInfo fcinfo, const char *sql, int nargs,
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
+/* How track_orders fires the truncate trigger. */
+static const OrderTriggerFiring truncate_trigger_firing = {
+	.name = "referral truncate trigger",
+	.timing = TRIGGER_EVENT_BEFORE,
+	.timing_text = "BEFORE TRUNCATE",
+	.events = 1 << TRIGGER_EVENT_TRUNCATE,
+	.events_text = "BEFORE TRUNCATE",
+};
+
 /* Reverses the rewards of the orders a TRUNCATE is about to remove. */
 PG_FUNCTION_INFO_V1(referral_orders_truncated);
 Datum
 referral_orders_truncated(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata;
-	Trigger    *trigger;
+	OrderTriggerConfig cfg;
 	Relation	rel;
-	char	  **args;
-	const char *tenant_column;
 	ArrayBuildState *refs;
 	ArrayBuildState *tenants;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTARRAYOID};
 	Datum		values[3];
 	CitusShardScope shard;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral truncate trigger was not called by the trigger manager")));
-	trigdata = (TriggerData *) fcinfo->context;
-	trigger = trigdata->tg_trigger;
-	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral truncate trigger \"%s\" must be fired BEFORE TRUNCATE",
-						trigger->tgname),
-				 errhint("Install the trigger with referral.track_orders().")));
-	if (trigger->tgnargs != ORDER_TRIGGER_NARGS)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral truncate trigger \"%s\" takes %d arguments, got %d",
-						trigger->tgname, ORDER_TRIGGER_NARGS, trigger->tgnargs),
-				 errhint("Install the trigger with referral.track_orders().")));
-	args = trigger->tgargs;
-	tenant_column = args[TRUNCATE_ARG_TENANT_COLUMN][0] != '\0' ?
-		args[TRUNCATE_ARG_TENANT_COLUMN] : NULL;
-	if (args[TRUNCATE_ARG_ID][0] == '\0' ||
-		(args[TRUNCATE_ARG_TENANT][0] == '\0') == (tenant_column == NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("referral truncate trigger \"%s\" has invalid arguments",
-						trigger->tgname),
-				 errhint("Install the trigger with referral.track_orders().")));
+	trigdata = order_trigger_call(fcinfo, &truncate_trigger_firing, &cfg);
 
 	rel = trigdata->tg_relation;
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
@@ -250,19 +217,19 @@ referral_orders_truncated(PG_FUNCTION_ARGS)
 
 	refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
 	tenants = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-	if (truncate_read_orders(rel, args[TRUNCATE_ARG_SOURCE], args[TRUNCATE_ARG_ID],
-							 tenant_column, refs, tenants) == 0)
+	if (truncate_read_orders(rel, cfg.source, cfg.id_column, cfg.tenant_column,
+							 refs, tenants) == 0)
 		return PointerGetDatum(NULL);
 
-	values[0] = CStringGetTextDatum(args[TRUNCATE_ARG_SOURCE]);
+	values[0] = CStringGetTextDatum(cfg.source);
 	values[2] = makeArrayResult(refs, CurrentMemoryContext);
 	/* On a shard of a Citus table: the co-located shards (citus_compat.c). */
 	citus_shard_scope_begin(rel, &shard);
 	PG_TRY();
 	{
-		if (tenant_column == NULL)
+		if (cfg.tenant_column == NULL)
 		{
-			values[1] = CStringGetTextDatum(args[TRUNCATE_ARG_TENANT]);
+			values[1] = CStringGetTextDatum(cfg.tenant);
 			truncate_run_as_owner(fcinfo, TRUNCATE_SQL_FIXED, 3, argtypes, values);
 		}
 		else

@@ -43,20 +43,40 @@ COMMENT ON TABLE referral.click IS 'clicks on share links; the IP only as a keye
 SELECT pg_catalog.pg_extension_config_dump('referral.click', '');
 SELECT pg_catalog.pg_extension_config_dump('referral.click_id_seq', '');
 
--- Checks a customer key given by the application.
-CREATE FUNCTION referral._check_customer(customer text)
+-- Whether a key given by the application (a customer key, an order_ref) is usable:
+-- not blank, at most 1000 bytes.  An SQL function without SET or STRICT, so that
+-- the planner inlines it.
+CREATE FUNCTION referral._key_ok(key text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+	SELECT NULLIF(pg_catalog.btrim(key), '') IS NOT NULL AND pg_catalog.octet_length(key) <= 1000
+$$;
+COMMENT ON FUNCTION referral._key_ok(text) IS 'internal: whether a key given by the application is not blank and at most 1000 bytes (inlined)';
+
+-- Raises 22023 unless a key given by the application is usable (_key_ok): `name`
+-- names it when it is empty, `long_name` when it is too long.
+CREATE FUNCTION referral._check_key(key text, name text, long_name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-	IF NULLIF(btrim(customer), '') IS NULL THEN
-		RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
-	ELSIF octet_length(customer) > 1000 THEN
-		RAISE EXCEPTION 'customer key is too long (% bytes, at most 1000)', octet_length(customer)
+	IF referral._key_ok(key) IS NOT TRUE THEN
+		IF NULLIF(btrim(key), '') IS NULL THEN
+			RAISE EXCEPTION '% must not be empty', name USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RAISE EXCEPTION '% is too long (% bytes, at most 1000)', long_name, octet_length(key)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION referral._check_key(text, text, text) IS 'internal: reject an empty or oversized key given by the application';
+
+-- Checks a customer key given by the application.
+CREATE FUNCTION referral._check_customer(customer text)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT referral._check_key(customer, 'customer', 'customer key') $$;
 COMMENT ON FUNCTION referral._check_customer(text) IS 'internal: reject empty or oversized customer keys';
 
 -- Codes are unique across tenants, but the primary key is (code, tenant), so that

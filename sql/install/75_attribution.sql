@@ -41,6 +41,8 @@ DECLARE
 	reward_types text[] := '{}';
 	amounts numeric[] := '{}';
 	rule_ids bigint[] := '{}';
+	step int;
+	kind text;
 	beneficiary text;
 	lvl int;
 	reached bigint;
@@ -110,32 +112,21 @@ BEGIN
 	  FROM referral.reward_rule x
 	 WHERE x.program_id = p.id AND x.min_conversions > 0;
 
-	IF converting THEN
-		-- Referee reward: tier by the referee's own conversions as a referrer.
-		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referee', 1, r.variant,
-		                            CASE WHEN 'referee:1' = ANY (tiered)
-		                                 THEN referral._conversions(r.tenant, p.id, r.referee, top_tier) ELSE 0 END);
-		IF rule.id IS NOT NULL THEN
-			beneficiaries := beneficiaries || r.referee;
-			levels := levels || 1;
-			kinds := kinds || 'referee'::text;
-			reward_types := reward_types || rule.reward_type;
-			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
-			rule_ids := rule_ids || rule.id;
-		END IF;
-	END IF;
-
-	-- Referrer rewards, level 1 up to max_depth, each tier by that beneficiary's
-	-- conversions in the program so far (not counting this conversion).
-	FOR lvl IN 1 .. LEAST(p.max_depth, cardinality(upline)) LOOP
-		beneficiary := upline[lvl];
-		SELECT * INTO rule FROM referral._pick_rule(p.id, 'referrer', lvl, r.variant,
-		                            CASE WHEN 'referrer:' || lvl = ANY (tiered)
+	-- The rewards, in order: step 0 is the referee's (only when converting, level 1),
+	-- steps 1 up to max_depth the referrer rewards of those levels.  Each is tiered by
+	-- its beneficiary's conversions as a referrer in the program so far (not counting
+	-- this conversion).
+	FOR step IN CASE WHEN converting THEN 0 ELSE 1 END .. LEAST(p.max_depth, cardinality(upline)) LOOP
+		kind := CASE WHEN step = 0 THEN 'referee' ELSE 'referrer' END;
+		lvl := GREATEST(step, 1);
+		beneficiary := CASE WHEN step = 0 THEN r.referee ELSE upline[step] END;
+		SELECT * INTO rule FROM referral._pick_rule(p.id, kind, lvl, r.variant,
+		                            CASE WHEN kind || ':' || lvl = ANY (tiered)
 		                                 THEN referral._conversions(r.tenant, p.id, beneficiary, top_tier) ELSE 0 END);
 		IF rule.id IS NOT NULL THEN
 			beneficiaries := beneficiaries || beneficiary;
 			levels := levels || lvl;
-			kinds := kinds || 'referrer'::text;
+			kinds := kinds || kind;
 			reward_types := reward_types || rule.reward_type;
 			amounts := amounts || referral.reward_amount(amount, rule.percent, rule.fixed, rule.cap, p.currency);
 			rule_ids := rule_ids || rule.id;

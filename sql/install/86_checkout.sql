@@ -99,17 +99,8 @@ COMMENT ON FUNCTION referral._require_tenant(text) IS 'internal: raise 22023 unl
 -- Raises 22023 unless an order reference is usable as a key.
 CREATE FUNCTION referral._check_order_ref(order_ref text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-BEGIN
-	IF NULLIF(btrim(order_ref), '') IS NULL THEN
-		RAISE EXCEPTION 'order_ref must not be empty' USING ERRCODE = 'invalid_parameter_value';
-	ELSIF octet_length(order_ref) > 1000 THEN
-		RAISE EXCEPTION 'order_ref is too long (% bytes, at most 1000)', octet_length(order_ref)
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-END
-$$;
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT referral._check_key(order_ref, 'order_ref', 'order_ref') $$;
 COMMENT ON FUNCTION referral._check_order_ref(text) IS 'internal: reject empty or oversized order references';
 
 -- Raises 22023 unless an amount given at checkout is a finite number, not negative.
@@ -128,13 +119,13 @@ COMMENT ON FUNCTION referral._check_amount(text, numeric) IS 'internal: raise 22
 
 -- Whether a checkout's customer, order_ref and amount pass _check_customer,
 -- _check_order_ref and _check_amount.  An SQL function without SET or STRICT, so
--- that the planner inlines it: a valid call runs no function of its own.
+-- that the planner inlines it (and _key_ok in it): a valid call runs no function of
+-- its own.
 CREATE FUNCTION referral._checkout_args_ok(customer text, order_ref text, amount numeric)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-	SELECT NULLIF(pg_catalog.btrim(customer), '') IS NOT NULL AND pg_catalog.octet_length(customer) <= 1000
-	   AND NULLIF(pg_catalog.btrim(order_ref), '') IS NOT NULL AND pg_catalog.octet_length(order_ref) <= 1000
+	SELECT referral._key_ok(customer) AND referral._key_ok(order_ref)
 	   AND amount >= 0 AND amount < 'Infinity'::numeric
 $$;
 COMMENT ON FUNCTION referral._checkout_args_ok(text, text, numeric) IS 'internal: whether checkout arguments are a usable customer, order_ref and amount (inlined)';

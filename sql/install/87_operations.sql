@@ -47,36 +47,45 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		referral.approve_due(timestamptz),
-		referral.mark_paid(bigint[], text),
-		referral.void_referral(bigint, text),
-		referral.block(text, text, text),
-		referral.unblock(text, text),
-		referral.release(bigint),
-		referral.payout_batch(text, numeric, text, text),
-		referral.export(text, text),
-		referral.forget(text, text),
-		referral.audit(bigint)
-		TO %s', role);
+	PERFORM referral._grant_functions(role, ARRAY[
+		'referral.approve_due(timestamptz)',
+		'referral.mark_paid(bigint[], text)',
+		'referral.void_referral(bigint, text)',
+		'referral.block(text, text, text)',
+		'referral.unblock(text, text)',
+		'referral.release(bigint)',
+		'referral.payout_batch(text, numeric, text, text)',
+		'referral.export(text, text)',
+		'referral.forget(text, text)',
+		'referral.audit(bigint)']::regprocedure[]);
 	EXECUTE format('GRANT SELECT ON referral.blocked, referral.suspicious_referrals TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION referral.grant_operator(regrole)
 	IS 'grant a role what operations need: approve_due, mark_paid, void_referral, block, unblock, release, payout_batch, export, forget, audit, and the blocked and suspicious_referrals views';
 
--- SQLSTATE RF004 naming an unknown referral id.
-CREATE FUNCTION referral._no_referral(referral_id bigint)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+-- The referral of an id, locked (FOR UPDATE), or SQLSTATE RF004 naming the unknown
+-- id.  Its tenant, which never changes, is read first: the locking statement names
+-- it, as every statement of the callers does, so that on Citus it runs on the
+-- tenant's shard.
+CREATE FUNCTION referral._lock_referral(referral_id bigint)
+RETURNS referral.referral
+LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+	t text;
+	r referral.referral;
 BEGIN
-	RAISE EXCEPTION 'referral % does not exist', COALESCE(referral_id::text, 'NULL')
-		USING ERRCODE = 'RF004', HINT = 'Referral ids are in referral.referral.';
+	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = _lock_referral.referral_id;
+	SELECT * INTO r FROM referral.referral x WHERE x.id = _lock_referral.referral_id AND x.tenant = t FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral % does not exist', COALESCE(referral_id::text, 'NULL')
+			USING ERRCODE = 'RF004', HINT = 'Referral ids are in referral.referral.';
+	END IF;
+	RETURN r;
 END
 $$;
-COMMENT ON FUNCTION referral._no_referral(bigint) IS 'internal: raise RF004 naming an unknown referral id';
+COMMENT ON FUNCTION referral._lock_referral(bigint) IS 'internal: the referral of an id, locked, or RF004 naming an unknown id';
 
 -- Raises 22023 unless an operator's reason is given and short.
 CREATE FUNCTION referral._check_reason(reason text)
@@ -118,7 +127,6 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t text;
 	r referral.referral;
 	trees record;
 	to_reverse bigint[];
@@ -126,15 +134,8 @@ DECLARE
 BEGIN
 	PERFORM referral._check_reason(reason);
 	-- The referral first, as the order triggers lock it: an order of the referee
-	-- waits, and then sees it rejected.  Its tenant, which never changes, is read
-	-- first: every statement below names it, so that on Citus it runs on the
-	-- tenant's shard.
-	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = void_referral.referral_id;
-	SELECT * INTO r FROM referral.referral x
-	 WHERE x.id = void_referral.referral_id AND x.tenant = t FOR UPDATE;
-	IF NOT FOUND THEN
-		PERFORM referral._no_referral(void_referral.referral_id);
-	END IF;
+	-- waits, and then sees it rejected.
+	r := referral._lock_referral(void_referral.referral_id);
 	IF r.status = 'rejected' THEN
 		RAISE EXCEPTION 'referral % is already rejected (%)', r.id, r.reason
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -233,16 +234,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t text;
 	r referral.referral;
 	freed bigint := 0;
 BEGIN
-	-- The tenant first, as in void_referral.
-	SELECT x.tenant INTO t FROM referral.referral x WHERE x.id = release.referral_id;
-	SELECT * INTO r FROM referral.referral x WHERE x.id = release.referral_id AND x.tenant = t FOR UPDATE;
-	IF NOT FOUND THEN
-		PERFORM referral._no_referral(release.referral_id);
-	END IF;
+	r := referral._lock_referral(release.referral_id);
 	IF r.released_at IS NOT NULL THEN
 		RETURN 0;
 	END IF;

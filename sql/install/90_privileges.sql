@@ -40,18 +40,16 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		referral.issue_code(bigint, text, referral.referral_code, text, text),
-		referral.share_link(referral.referral_code, text, text),
-		referral.record_click(referral.referral_code, text, inet, text, timestamptz),
-		referral.redeem(referral.referral_code, text, text, inet, text, timestamptz),
-		referral.offer(text, numeric, text),
-		referral.use_offer(text, text, numeric, text),
-		referral.credit_balance(text, text, text),
-		referral.spend_credit(text, numeric, text, text, text),
-		referral.refund_credit(text, text)
-		TO %s', role);
+	PERFORM referral._grant_functions(role, ARRAY[
+		'referral.issue_code(bigint, text, referral.referral_code, text, text)',
+		'referral.share_link(referral.referral_code, text, text)',
+		'referral.record_click(referral.referral_code, text, inet, text, timestamptz)',
+		'referral.redeem(referral.referral_code, text, text, inet, text, timestamptz)',
+		'referral.offer(text, numeric, text)',
+		'referral.use_offer(text, text, numeric, text)',
+		'referral.credit_balance(text, text, text)',
+		'referral.spend_credit(text, numeric, text, text, text)',
+		'referral.refund_credit(text, text)']::regprocedure[]);
 	IF to_regprocedure('referral.participant_summary(bigint, text)') IS NOT NULL THEN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION referral.participant_summary(bigint, text) TO %s', role);
 	END IF;
@@ -67,9 +65,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v regclass;
-	f regprocedure;
 BEGIN
-	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
 	-- The analysts' views; the internal ones (named _...) stay private.
 	FOR v IN SELECT c.oid::regclass FROM pg_class c
 	          WHERE c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
@@ -80,19 +76,36 @@ BEGIN
 	END LOOP;
 	-- A view's reader needs EXECUTE on the extension's functions that the view calls
 	-- (variant_stats: two_proportion_p_value).
-	FOR f IN SELECT DISTINCT d.refobjid::regprocedure
-	           FROM pg_depend d
-	           JOIN pg_rewrite w ON w.oid = d.objid
-	           JOIN pg_class c ON c.oid = w.ev_class
-	           JOIN pg_proc p ON p.oid = d.refobjid
-	          WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
-	            AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
-	            AND p.pronamespace = 'referral'::regnamespace
-	LOOP
-		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
-	END LOOP;
+	PERFORM referral._grant_functions(role, ARRAY(
+		SELECT DISTINCT d.refobjid::regprocedure
+		  FROM pg_depend d
+		  JOIN pg_rewrite w ON w.oid = d.objid
+		  JOIN pg_class c ON c.oid = w.ev_class
+		  JOIN pg_proc p ON p.oid = d.refobjid
+		 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
+		   AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
+		   AND p.pronamespace = 'referral'::regnamespace));
 END
 $$;
 COMMENT ON FUNCTION referral.grant_analyst(regrole)
 	IS 'grant a role SELECT on the analyst views of schema referral';
-REVOKE EXECUTE ON FUNCTION referral.grant_app(regrole), referral.grant_analyst(regrole) FROM PUBLIC;
+
+-- Grants a role USAGE on schema referral and EXECUTE on the functions given: what
+-- grant_app, grant_analyst (above) and grant_operator (87_operations.sql) all grant.
+CREATE FUNCTION referral._grant_functions(role regrole, functions regprocedure[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('GRANT USAGE ON SCHEMA referral TO %s', role);
+	IF cardinality(functions) > 0 THEN
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', array_to_string(functions, ', '), role);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION referral._grant_functions(regrole, regprocedure[])
+	IS 'internal: grant a role USAGE on schema referral and EXECUTE on the functions given';
+
+REVOKE EXECUTE ON FUNCTION referral.grant_app(regrole), referral.grant_analyst(regrole),
+	referral._grant_functions(regrole, regprocedure[]) FROM PUBLIC;
