@@ -284,27 +284,37 @@ BEGIN
 		UNION ALL
 		SELECT c.*, 'referrer', l.level, c.upline[l.level], l.level
 		  FROM conv c CROSS JOIN LATERAL pg_catalog.generate_series(1, pg_catalog.cardinality(c.upline)) AS l(level)
+	), tiered AS (
+		-- The beneficiaries whose (kind, level) has tiers (the others count 0, as in
+		-- _order_paid).
+		SELECT b.*, EXISTS (SELECT 1 FROM referral.reward_rule x
+		                     WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
+		                       AND x.level = b.level AND x.min_conversions > 0) AS tiered
+		  FROM beneficiary b
+	), committed AS MATERIALIZED (
+		-- Their conversions as a referrer committed before, once per beneficiary (a
+		-- referrer converts many referees of a load), counted up to the top tier as
+		-- _conversions does (a call of it here would plan its query at every call,
+		-- under this function's SET).
+		SELECT d.tenant, d.program_id, d.who,
+		       (SELECT pg_catalog.count(*)
+		          FROM (SELECT 1 FROM referral.referral x
+		                 WHERE x.tenant = d.tenant AND x.referrer = d.who
+		                   AND x.program_id = d.program_id AND x.status = 'converted'
+		                 LIMIT (SELECT pg_catalog.max(t.min_conversions) FROM referral.reward_rule t
+		                         WHERE t.program_id = d.program_id)) s) AS n
+		  FROM (SELECT DISTINCT b.tenant, b.program_id, b.who FROM tiered b WHERE b.tiered) d
 	), counted AS (
 		-- Each beneficiary with its conversions as a referrer in the program before
-		-- this one, where its (kind, level) has tiers (0 elsewhere, as _order_paid):
-		-- those committed before (counted up to the top tier, as _conversions does;
-		-- a call of it here would plan its query at every call, under this function's
-		-- SET), plus this load's with a smaller referral id, which are its rows as the
-		-- level-1 referrer (a beneficiary appears once per conversion, so the frame
-		-- before the current row holds exactly those).
+		-- this one: those committed before, plus this load's with a smaller referral
+		-- id, which are its rows as the level-1 referrer (a beneficiary appears once
+		-- per conversion, so the frame before the current row holds exactly those).
 		SELECT b.*,
-		       CASE WHEN EXISTS (SELECT 1 FROM referral.reward_rule x
-		                          WHERE x.program_id = b.program_id AND x.beneficiary = b.kind
-		                            AND x.level = b.level AND x.min_conversions > 0)
-		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0)
-		                 + (SELECT pg_catalog.count(*)
-		                      FROM (SELECT 1 FROM referral.referral x
-		                             WHERE x.tenant = b.tenant AND x.referrer = b.who
-		                               AND x.program_id = b.program_id AND x.status = 'converted'
-		                             LIMIT (SELECT pg_catalog.max(t.min_conversions) FROM referral.reward_rule t
-		                                     WHERE t.program_id = b.program_id)) s)
+		       CASE WHEN b.tiered
+		            THEN COALESCE(pg_catalog.sum((b.kind = 'referrer' AND b.level = 1)::int) OVER earlier, 0) + c.n
 		            ELSE 0 END AS conversions
-		  FROM beneficiary b
+		  FROM tiered b
+		  LEFT JOIN committed c ON c.tenant = b.tenant AND c.program_id = b.program_id AND c.who = b.who
 		WINDOW earlier AS (PARTITION BY b.tenant, b.program_id, b.who ORDER BY b.id
 		                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 	), earned AS (
