@@ -55,15 +55,6 @@
 #include "order_revenue.h"
 #include "referral_names.h"
 
-/* The referral table's OIDs and columns this pass reads. */
-typedef struct ReferralTableInfo
-{
-	Oid			table;
-	Oid			accepted_index;
-	bool		hash_index;		/* referral_referee_hash: keyed by referee alone */
-	AcceptedReferralColumns columns;
-} ReferralTableInfo;
-
 /*
  * The look-up, kept per backend until an invalidation of the referral table or
  * its index (or of every relation) clears it.
@@ -95,7 +86,7 @@ order_candidates_invalidate(Datum arg, Oid relid)
  * order_candidates_invalidate: so the result goes to *info first, and is kept
  * for later statements only when no invalidation came in between.
  */
-static void
+void
 order_candidates_lookup(Oid schema, ReferralTableInfo *info)
 {
 	uint64		generation;
@@ -159,7 +150,7 @@ order_candidates_usable(void)
  * SERIALIZABLE, where a scan of the whole table would take a predicate lock on
  * all of it and make concurrent redeems fail to serialize.
  */
-static Size
+Size
 order_candidates_hash_memory(Relation referrals, int64 norders)
 {
 	Size		budget = (Size) ((double) work_mem * 1024.0 * hash_mem_multiplier);
@@ -174,8 +165,7 @@ order_candidates_hash_memory(Relation referrals, int64 norders)
 	return budget;
 }
 
-/* Whether a text column of the slot holds exactly the bytes of value. */
-static bool
+bool
 slot_text_equals(TupleTableSlot *slot, AttrNumber att, text *value)
 {
 	bool		isnull;

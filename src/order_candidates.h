@@ -9,10 +9,34 @@
 
 #include "postgres.h"
 
+#include "executor/tuptable.h"
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
 
+#include "accepted_referrals.h"
 #include "order_revenue.h"
+
+/* The referral table's OIDs and columns the order trigger's C passes read. */
+typedef struct ReferralTableInfo
+{
+	Oid			table;
+	Oid			accepted_index;
+	bool		hash_index;		/* referral_referee_hash: keyed by referee alone */
+	AcceptedReferralColumns columns;
+} ReferralTableInfo;
+
+/* Looks them up (kept per backend until an invalidation). */
+extern void order_candidates_lookup(Oid schema, ReferralTableInfo *info);
+
+/*
+ * The memory a hash of the referrals may take for a statement of norders
+ * orders, or 0 when one index probe per order is cheaper (or a scan would
+ * take a predicate lock on the whole table).
+ */
+extern Size order_candidates_hash_memory(Relation referrals, int64 norders);
+
+/* Whether a text column of the slot holds exactly the bytes of value. */
+extern bool slot_text_equals(TupleTableSlot *slot, AttrNumber att, text *value);
 
 /* Whether the pass can run here (not under Citus, whose tables it cannot read). */
 extern bool order_candidates_usable(void);

@@ -147,12 +147,7 @@ column_base_type(Relation rel, AttrNumber att)
 	return getBaseType(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid);
 }
 
-/*
- * Whether rel has a unique, immediate, plain index on the id column alone: two
- * orders with one id cannot then both be written, and no other session can
- * record this order's revenue at the same time as this one.
- */
-static bool
+bool
 orders_have_unique_id(Relation rel, AttrNumber id_att)
 {
 	List	   *indexes = RelationGetIndexList(rel);

@@ -68,4 +68,11 @@ extern bool order_revenue_attributed(OrderRevenueWriter *writer, text *tenant, t
 /* Closes the writer; returns how many orders it recorded. */
 extern int64 order_revenue_end(OrderRevenueWriter *writer);
 
+/*
+ * Whether rel has a unique, immediate, plain index on the id column alone: two
+ * orders with one id cannot then both be written, and no other session can
+ * record this order's revenue at the same time as this one.
+ */
+extern bool orders_have_unique_id(Relation rel, AttrNumber id_att);
+
 #endif							/* REFERRAL_ORDER_REVENUE_H */

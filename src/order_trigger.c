@@ -73,6 +73,7 @@
 
 #include "citus_compat.h"
 #include "order_candidates.h"
+#include "order_changes.h"
 #include "order_config.h"
 #include "order_keys.h"
 #include "order_plans.h"
@@ -269,6 +270,42 @@ order_insert_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 }
 
 /*
+ * What an UPDATE or DELETE changed, kept to the orders that matter
+ * (order_changes.c): the old rows in *olds, the new ones of an UPDATE in
+ * *news, with their numbers.  False (every row goes on) when a key column's
+ * type cannot be read by its text form, under Citus, or when the pass cannot
+ * tell.
+ */
+static bool
+order_changed_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
+						 const OrderTriggerConfig *cfg, bool keys_unchanged,
+						 Tuplestorestate **olds, int64 *nolds,
+						 Tuplestorestate **news, int64 *nnews)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	OrderChangeColumns columns;
+
+	*olds = *news = NULL;
+	if (!order_candidates_usable())
+		return false;
+	columns.customer = order_column(rel, cfg->source, cfg->customer_column);
+	columns.id = order_column(rel, cfg->source, cfg->id_column);
+	columns.tenant = (cfg->tenant_column != NULL) ?
+		order_column(rel, cfg->source, cfg->tenant_column) : InvalidAttrNumber;
+	columns.fixed_tenant = cfg->tenant;
+	if (!order_key_supported_type(TupleDescAttr(desc, columns.customer - 1)->atttypid) ||
+		!order_key_supported_type(TupleDescAttr(desc, columns.id - 1)->atttypid) ||
+		(columns.tenant != InvalidAttrNumber &&
+		 !order_key_supported_type(TupleDescAttr(desc, columns.tenant - 1)->atttypid)))
+		return false;
+	return order_changes(get_func_namespace(fcinfo->flinfo->fn_oid), rel,
+						 trigdata->tg_oldtable,
+						 TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtable : NULL,
+						 keys_unchanged, &columns, olds, nolds, news, nnews);
+}
+
+/*
  * Whether every old row of this UPDATE has the id, customer and tenant of the
  * new row at its place in the transition tables, the same bytes: then no
  * order moved, and the statements are those of an UPDATE that pairs rows by id
@@ -332,19 +369,20 @@ order_keys_unchanged(TriggerData *trigdata, const OrderTriggerConfig *cfg)
 }
 
 /*
- * Makes `orders` (rows of rel) the new transition table the SQL reads, in place
- * of the one registered before, if any (`replace`).
+ * Makes `orders` (rows of rel) the transition table `name` the SQL reads, in
+ * place of the one registered before, if any (`replace`).
  */
 static void
-order_register_new_table(Relation rel, Tuplestorestate *orders, int64 count, bool replace)
+order_register_table(Relation rel, const char *name, Tuplestorestate *orders, int64 count,
+					 bool replace)
 {
 	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
 	int			rc;
 
-	if (replace && (rc = SPI_unregister_relation(ORDER_TRIGGER_NEW_TABLE)) != SPI_OK_REL_UNREGISTER)
+	if (replace && (rc = SPI_unregister_relation(name)) != SPI_OK_REL_UNREGISTER)
 		elog(ERROR, "referral order trigger: SPI_unregister_relation failed: %s",
 			 SPI_result_code_string(rc));
-	enr->md.name = ORDER_TRIGGER_NEW_TABLE;
+	enr->md.name = pstrdup(name);
 	enr->md.reliddesc = RelationGetRelid(rel);
 	enr->md.tupdesc = NULL;
 	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
@@ -406,12 +444,15 @@ order_owner_leave(OrderOwnerScope *scope)
 
 /*
  * Runs a firing's statements in SPI: the reversals, then the paid orders and
- * their revenue (see referral_order_trigger).
+ * their revenue (see referral_order_trigger).  The SQL reads the transition
+ * tables, or what the C passes kept of them: candidates (new rows; firsts for
+ * the paid-orders statement of a load) and old_candidates (old rows).
  */
 static void
 order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, OrderEvent event,
 					 int64 nrows, const char *sql_reversed, bool pays, bool batch,
 					 Tuplestorestate *candidates, Tuplestorestate *firsts, int64 nfirsts,
+					 Tuplestorestate *old_candidates, int64 nold_candidates,
 					 OrderStatement paid_stmt, Datum *values, const char *nulls)
 {
 	int			rc;
@@ -426,9 +467,14 @@ order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, Order
 		elog(ERROR, "referral order trigger: SPI_connect failed: %s",
 			 SPI_result_code_string(rc));
 	if (candidates != NULL)
-		order_register_new_table(trigdata->tg_relation, firsts != NULL ? firsts : candidates,
-								 firsts != NULL ? nfirsts : nrows, false);
-	else if ((rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
+		order_register_table(trigdata->tg_relation, ORDER_TRIGGER_NEW_TABLE,
+							 firsts != NULL ? firsts : candidates,
+							 firsts != NULL ? nfirsts : nrows, false);
+	if (old_candidates != NULL)
+		order_register_table(trigdata->tg_relation, ORDER_TRIGGER_OLD_TABLE, old_candidates,
+							 nold_candidates, false);
+	if (candidates == NULL && old_candidates == NULL &&
+		(rc = SPI_register_trigger_data(trigdata)) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "referral order trigger: SPI_register_trigger_data failed: %s",
 			 SPI_result_code_string(rc));
 
@@ -462,7 +508,7 @@ order_run_statements(TriggerData *trigdata, const OrderTriggerConfig *cfg, Order
 		paid_stmt == ORDER_STMT_PAID)
 	{
 		if (firsts != NULL)
-			order_register_new_table(trigdata->tg_relation, candidates, nrows, true);
+			order_register_table(trigdata->tg_relation, ORDER_TRIGGER_NEW_TABLE, candidates, nrows, true);
 		order_run_revenue(event, nrows, trigdata->tg_relation, cfg, values, nulls);
 	}
 
@@ -497,6 +543,9 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	Tuplestorestate *volatile candidates = NULL;	/* volatile: read after PG_TRY */
 	Tuplestorestate *volatile firsts = NULL;
 	int64		nfirsts = 0;
+	Tuplestorestate *volatile old_candidates = NULL;
+	int64		nold_candidates = 0;
+	bool		keys_unchanged = false;
 	bool		all_converted = false;
 	OrderStatement paid_stmt;
 	Datum		values[ORDER_NPARAMS];
@@ -550,9 +599,36 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	 * An UPDATE newly pays orders when they have a status, or when they can
 	 * move (an order whose id, customer or tenant changed is a new one).
 	 */
-	cfg.moves = (event == ORDER_EVENT_UPDATE &&
-				 !order_keys_unchanged(trigdata, &cfg) &&
+	keys_unchanged = (event == ORDER_EVENT_UPDATE && order_keys_unchanged(trigdata, &cfg));
+	cfg.moves = (event == ORDER_EVENT_UPDATE && !keys_unchanged &&
 				 order_moved_function_exists(get_func_namespace(fcinfo->flinfo->fn_oid)));
+
+	/*
+	 * An UPDATE or DELETE passes on only the orders that matter (see
+	 * order_changes.c); when there are none, there is nothing to do.
+	 */
+	if (event != ORDER_EVENT_INSERT)
+	{
+		Tuplestorestate *olds;
+		Tuplestorestate *news;
+		int64		nnews;
+
+		if (order_changed_candidates(fcinfo, trigdata, &cfg, keys_unchanged,
+									 &olds, &nold_candidates, &news, &nnews))
+		{
+			if (nold_candidates == 0 && nnews == 0)
+			{
+				if (olds != NULL)
+					tuplestore_end(olds);
+				if (news != NULL)
+					tuplestore_end(news);
+				return PointerGetDatum(NULL);
+			}
+			old_candidates = olds;
+			candidates = news;
+			nrows = (event == ORDER_EVENT_UPDATE) ? nnews : nold_candidates;
+		}
+	}
 	cfg.offers = (event != ORDER_EVENT_INSERT &&
 				  OidIsValid(get_relname_relid(OFFER_USE_TABLE_NAME,
 											   get_func_namespace(fcinfo->flinfo->fn_oid))));
@@ -589,7 +665,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		order_run_statements(trigdata, &cfg, event, nrows, sql_reversed, pays, batch,
-							 candidates, firsts, nfirsts, paid_stmt, values, nulls);
+							 candidates, firsts, nfirsts, old_candidates, nold_candidates,
+							 paid_stmt, values, nulls);
 	}
 	PG_FINALLY();
 	{
@@ -602,6 +679,8 @@ referral_order_trigger(PG_FUNCTION_ARGS)
 		tuplestore_end(candidates);
 	if (firsts != NULL)
 		tuplestore_end(firsts);
+	if (old_candidates != NULL)
+		tuplestore_end(old_candidates);
 
 	return PointerGetDatum(NULL);
 }

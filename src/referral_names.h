@@ -19,10 +19,12 @@
 #define ATTRIBUTED_ORDER_TABLE_NAME			"attributed_order"	/* orders credited to a referral */
 #define MEMBER_TABLE_NAME					"member"	/* the referral chain (tree of customers) */
 #define OFFER_USE_TABLE_NAME				"offer_use"	/* referee offers used at checkout (0.3 on) */
+#define FORGOTTEN_TABLE_NAME				"forgotten"	/* customers erased by forget (0.3 on) */
 
 /* Indexes. */
 #define REFERRAL_REFEREE_HASH_INDEX_NAME	"referral_referee_hash"	/* hash on referral (referee) */
 #define REFERRAL_ONE_ACCEPTED_INDEX_NAME	"referral_one_accepted_per_referee"	/* unique btree */
+#define OFFER_USE_LIVE_ORDER_INDEX_NAME		"offer_use_live_order"	/* btree on offer_use (tenant, order_ref) */
 #define MEMBER_PKEY_INDEX_NAME				"member_pkey"	/* member's primary key */
 #define MEMBER_PATH_INDEX_NAME				"member_path"	/* btree on member (path) */
 
@@ -33,6 +35,9 @@
 #define REFERRAL_STATUS_COLUMN_NAME			"status"	/* referral.status */
 #define REFERRAL_TENANT_COLUMN_NAME			"tenant"	/* referral.tenant */
 #define REFERRAL_REFEREE_COLUMN_NAME		"referee"	/* referral.referee */
+#define OFFER_USE_TENANT_COLUMN_NAME		"tenant"	/* offer_use.tenant */
+#define OFFER_USE_ORDER_COLUMN_NAME			"order_ref"	/* offer_use.order_ref */
+#define OFFER_USE_RESTORED_COLUMN_NAME		"restored_at"	/* offer_use.restored_at */
 #define MEMBER_CUSTOMER_COLUMN_NAME			"customer"	/* member.customer */
 #define MEMBER_PATH_COLUMN_NAME				"path"	/* member.path */
 #define MEMBER_ANCESTORS_COLUMN_NAME		"ancestors"	/* member.ancestors */

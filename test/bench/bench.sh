@@ -53,7 +53,7 @@ report "  floor: the same rows and lock, plain SQL" "${checkout_floor[*]}" "${ch
 echo "   (baseline: a single-row INSERT ... ON CONFLICT per checkout; $given)"
 [ "${BENCH_ONLY:-}" = checkout ] && exit 0
 
-ledger=() revenue_ledger=() bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() copy_noop=() refund=() refund_base=() refund_noop=()
+ledger=() revenue_ledger=() bulk=() bulk_base=() steady=() steady_base=() noop=() copy=() copy_base=() copy_noop=() refund=() refund_base=() refund_noop=() refund_ledger=()
 bulk_functions=() refund_functions=()
 # Where a round's time went, by function (track_functions = all), since the last
 # pg_stat_reset(): it explains a slow round.
@@ -85,11 +85,15 @@ for r in $(seq "$ROUNDS"); do
 	steady_base+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_plain (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	steady+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_tracked (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
 	noop+=("$(q "SELECT bench.ms('INSERT INTO bench.orders_noop (customer_id, total) SELECT 1 + (i::bigint * 7919) % 100000, 10 + (i % 200) FROM generate_series(1, 1000000) i')")")
+	# The refund's floor (bench.refund_floor): copies taken before, the changes noted after.
+	q "SELECT bench.refund_floor_reset()" >/dev/null
 	refund_base+=("$(q "SELECT bench.ms('UPDATE bench.orders_plain SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	q "SELECT pg_stat_reset()" >/dev/null
 	refund+=("$(q "SELECT bench.ms('UPDATE bench.orders_tracked SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
 	refund_functions+=("$(functions)")
+	q "SELECT bench.refund_floor_changes()" >/dev/null
 	refund_noop+=("$(q "SELECT bench.ms('UPDATE bench.orders_noop SET status = ''refunded'' WHERE id <= 1000000 AND id % 10 = 0')")")
+	refund_ledger+=("$(q "SELECT bench.ms('SELECT bench.refund_floor()')")")
 	q "SELECT bench.reset()" >/dev/null; q "CHECKPOINT"
 	copy_base+=("$(q "SELECT bench.ms('COPY bench.orders_plain (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
 	copy+=("$(q "SELECT bench.ms('COPY bench.orders_tracked (customer_id, total) FROM ''/tmp/referral_bench_orders.csv'' (FORMAT csv)')")")
@@ -111,8 +115,10 @@ report "  floor: a no-op trigger, transition table" "${noop[*]}" "${steady_base[
 report "  floor: no-op trigger + the revenue rows" "$(plus noop revenue_ledger | tr '\n' ' ')" "${steady_base[*]}" ms "(one attributed_order row per referee order)"
 report "COPY, 1M orders" "${copy[*]}" "${copy_base[*]}" ms "<= 1.25"
 report "  floor: a no-op trigger, transition table" "${copy_noop[*]}" "${copy_base[*]}" ms "(what any statement trigger costs)"
+report "  floor: no-op trigger + the ledger's rows" "$(plus copy_noop ledger | tr '\n' ' ')" "${copy_base[*]}" ms "(the same rows as the INSERT's, by plain SQL)"
 report "refunds of 100k orders (UPDATE status)" "${refund[*]}" "${refund_base[*]}" ms "<= 1.3"
 report "  floor: a no-op trigger, transition tables" "${refund_noop[*]}" "${refund_base[*]}" ms "(what any statement trigger costs)"
+report "  floor: no-op trigger + the ledger's changes" "$(plus refund_noop refund_ledger | tr '\n' ' ')" "${refund_base[*]}" ms "(the same changes by plain SQL)"
 function_rounds refund "${refund_functions[@]}"
 echo "   (each 1M-order round converts $conversions referrals and creates $rewards rewards)"
 # A round much slower than the others: did the backend compute, or wait (I/O, locks)?

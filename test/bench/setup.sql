@@ -106,6 +106,68 @@ BEGIN
 END
 $$;
 
+-- The floor of a refund: the ledger changes the refund of the tracked orders made
+-- (attributed orders and rewards reversed, referrals back to pending, an event with
+-- its NOTIFY for each), made again by plain SQL in copies of the tables as they were
+-- before it, with the same indexes.  bench.refund_floor_reset() takes the copies
+-- before the refund, bench.refund_floor_changes() notes after it what it changed;
+-- neither is timed.
+CREATE TABLE bench.refund_floor_attributed (LIKE referral.attributed_order INCLUDING ALL) WITH (fillfactor = 90);
+CREATE TABLE bench.refund_floor_reward (LIKE referral.reward INCLUDING ALL);
+CREATE TABLE bench.refund_floor_referral (LIKE referral.referral INCLUDING ALL);
+CREATE TABLE bench.refund_floor_event (LIKE referral.event INCLUDING ALL);
+CREATE TABLE bench.refund_floor_change (kind text NOT NULL, tenant text NOT NULL, id bigint,
+	order_source text, order_ref text);
+CREATE TABLE bench.refund_floor_mark (last_event bigint NOT NULL);
+CREATE FUNCTION bench.refund_floor_reset() RETURNS void LANGUAGE sql AS $$
+	TRUNCATE bench.refund_floor_attributed, bench.refund_floor_reward, bench.refund_floor_referral,
+	         bench.refund_floor_event, bench.refund_floor_change, bench.refund_floor_mark;
+	INSERT INTO bench.refund_floor_attributed SELECT * FROM referral.attributed_order ORDER BY order_ref COLLATE "C";
+	INSERT INTO bench.refund_floor_reward SELECT * FROM referral.reward ORDER BY id;
+	INSERT INTO bench.refund_floor_referral SELECT * FROM referral.referral ORDER BY id;
+	INSERT INTO bench.refund_floor_mark SELECT COALESCE(max(id), 0) FROM referral.event;
+	ANALYZE bench.refund_floor_attributed, bench.refund_floor_reward, bench.refund_floor_referral;
+$$;
+CREATE FUNCTION bench.refund_floor_changes() RETURNS void LANGUAGE sql AS $$
+	INSERT INTO bench.refund_floor_change
+	SELECT 'attributed', a.tenant, NULL, a.order_source, a.order_ref
+	  FROM referral.attributed_order a JOIN bench.refund_floor_attributed f USING (tenant, order_source, order_ref)
+	 WHERE a.reversed_at IS NOT NULL AND f.reversed_at IS NULL
+	UNION ALL
+	SELECT 'reward', w.tenant, w.id, NULL, NULL
+	  FROM referral.reward w JOIN bench.refund_floor_reward f USING (tenant, id)
+	 WHERE w.status = 'reversed' AND f.status <> 'reversed'
+	UNION ALL
+	SELECT 'referral', r.tenant, r.id, NULL, NULL
+	  FROM referral.referral r JOIN bench.refund_floor_referral f USING (tenant, id)
+	 WHERE r.status = 'pending' AND f.status = 'converted';
+	ANALYZE bench.refund_floor_change;
+$$;
+CREATE FUNCTION bench.refund_floor() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	notified bigint;
+BEGIN
+	UPDATE bench.refund_floor_attributed a SET reversed_at = now()
+	  FROM bench.refund_floor_change c
+	 WHERE c.kind = 'attributed' AND a.tenant = c.tenant AND a.order_source = c.order_source
+	   AND a.order_ref = c.order_ref;
+	UPDATE bench.refund_floor_reward w SET status = 'reversed', reversed_at = now()
+	  FROM bench.refund_floor_change c
+	 WHERE c.kind = 'reward' AND w.tenant = c.tenant AND w.id = c.id;
+	UPDATE bench.refund_floor_referral r
+	   SET status = 'pending', converted_at = NULL, converting_source = NULL,
+	       converting_order = NULL, reverted_at = now()
+	  FROM bench.refund_floor_change c
+	 WHERE c.kind = 'referral' AND r.tenant = c.tenant AND r.id = c.id;
+	WITH e AS (
+		INSERT INTO bench.refund_floor_event
+		SELECT * FROM referral.event WHERE id > (SELECT last_event FROM bench.refund_floor_mark) ORDER BY id
+		RETURNING id, kind, tenant)
+	SELECT count(pg_notify('bench_floor', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
+	  INTO notified FROM e;
+END
+$$;
+
 -- Back to the seeded state: no orders, every referral pending, no rewards.
 CREATE FUNCTION bench.reset() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN

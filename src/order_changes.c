@@ -1,0 +1,418 @@
+/*
+ * order_changes.c
+ *		The order trigger's first pass over the orders an UPDATE or DELETE
+ *		changed: keeps the orders that referral may hold something about, so
+ *		that the SQL reads only those, and an UPDATE or DELETE of orders of
+ *		customers nobody referred (a shop's status changes, most refunds) runs
+ *		no SQL at all.
+ *
+ *		An order matters when its customer is the referee of a referral of its
+ *		tenant, whatever that referral's status (more than needed: voiding a
+ *		referral reverses its orders there and then), or when its id is the order_ref of a
+ *		live referee offer use (use_offer keys a use by the order alone, so the
+ *		order's customer may be another).  An attributed order's customer is
+ *		its referral's referee: the referral is committed before any of its
+ *		orders is attributed, and an order that changes customer is reversed
+ *		(referral._orders_moved).  A referral this pass does not see yet cannot
+ *		concern these orders: redeem refuses a customer who already has an
+ *		order (existing_customer), and every order changed here existed before
+ *		the statement.  Referrals and offer uses of transactions still in
+ *		progress count too (a dirty snapshot): the pass may keep too many
+ *		orders, never too few.
+ *
+ *		The rows kept are those whose id is the id of an order that matters,
+ *		on both sides of an UPDATE: every join of the SQL pairs rows of the same
+ *		id, so an order's partner row is never left out, also when an order
+ *		moved to another customer or ids repeat.
+ *
+ *		What the pass cannot tell, it leaves to the SQL (every row goes on):
+ *		a customer erased by forget() is known to the ledger only by a
+ *		pseudonym, so once referral.forgotten has rows every order matters;
+ *		and an orders table without a unique index on its id alone may hold
+ *		two rows of one id, one order to the ledger, whose customers differ.
+ *
+ *		Like the INSERT pass (order_candidates.c), it reads the referrals
+ *		through a hash when the statement has many more orders than there are
+ *		referrals, and probes referral_referee_hash once per order otherwise.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "key_set.h"
+#include "order_candidates.h"
+#include "order_changes.h"
+#include "order_keys.h"
+#include "order_revenue.h"
+#include "referral_names.h"
+
+/* What the pass looks an order up in. */
+typedef struct ChangeLookup
+{
+	SnapshotData dirty;
+	/* The referrals, by referee: a set of (tenant, referee), or a probe. */
+	ReferralTableInfo info;
+	Relation	referrals;
+	Relation	referee_index;
+	IndexScanDesc referee_scan;
+	TupleTableSlot *referral;
+	KeySet	   *referees;
+	/* The live offer uses, by order: a set of (tenant, order_ref), or a probe. */
+	bool		offers;			/* false: no offer use at all */
+	Relation	offer_uses;
+	Relation	offer_index;
+	IndexScanDesc offer_scan;
+	TupleTableSlot *offer_use;
+	KeySet	   *offer_refs;
+	/* The order's keys, as text. */
+	OrderKeyColumn customer;
+	OrderKeyColumn id;
+	OrderKeyColumn tenant;
+	bool		tenant_column;
+	text	   *fixed_tenant;
+	MemoryContext per_order;	/* the keys' text, reset at every order */
+} ChangeLookup;
+
+/* Whether the dirty snapshot sees a row of the table (it reads up to the first). */
+static bool
+relation_has_rows(Oid relid, Snapshot dirty)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleTableSlot *row = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, dirty, 0, NULL);
+	bool		found = table_scan_getnextslot(scan, ForwardScanDirection, row);
+
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(row);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Reads (tenant, key) of every row of rel that the dirty snapshot sees into a
+ * set; with live_att, only rows whose live_att is NULL.  NULL when the set
+ * would take more than max_memory.
+ */
+static KeySet *
+load_keys(Relation rel, Snapshot dirty, AttrNumber tenant_att, AttrNumber key_att,
+		  AttrNumber live_att, Size max_memory)
+{
+	KeySet	   *set = key_set_create();
+	TupleTableSlot *row = table_slot_create(rel, NULL);
+	TableScanDesc scan = table_beginscan(rel, dirty, 0, NULL);
+	bool		complete = true;
+	int64		nread = 0;
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, row))
+	{
+		bool		tenant_null;
+		bool		key_null;
+		bool		live_null = true;
+		Datum		tenant = slot_getattr(row, tenant_att, &tenant_null);
+		Datum		key = slot_getattr(row, key_att, &key_null);
+
+		if (live_att != InvalidAttrNumber)
+			(void) slot_getattr(row, live_att, &live_null);
+		if (tenant_null || key_null || !live_null)
+			continue;
+		if (++nread % 1024 == 0 && key_set_memory(set) > max_memory)
+		{
+			complete = false;
+			break;
+		}
+		key_set_add(set, DatumGetTextPP(tenant), DatumGetTextPP(key));
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(row);
+	if (!complete)
+	{
+		key_set_free(set);
+		return NULL;
+	}
+	return set;
+}
+
+/* Whether customer is the referee of a referral of tenant, any status. */
+static bool
+probe_referee(ChangeLookup *lk, text *tenant, text *customer)
+{
+	ScanKeyData key;
+
+	ScanKeyEntryInitialize(&key, 0, 1, HTEqualStrategyNumber, InvalidOid,
+						   lk->referee_index->rd_indcollation[0], F_TEXTEQ,
+						   PointerGetDatum(customer));
+	index_rescan(lk->referee_scan, &key, 1, NULL, 0);
+	/* A hash match may be another key, or the referee of another tenant. */
+	while (index_getnext_slot(lk->referee_scan, ForwardScanDirection, lk->referral))
+		if (slot_text_equals(lk->referral, lk->info.columns.referee, customer) &&
+			slot_text_equals(lk->referral, lk->info.columns.tenant, tenant))
+			return true;
+	return false;
+}
+
+/* Whether a live offer use of tenant names order_ref (the index is partial). */
+static bool
+probe_offer(ChangeLookup *lk, text *tenant, text *order_ref)
+{
+	ScanKeyData keys[2];
+
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   lk->offer_index->rd_indcollation[0], F_TEXTEQ,
+						   PointerGetDatum(tenant));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   lk->offer_index->rd_indcollation[1], F_TEXTEQ,
+						   PointerGetDatum(order_ref));
+	index_rescan(lk->offer_scan, keys, 2, NULL, 0);
+	return index_getnext_slot(lk->offer_scan, ForwardScanDirection, lk->offer_use);
+}
+
+/*
+ * Whether the order in slot matters (see the file's comment); its id as text
+ * in *id when it does.  The keys' text is made in lk->per_order, the probes
+ * run in the caller's context (an index scan keeps state there).
+ */
+static bool
+order_matters(ChangeLookup *lk, TupleTableSlot *slot, text **id)
+{
+	MemoryContext outer = MemoryContextSwitchTo(lk->per_order);
+	text	   *tenant = lk->tenant_column ? order_key_column_text(&lk->tenant, slot) : lk->fixed_tenant;
+	text	   *customer = order_key_column_text(&lk->customer, slot);
+	bool		matters = false;
+
+	*id = order_key_column_text(&lk->id, slot);
+	MemoryContextSwitchTo(outer);
+	if (tenant == NULL || *id == NULL)
+		return false;			/* the SQL leaves such a row out */
+	if (customer != NULL)
+		matters = (lk->referees != NULL) ? key_set_contains(lk->referees, tenant, customer) :
+			probe_referee(lk, tenant, customer);
+	if (!matters && lk->offers)
+		matters = (lk->offer_refs != NULL) ? key_set_contains(lk->offer_refs, tenant, *id) :
+			probe_offer(lk, tenant, *id);
+	return matters;
+}
+
+/* Selects a read pointer of our own: other readers of the table keep theirs. */
+static void
+rows_rewind(Tuplestorestate *rows)
+{
+	tuplestore_select_read_pointer(rows, tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND));
+	tuplestore_rescan(rows);
+}
+
+/* Adds to ids the id of every order of rows that matters. */
+static void
+collect_ids(ChangeLookup *lk, Tuplestorestate *rows, TupleTableSlot *slot, KeySet *ids)
+{
+	rows_rewind(rows);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
+	{
+		text	   *id;
+
+		if (order_matters(lk, slot, &id))
+			key_set_add(ids, NULL, id);
+		MemoryContextReset(lk->per_order);
+	}
+	tuplestore_select_read_pointer(rows, 0);
+}
+
+/* Whether the id of the row in slot is one of ids. */
+static bool
+row_kept(ChangeLookup *lk, TupleTableSlot *slot, KeySet *ids)
+{
+	MemoryContext outer = MemoryContextSwitchTo(lk->per_order);
+	text	   *id = order_key_column_text(&lk->id, slot);
+	bool		kept = (id != NULL && key_set_contains(ids, NULL, id));
+
+	MemoryContextSwitchTo(outer);
+	MemoryContextReset(lk->per_order);
+	return kept;
+}
+
+/* The rows of `rows` whose id is one of ids, with their number in *count. */
+static Tuplestorestate *
+keep_rows(ChangeLookup *lk, Tuplestorestate *rows, TupleTableSlot *slot, KeySet *ids,
+		  int64 *count)
+{
+	Tuplestorestate *kept = tuplestore_begin_heap(false, false, work_mem);
+
+	*count = 0;
+	rows_rewind(rows);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
+		if (row_kept(lk, slot, ids))
+		{
+			tuplestore_puttupleslot(kept, slot);
+			(*count)++;
+		}
+	tuplestore_select_read_pointer(rows, 0);
+	return kept;
+}
+
+/*
+ * Both sides of an UPDATE whose rows pair by their place (keys_unchanged): an
+ * old row is kept with the new row at its place, by the new row's id.
+ */
+static void
+keep_pairs(ChangeLookup *lk, Tuplestorestate *olds, Tuplestorestate *news,
+		   TupleTableSlot *o, TupleTableSlot *n, KeySet *ids,
+		   Tuplestorestate **kept_olds, Tuplestorestate **kept_news, int64 *count)
+{
+	*kept_olds = tuplestore_begin_heap(false, false, work_mem);
+	*kept_news = tuplestore_begin_heap(false, false, work_mem);
+	*count = 0;
+	rows_rewind(olds);
+	rows_rewind(news);
+	while (tuplestore_gettupleslot(news, true, false, n) &&
+		   tuplestore_gettupleslot(olds, true, false, o))
+		if (row_kept(lk, n, ids))
+		{
+			tuplestore_puttupleslot(*kept_olds, o);
+			tuplestore_puttupleslot(*kept_news, n);
+			(*count)++;
+		}
+	tuplestore_select_read_pointer(olds, 0);
+	tuplestore_select_read_pointer(news, 0);
+}
+
+/* Opens what the pass reads; false when it cannot tell which orders matter. */
+static bool
+lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumns *columns,
+			 int64 norders)
+{
+	Oid			forgotten = get_relname_relid(FORGOTTEN_TABLE_NAME, schema);
+	Oid			offer_uses = get_relname_relid(OFFER_USE_TABLE_NAME, schema);
+	Oid			offer_index = get_relname_relid(OFFER_USE_LIVE_ORDER_INDEX_NAME, schema);
+	Size		hash_memory;
+
+	memset(lk, 0, sizeof(*lk));
+	/* Rows of two customers with one id would be one order to the ledger. */
+	if (!orders_have_unique_id(rel, columns->id))
+		return false;
+	order_candidates_lookup(schema, &lk->info);
+	if (!lk->info.hash_index)
+		return false;			/* 0.1: no index by referee alone */
+	/* What the SQL after this pass would see: rows of this command too. */
+	CommandCounterIncrement();
+	InitDirtySnapshot(lk->dirty);
+	if (OidIsValid(forgotten) && relation_has_rows(forgotten, &lk->dirty))
+		return false;
+
+	order_key_column_init(&lk->customer, rel, columns->customer);
+	order_key_column_init(&lk->id, rel, columns->id);
+	lk->tenant_column = (columns->tenant != InvalidAttrNumber);
+	if (lk->tenant_column)
+		order_key_column_init(&lk->tenant, rel, columns->tenant);
+	else
+		lk->fixed_tenant = cstring_to_text(columns->fixed_tenant);
+	lk->per_order = AllocSetContextCreate(CurrentMemoryContext, "referral changed orders",
+										  ALLOCSET_SMALL_SIZES);
+
+	lk->referrals = table_open(lk->info.table, AccessShareLock);
+	lk->referee_index = index_open(lk->info.accepted_index, AccessShareLock);
+	hash_memory = order_candidates_hash_memory(lk->referrals, norders);
+	if (hash_memory > 0)
+		lk->referees = load_keys(lk->referrals, &lk->dirty, lk->info.columns.tenant,
+								 lk->info.columns.referee, InvalidAttrNumber, hash_memory);
+	lk->referee_scan = index_beginscan(lk->referrals, lk->referee_index, &lk->dirty, 1, 0);
+	lk->referral = table_slot_create(lk->referrals, NULL);
+
+	lk->offers = (OidIsValid(offer_uses) && OidIsValid(offer_index) &&
+				  relation_has_rows(offer_uses, &lk->dirty));
+	if (lk->offers)
+	{
+		lk->offer_uses = table_open(offer_uses, AccessShareLock);
+		lk->offer_index = index_open(offer_index, AccessShareLock);
+		if (lk->referees != NULL)
+			lk->offer_refs = load_keys(lk->offer_uses, &lk->dirty,
+									   get_attnum(offer_uses, OFFER_USE_TENANT_COLUMN_NAME),
+									   get_attnum(offer_uses, OFFER_USE_ORDER_COLUMN_NAME),
+									   get_attnum(offer_uses, OFFER_USE_RESTORED_COLUMN_NAME),
+									   hash_memory);
+		lk->offer_scan = index_beginscan(lk->offer_uses, lk->offer_index, &lk->dirty, 2, 0);
+		lk->offer_use = table_slot_create(lk->offer_uses, NULL);
+	}
+	return true;
+}
+
+static void
+lookup_end(ChangeLookup *lk)
+{
+	if (lk->offers)
+	{
+		ExecDropSingleTupleTableSlot(lk->offer_use);
+		index_endscan(lk->offer_scan);
+		if (lk->offer_refs != NULL)
+			key_set_free(lk->offer_refs);
+		index_close(lk->offer_index, AccessShareLock);
+		table_close(lk->offer_uses, AccessShareLock);
+	}
+	ExecDropSingleTupleTableSlot(lk->referral);
+	index_endscan(lk->referee_scan);
+	if (lk->referees != NULL)
+		key_set_free(lk->referees);
+	index_close(lk->referee_index, AccessShareLock);
+	table_close(lk->referrals, AccessShareLock);
+	MemoryContextDelete(lk->per_order);
+}
+
+bool
+order_changes(Oid schema, Relation rel, Tuplestorestate *olds, Tuplestorestate *news,
+			  bool keys_unchanged, const OrderChangeColumns *columns,
+			  Tuplestorestate **kept_olds, int64 *nolds,
+			  Tuplestorestate **kept_news, int64 *nnews)
+{
+	Tuplestorestate *orders = (news != NULL) ? news : olds;
+	ChangeLookup lk;
+	KeySet	   *ids;
+	TupleTableSlot *o;
+	TupleTableSlot *n;
+
+	*kept_olds = *kept_news = NULL;
+	*nolds = *nnews = 0;
+	if (!lookup_begin(&lk, schema, rel, columns, tuplestore_tuple_count(orders)))
+		return false;
+
+	ids = key_set_create();
+	o = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	n = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	collect_ids(&lk, orders, n, ids);
+	/* An order that moved matters by its old customer too. */
+	if (news != NULL && !keys_unchanged)
+		collect_ids(&lk, olds, o, ids);
+	elog(DEBUG1, "referral order trigger: " INT64_FORMAT " of " INT64_FORMAT " changed orders concern referral (%s)",
+		 key_set_count(ids), (int64) tuplestore_tuple_count(orders),
+		 lk.referees != NULL ? "a hash of the referees" : "a probe per order");
+
+	if (key_set_count(ids) > 0)
+	{
+		if (news != NULL && keys_unchanged)
+		{
+			keep_pairs(&lk, olds, news, o, n, ids, kept_olds, kept_news, nnews);
+			*nolds = *nnews;
+		}
+		else
+		{
+			*kept_olds = keep_rows(&lk, olds, o, ids, nolds);
+			if (news != NULL)
+				*kept_news = keep_rows(&lk, news, n, ids, nnews);
+		}
+	}
+	ExecDropSingleTupleTableSlot(o);
+	ExecDropSingleTupleTableSlot(n);
+	key_set_free(ids);
+	lookup_end(&lk);
+	return true;
+}
