@@ -8,16 +8,17 @@
  *
  *		An order matters when its customer is the referee of a referral of its
  *		tenant, whatever that referral's status (more than needed: voiding a
- *		referral reverses its orders there and then), or when its id is the order_ref of a
- *		live referee offer use (use_offer keys a use by the order alone, so the
- *		order's customer may be another).  An attributed order's customer is
- *		its referral's referee: the referral is committed before any of its
- *		orders is attributed, and an order that changes customer is reversed
- *		(referral._orders_moved).  A referral this pass does not see yet cannot
- *		concern these orders: redeem refuses a customer who already has an
- *		order (existing_customer), and every order changed here existed before
- *		the statement.  Referrals and offer uses of transactions still in
- *		progress count too (a dirty snapshot): the pass may keep too many
+ *		referral reverses its orders there and then), or when its id is the
+ *		order_ref of a live referee offer use (use_offer keys a use by the order
+ *		alone, so the order's customer may be another).  An attributed order's
+ *		customer is its referral's referee, but for the orders of
+ *		referral.rekeyed_order (below): the referral is committed before any of
+ *		its orders is attributed, and an order that changes customer is
+ *		reversed (referral._orders_moved).  A referral this pass does not see
+ *		yet cannot concern these orders: redeem refuses a customer who already
+ *		has an order (existing_customer), and every order changed here existed
+ *		before the statement.  Referrals and offer uses of transactions still
+ *		in progress count too (a dirty snapshot): the pass may keep too many
  *		orders, never too few.
  *
  *		The rows kept are those whose id is the id of an order that matters,
@@ -25,11 +26,15 @@
  *		id, so an order's partner row is never left out, also when an order
  *		moved to another customer or ids repeat.
  *
- *		What the pass cannot tell, it leaves to the SQL (every row goes on):
- *		a customer erased by forget() is known to the ledger only by a
- *		pseudonym, so once referral.forgotten has rows every order matters;
- *		and an orders table without a unique index on its id alone may hold
- *		two rows of one id, one order to the ledger, whose customers differ.
+ *		Two kinds of attributed orders have a customer that is no referee:
+ *		those whose customer changed under 0.2, which kept their attribution
+ *		then, and those of a referee erased by forget(), whose referral names a
+ *		pseudonym.  referral.rekeyed_order lists them (the update to 0.3 and
+ *		forget() write it), and the pass keeps them by their id.
+ *
+ *		What the pass cannot tell, it leaves to the SQL (every row goes on): an
+ *		orders table without a unique index on its id alone may hold two rows
+ *		of one id, one order to the ledger, whose customers differ.
  *
  *		Like the INSERT pass (order_candidates.c), it reads the referrals
  *		through a hash when the statement has many more orders than there are
@@ -77,6 +82,8 @@ typedef struct ChangeLookup
 	IndexScanDesc offer_scan;
 	TupleTableSlot *offer_use;
 	KeySet	   *offer_refs;
+	/* The orders whose customer is no referee, by (tenant, id), or NULL for none. */
+	KeySet	   *rekeyed;
 	/* The order's keys, as text. */
 	OrderKeyColumn customer;
 	OrderKeyColumn id;
@@ -103,12 +110,13 @@ relation_has_rows(Oid relid, Snapshot dirty)
 
 /*
  * Reads (tenant, key) of every row of rel that the dirty snapshot sees into a
- * set; with live_att, only rows whose live_att is NULL.  NULL when the set
- * would take more than max_memory.
+ * set; with live_att, only rows whose live_att is NULL; with source_att, only
+ * rows whose source_att is source.  NULL when the set would take more than
+ * max_memory.
  */
 static KeySet *
 load_keys(Relation rel, Snapshot dirty, AttrNumber tenant_att, AttrNumber key_att,
-		  AttrNumber live_att, Size max_memory)
+		  AttrNumber live_att, AttrNumber source_att, text *source, Size max_memory)
 {
 	KeySet	   *set = key_set_create();
 	TupleTableSlot *row = table_slot_create(rel, NULL);
@@ -126,7 +134,8 @@ load_keys(Relation rel, Snapshot dirty, AttrNumber tenant_att, AttrNumber key_at
 
 		if (live_att != InvalidAttrNumber)
 			(void) slot_getattr(row, live_att, &live_null);
-		if (tenant_null || key_null || !live_null)
+		if (tenant_null || key_null || !live_null ||
+			(source_att != InvalidAttrNumber && !slot_text_equals(row, source_att, source)))
 			continue;
 		if (++nread % 1024 == 0 && key_set_memory(set) > max_memory)
 		{
@@ -143,6 +152,26 @@ load_keys(Relation rel, Snapshot dirty, AttrNumber tenant_att, AttrNumber key_at
 		return NULL;
 	}
 	return set;
+}
+
+/*
+ * The orders of this source whose customer is no referee (referral.rekeyed_order),
+ * by (tenant, id); false when they take more than max_memory.
+ */
+static bool
+load_rekeyed(ChangeLookup *lk, Oid relid, const char *source, Size max_memory)
+{
+	Relation	rel;
+
+	if (!relation_has_rows(relid, &lk->dirty))
+		return true;
+	rel = table_open(relid, AccessShareLock);
+	lk->rekeyed = load_keys(rel, &lk->dirty, get_attnum(relid, REKEYED_TENANT_COLUMN_NAME),
+							get_attnum(relid, REKEYED_ORDER_COLUMN_NAME), InvalidAttrNumber,
+							get_attnum(relid, REKEYED_SOURCE_COLUMN_NAME),
+							cstring_to_text(source), max_memory);
+	table_close(rel, AccessShareLock);
+	return lk->rekeyed != NULL;
 }
 
 /* Whether customer is the referee of a referral of tenant, any status. */
@@ -192,16 +221,26 @@ order_matters(ChangeLookup *lk, TupleTableSlot *slot, text **id)
 	text	   *customer = order_key_column_text(&lk->customer, slot);
 	bool		matters = false;
 
-	*id = order_key_column_text(&lk->id, slot);
 	MemoryContextSwitchTo(outer);
-	if (tenant == NULL || *id == NULL)
+	*id = NULL;
+	if (tenant == NULL)
 		return false;			/* the SQL leaves such a row out */
 	if (customer != NULL)
 		matters = (lk->referees != NULL) ? key_set_contains(lk->referees, tenant, customer) :
 			probe_referee(lk, tenant, customer);
+	/* The id, only for an order that matters or to look up by it. */
+	if (!matters && !lk->offers && lk->rekeyed == NULL)
+		return false;
+	outer = MemoryContextSwitchTo(lk->per_order);
+	*id = order_key_column_text(&lk->id, slot);
+	MemoryContextSwitchTo(outer);
+	if (*id == NULL)
+		return false;			/* the SQL leaves such a row out */
 	if (!matters && lk->offers)
 		matters = (lk->offer_refs != NULL) ? key_set_contains(lk->offer_refs, tenant, *id) :
 			probe_offer(lk, tenant, *id);
+	if (!matters && lk->rekeyed != NULL)
+		matters = key_set_contains(lk->rekeyed, tenant, *id);
 	return matters;
 }
 
@@ -292,12 +331,15 @@ static bool
 lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumns *columns,
 			 int64 norders)
 {
-	Oid			forgotten = get_relname_relid(FORGOTTEN_TABLE_NAME, schema);
+	Oid			rekeyed = get_relname_relid(REKEYED_ORDER_TABLE_NAME, schema);
 	Oid			offer_uses = get_relname_relid(OFFER_USE_TABLE_NAME, schema);
 	Oid			offer_index = get_relname_relid(OFFER_USE_LIVE_ORDER_INDEX_NAME, schema);
 	Size		hash_memory;
 
 	memset(lk, 0, sizeof(*lk));
+	/* Before 0.3 an order that moved kept its attribution, and no table lists those. */
+	if (!OidIsValid(rekeyed))
+		return false;
 	/* Rows of two customers with one id would be one order to the ledger. */
 	if (!orders_have_unique_id(rel, columns->id))
 		return false;
@@ -307,7 +349,8 @@ lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumn
 	/* What the SQL after this pass would see: rows of this command too. */
 	CommandCounterIncrement();
 	InitDirtySnapshot(lk->dirty);
-	if (OidIsValid(forgotten) && relation_has_rows(forgotten, &lk->dirty))
+	if (!load_rekeyed(lk, rekeyed, columns->source,
+					  (Size) ((double) work_mem * 1024.0 * hash_mem_multiplier)))
 		return false;
 
 	order_key_column_init(&lk->customer, rel, columns->customer);
@@ -325,7 +368,8 @@ lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumn
 	hash_memory = order_candidates_hash_memory(lk->referrals, norders);
 	if (hash_memory > 0)
 		lk->referees = load_keys(lk->referrals, &lk->dirty, lk->info.columns.tenant,
-								 lk->info.columns.referee, InvalidAttrNumber, hash_memory);
+								 lk->info.columns.referee, InvalidAttrNumber,
+								 InvalidAttrNumber, NULL, hash_memory);
 	lk->referee_scan = index_beginscan(lk->referrals, lk->referee_index, &lk->dirty, 1, 0);
 	lk->referral = table_slot_create(lk->referrals, NULL);
 
@@ -340,7 +384,7 @@ lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumn
 									   get_attnum(offer_uses, OFFER_USE_TENANT_COLUMN_NAME),
 									   get_attnum(offer_uses, OFFER_USE_ORDER_COLUMN_NAME),
 									   get_attnum(offer_uses, OFFER_USE_RESTORED_COLUMN_NAME),
-									   hash_memory);
+									   InvalidAttrNumber, NULL, hash_memory);
 		lk->offer_scan = index_beginscan(lk->offer_uses, lk->offer_index, &lk->dirty, 2, 0);
 		lk->offer_use = table_slot_create(lk->offer_uses, NULL);
 	}
@@ -359,6 +403,8 @@ lookup_end(ChangeLookup *lk)
 		index_close(lk->offer_index, AccessShareLock);
 		table_close(lk->offer_uses, AccessShareLock);
 	}
+	if (lk->rekeyed != NULL)
+		key_set_free(lk->rekeyed);
 	ExecDropSingleTupleTableSlot(lk->referral);
 	index_endscan(lk->referee_scan);
 	if (lk->referees != NULL)

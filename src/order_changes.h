@@ -12,13 +12,14 @@
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
 
-/* The key columns of the orders table the pass reads (attribute numbers). */
+/* The key columns of the orders table the pass reads (attribute numbers), and its source. */
 typedef struct OrderChangeColumns
 {
 	AttrNumber	customer;
 	AttrNumber	id;
 	AttrNumber	tenant;			/* 0: every order is of fixed_tenant */
 	const char *fixed_tenant;
+	const char *source;			/* the ledger's label of the table's orders */
 } OrderChangeColumns;
 
 /*

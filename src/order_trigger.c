@@ -29,6 +29,9 @@
  *		through the hash of accepted referrals, the paid-orders statement reads
  *		of each pending referral only the order that may convert it
  *		(order_firsts.c), and the revenue statement all the candidates.
+ *		For an UPDATE or DELETE, a first pass in C (order_changes.c) keeps only
+ *		the orders referral holds something about, on both sides; with none,
+ *		no SQL runs either.
  *
  *		Reversals run first so that an order that is paid in the same
  *		statement that refunds a referee's converting order can convert the
@@ -294,6 +297,7 @@ order_changed_candidates(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	columns.tenant = (cfg->tenant_column != NULL) ?
 		order_column(rel, cfg->source, cfg->tenant_column) : InvalidAttrNumber;
 	columns.fixed_tenant = cfg->tenant;
+	columns.source = cfg->source;
 	if (!order_key_supported_type(TupleDescAttr(desc, columns.customer - 1)->atttypid) ||
 		!order_key_supported_type(TupleDescAttr(desc, columns.id - 1)->atttypid) ||
 		(columns.tenant != InvalidAttrNumber &&

@@ -19,7 +19,7 @@
 #define ATTRIBUTED_ORDER_TABLE_NAME			"attributed_order"	/* orders credited to a referral */
 #define MEMBER_TABLE_NAME					"member"	/* the referral chain (tree of customers) */
 #define OFFER_USE_TABLE_NAME				"offer_use"	/* referee offers used at checkout (0.3 on) */
-#define FORGOTTEN_TABLE_NAME				"forgotten"	/* customers erased by forget (0.3 on) */
+#define REKEYED_ORDER_TABLE_NAME			"rekeyed_order"	/* orders whose customer is no referee (0.3 on) */
 
 /* Indexes. */
 #define REFERRAL_REFEREE_HASH_INDEX_NAME	"referral_referee_hash"	/* hash on referral (referee) */
@@ -38,6 +38,9 @@
 #define OFFER_USE_TENANT_COLUMN_NAME		"tenant"	/* offer_use.tenant */
 #define OFFER_USE_ORDER_COLUMN_NAME			"order_ref"	/* offer_use.order_ref */
 #define OFFER_USE_RESTORED_COLUMN_NAME		"restored_at"	/* offer_use.restored_at */
+#define REKEYED_TENANT_COLUMN_NAME			"tenant"	/* rekeyed_order.tenant */
+#define REKEYED_SOURCE_COLUMN_NAME			"order_source"	/* rekeyed_order.order_source */
+#define REKEYED_ORDER_COLUMN_NAME			"order_ref"	/* rekeyed_order.order_ref */
 #define MEMBER_CUSTOMER_COLUMN_NAME			"customer"	/* member.customer */
 #define MEMBER_PATH_COLUMN_NAME				"path"	/* member.path */
 #define MEMBER_ANCESTORS_COLUMN_NAME		"ancestors"	/* member.ancestors */

@@ -126,6 +126,34 @@ if [ "$labels" != "$expected_labels" ]; then
 fi
 echo "ok"
 
+# An order whose customer changed under 0.2 kept its attribution.  The update records
+# it (referral.rekeyed_order), so that its refund after the update, which the trigger's
+# C pass would otherwise leave out by its customer nobody referred, reverses it.
+echo "== an order moved to another customer under 0.2, refunded after the update"
+psql -qX -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS referral_rekeyed' -c 'CREATE DATABASE referral_rekeyed'
+psql -qX -v ON_ERROR_STOP=1 -d referral_rekeyed -c "CREATE EXTENSION referral VERSION '0.2'" -f - >/dev/null <<'SQL'
+CREATE TABLE shop_orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL);
+SELECT referral.track_orders('shop_orders', 'customer', 'amount', status_column => 'status');
+SELECT referral.create_program('P') AS p \gset
+SELECT referral.add_reward(:p, 'referrer', fixed => 10);
+SELECT count(*) FROM referral.redeem(referral.issue_code(:p, 'referrer'), 'guest-7');
+INSERT INTO shop_orders VALUES (1, 'guest-7', 50, 'paid'), (2, 'guest-7', 50, 'paid');
+UPDATE shop_orders SET customer = 'account-7' WHERE id = 1;
+SQL
+rekeyed=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_rekeyed \
+	-c "ALTER EXTENSION referral UPDATE TO '$current'" \
+	-c "SELECT string_agg(tenant || ' ' || order_source || ' ' || order_ref, ', ') FROM referral.rekeyed_order" \
+	-c "UPDATE shop_orders SET status = 'refunded' WHERE id = 1" \
+	-c "SELECT (SELECT status FROM referral.referral WHERE referee = 'guest-7') || ', '
+	           || (SELECT count(*) FROM referral.reward WHERE status = 'reversed') || ' reversed, '
+	           || (SELECT count(*) FROM referral.audit()) || ' audit problems'" | sed '/^$/d')
+expected_rekeyed=$'default public.shop_orders 1\npending, 1 reversed, 0 audit problems'
+if [ "$rekeyed" != "$expected_rekeyed" ]; then
+	printf 'upgrade: moved order after the update\n%s\nexpected\n%s\n' "$rekeyed" "$expected_rekeyed" >&2
+	exit 1
+fi
+echo "ok"
+
 echo "== pgTAP suites on the updated database"
 psql -qX -v ON_ERROR_STOP=1 -d referral_updated -c 'CREATE EXTENSION pgtap'
 pg_prove -d referral_updated --failures test/pgtap/*.sql

@@ -6,8 +6,9 @@
 -- referred (the pass reads the referrals into a hash).  Both must end in the same,
 -- expected ledger: a refund of a converting order, of an order whose referral was
 -- voided, of an order that used another customer's offer, an order moved to a
--- customer nobody referred, a deleted order, and, after forget(), a forgotten
--- referee's refund (the pass then passes every order on).
+-- customer nobody referred, a deleted order, and the refund of a forgotten referee's
+-- order, whose customer key the referral no longer holds (forget() lists the order in
+-- referral.rekeyed_order).
 BEGIN;
 SELECT plan(13);
 SET LOCAL TimeZone = 'UTC';
@@ -91,7 +92,7 @@ SELECT is((SELECT u.restored_at IS NOT NULL FROM referral.offer_use u
           'refunding order 77 restored the offer it used, though its customer is another, in ' || t)
   FROM unnest(ARRAY['one', 'bulk']) t;
 
--- After forget(), the pass cannot tell a forgotten referee's orders: all go on.
+-- After forget(), a's referral names a pseudonym; the orders table still says 'a'.
 SELECT referral.forget('a', t) FROM unnest(ARRAY['one', 'bulk']) t;
 SELECT pg_temp.run($$UPDATE %s SET status = 'refunded' WHERE id = 1 OR %s$$);
 SELECT results_eq(
