@@ -50,6 +50,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -98,12 +99,19 @@ static bool
 relation_has_rows(Oid relid, Snapshot dirty)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
-	TupleTableSlot *row = table_slot_create(rel, NULL);
-	TableScanDesc scan = table_beginscan(rel, dirty, 0, NULL);
-	bool		found = table_scan_getnextslot(scan, ForwardScanDirection, row);
+	TupleTableSlot *row;
+	TableScanDesc scan;
+	bool		found = false;
 
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(row);
+	/* A table that never held a row has no block: no scan to set up. */
+	if (RelationGetNumberOfBlocks(rel) > 0)
+	{
+		row = table_slot_create(rel, NULL);
+		scan = table_beginscan(rel, dirty, 0, NULL);
+		found = table_scan_getnextslot(scan, ForwardScanDirection, row);
+		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(row);
+	}
 	table_close(rel, AccessShareLock);
 	return found;
 }

@@ -152,6 +152,23 @@ report "single-row orders, pgbench -M prepared -c 2" "${oltp[*]}" "${oltp_base[*
 report "  floor: a no-op trigger, transition table" "${oltp_noop[*]}" "${oltp_base[*]}" tps "(what any statement trigger costs)"
 report "  referral, customers nobody referred" "${oltp_unreferred[*]}" "${oltp_base[*]}" tps "(nothing to attribute)"
 report "  referral, referred customers only" "${oltp_referred[*]}" "${oltp_base[*]}" tps "(revenue of converted referees)"
+# Single-row status changes (neither paid nor reversed) of the orders just written, of
+# customers nobody referred: what a shop's fulfilment updates cost the trigger.
+updates() {
+	local script="/tmp/referral_bench_update_$1.sql"
+	printf '\\set id random(1, 100000)\nUPDATE bench.%s SET status = CASE status WHEN %s THEN %s ELSE %s END WHERE id = :id AND customer_id > 11000;\n' \
+		"$1" "'shipped'" "'delivered'" "'shipped'" > "$script"
+	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "$script" referral_bench 2>/dev/null \
+		| awk '/^tps/ {print $3; exit}'
+}
+upd=() upd_base=() upd_noop=()
+for r in $(seq "$ROUNDS"); do
+	upd_base+=("$(updates orders_plain)")
+	upd+=("$(updates orders_tracked)")
+	upd_noop+=("$(updates orders_noop)")
+done
+report "single-row status UPDATEs, nobody referred" "${upd[*]}" "${upd_base[*]}" tps "(no target)"
+report "  floor: a no-op trigger, transition tables" "${upd_noop[*]}" "${upd_base[*]}" tps "(what any statement trigger costs)"
 # The first round converts every referral (10,900 conversions the later rounds do not
 # make); a round after bench.reset() makes the same conversions again, on tables
 # and statistics that are no longer fresh: the two differ only by a cold start.
