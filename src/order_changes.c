@@ -21,10 +21,10 @@
  *		in progress count too (a dirty snapshot): the pass may keep too many
  *		orders, never too few.
  *
- *		The rows kept are those whose id is the id of an order that matters,
- *		on both sides of an UPDATE: every join of the SQL pairs rows of the same
- *		id, so an order's partner row is never left out, also when an order
- *		moved to another customer or ids repeat.
+ *		Both sides of an UPDATE keep the same orders.  When no order's id,
+ *		customer or tenant changed, the old row goes with the new row at its
+ *		place; when one did, the rows of every id that matters on either side
+ *		go on, since every join of the SQL pairs rows of one id.
  *
  *		Two kinds of attributed orders have a customer that is no referee:
  *		those whose customer changed under 0.2, which kept their attribution
@@ -309,29 +309,40 @@ keep_rows(ChangeLookup *lk, Tuplestorestate *rows, TupleTableSlot *slot, KeySet 
 }
 
 /*
- * Both sides of an UPDATE whose rows pair by their place (keys_unchanged): an
- * old row is kept with the new row at its place, by the new row's id.
+ * The orders that matter, each judged once: the old rows of a DELETE, or both
+ * sides of an UPDATE whose rows pair by their place (keys_unchanged), judged
+ * by the new row.  The order ids are unique (orders_have_unique_id), so no
+ * other row of either side has the same id.
  */
 static void
-keep_pairs(ChangeLookup *lk, Tuplestorestate *olds, Tuplestorestate *news,
-		   TupleTableSlot *o, TupleTableSlot *n, KeySet *ids,
-		   Tuplestorestate **kept_olds, Tuplestorestate **kept_news, int64 *count)
+keep_matching(ChangeLookup *lk, Tuplestorestate *olds, Tuplestorestate *news,
+			  TupleTableSlot *o, TupleTableSlot *n,
+			  Tuplestorestate **kept_olds, Tuplestorestate **kept_news, int64 *count)
 {
 	*kept_olds = tuplestore_begin_heap(false, false, work_mem);
-	*kept_news = tuplestore_begin_heap(false, false, work_mem);
+	if (news != NULL)
+		*kept_news = tuplestore_begin_heap(false, false, work_mem);
 	*count = 0;
 	rows_rewind(olds);
-	rows_rewind(news);
-	while (tuplestore_gettupleslot(news, true, false, n) &&
-		   tuplestore_gettupleslot(olds, true, false, o))
-		if (row_kept(lk, n, ids))
+	if (news != NULL)
+		rows_rewind(news);
+	while (tuplestore_gettupleslot(olds, true, false, o) &&
+		   (news == NULL || tuplestore_gettupleslot(news, true, false, n)))
+	{
+		text	   *id;
+
+		if (order_matters(lk, news != NULL ? n : o, &id))
 		{
 			tuplestore_puttupleslot(*kept_olds, o);
-			tuplestore_puttupleslot(*kept_news, n);
+			if (news != NULL)
+				tuplestore_puttupleslot(*kept_news, n);
 			(*count)++;
 		}
+		MemoryContextReset(lk->per_order);
+	}
 	tuplestore_select_read_pointer(olds, 0);
-	tuplestore_select_read_pointer(news, 0);
+	if (news != NULL)
+		tuplestore_select_read_pointer(news, 0);
 }
 
 /* Opens what the pass reads; false when it cannot tell which orders matter. */
@@ -430,7 +441,6 @@ order_changes(Oid schema, Relation rel, Tuplestorestate *olds, Tuplestorestate *
 {
 	Tuplestorestate *orders = (news != NULL) ? news : olds;
 	ChangeLookup lk;
-	KeySet	   *ids;
 	TupleTableSlot *o;
 	TupleTableSlot *n;
 
@@ -439,34 +449,30 @@ order_changes(Oid schema, Relation rel, Tuplestorestate *olds, Tuplestorestate *
 	if (!lookup_begin(&lk, schema, rel, columns, tuplestore_tuple_count(orders)))
 		return false;
 
-	ids = key_set_create();
 	o = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	n = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-	collect_ids(&lk, orders, n, ids);
-	/* An order that moved matters by its old customer too. */
-	if (news != NULL && !keys_unchanged)
-		collect_ids(&lk, olds, o, ids);
-	elog(DEBUG1, "referral order trigger: " INT64_FORMAT " of " INT64_FORMAT " changed orders concern referral (%s)",
-		 key_set_count(ids), (int64) tuplestore_tuple_count(orders),
-		 lk.referees != NULL ? "a hash of the referees" : "a probe per order");
-
-	if (key_set_count(ids) > 0)
+	if (news == NULL || keys_unchanged)
 	{
-		if (news != NULL && keys_unchanged)
-		{
-			keep_pairs(&lk, olds, news, o, n, ids, kept_olds, kept_news, nnews);
-			*nolds = *nnews;
-		}
-		else
-		{
-			*kept_olds = keep_rows(&lk, olds, o, ids, nolds);
-			if (news != NULL)
-				*kept_news = keep_rows(&lk, news, n, ids, nnews);
-		}
+		keep_matching(&lk, olds, news, o, n, kept_olds, kept_news, nolds);
+		if (news != NULL)
+			*nnews = *nolds;
 	}
+	else
+	{
+		/* An order that moved matters by its old customer too: both sides are read. */
+		KeySet	   *ids = key_set_create();
+
+		collect_ids(&lk, news, n, ids);
+		collect_ids(&lk, olds, o, ids);
+		*kept_olds = keep_rows(&lk, olds, o, ids, nolds);
+		*kept_news = keep_rows(&lk, news, n, ids, nnews);
+		key_set_free(ids);
+	}
+	elog(DEBUG1, "referral order trigger: " INT64_FORMAT " of " INT64_FORMAT " changed orders concern referral (%s)",
+		 Max(*nolds, *nnews), (int64) tuplestore_tuple_count(orders),
+		 lk.referees != NULL ? "a hash of the referees" : "a probe per order");
 	ExecDropSingleTupleTableSlot(o);
 	ExecDropSingleTupleTableSlot(n);
-	key_set_free(ids);
 	lookup_end(&lk);
 	return true;
 }

@@ -79,18 +79,11 @@ CREATE FUNCTION bench.load_floor_reset() RETURNS void LANGUAGE sql AS $$
 	 WHERE status = 'converted';
 	ANALYZE bench.load_floor_referral;
 $$;
--- only_revenue: the attributed orders alone that did not convert (what a load of
--- converted referees' orders writes).
-CREATE FUNCTION bench.ledger_floor(only_revenue boolean) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION bench.ledger_floor() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	notified bigint;
 BEGIN
-	INSERT INTO bench.load_floor_attributed
-	SELECT * FROM referral.attributed_order WHERE NOT (only_revenue AND converting)
-	 ORDER BY order_ref COLLATE "C";
-	IF only_revenue THEN
-		RETURN;
-	END IF;
+	INSERT INTO bench.load_floor_attributed SELECT * FROM referral.attributed_order ORDER BY order_ref COLLATE "C";
 	INSERT INTO bench.load_floor_reward SELECT * FROM referral.reward ORDER BY referral_id, id ON CONFLICT DO NOTHING;
 	UPDATE bench.load_floor_referral x
 	   SET status = 'converted', converted_at = r.converted_at, converting_source = r.converting_source,
@@ -104,6 +97,21 @@ BEGIN
 	SELECT count(pg_notify('bench_floor', json_build_object('id', e.id, 'kind', e.kind, 'tenant', e.tenant)::text))
 	  INTO notified FROM e;
 END
+$$;
+
+-- The floor of a load with nothing to convert: its attributed orders (the second
+-- load's, ids above 1,000,000) written again by plain SQL into the copy, which
+-- bench.revenue_floor_reset() fills first with the first load's (not timed), as the
+-- table held them when the load ran: the new keys go in among the old ones.
+CREATE FUNCTION bench.revenue_floor_reset() RETURNS void LANGUAGE sql AS $$
+	TRUNCATE bench.load_floor_attributed;
+	INSERT INTO bench.load_floor_attributed SELECT * FROM referral.attributed_order
+	 WHERE order_ref::bigint <= 1000000 ORDER BY order_ref COLLATE "C";
+	ANALYZE bench.load_floor_attributed;
+$$;
+CREATE FUNCTION bench.revenue_floor() RETURNS void LANGUAGE sql AS $$
+	INSERT INTO bench.load_floor_attributed SELECT * FROM referral.attributed_order
+	 WHERE order_ref::bigint > 1000000 ORDER BY order_ref COLLATE "C";
 $$;
 
 -- The floor of a refund: the ledger changes the refund of the tracked orders made
