@@ -2479,17 +2479,6 @@ BEGIN
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 
-	-- Their attributed orders, which the orders table still files under the key: the
-	-- order trigger's C pass finds an order by its customer's referral, which is
-	-- about to name the pseudonym, so it keeps these by their id
-	-- (src/order_changes.c).  The ids are the shop's, not the customer's.
-	INSERT INTO referral.rekeyed_order (tenant, order_source, order_ref)
-	SELECT a.tenant, a.order_source, a.order_ref
-	  FROM referral.referral r
-	  JOIN referral.attributed_order a ON a.tenant = r.tenant AND a.referral_id = r.id
-	 WHERE r.tenant = forget.tenant AND r.referee = forget.customer
-	ON CONFLICT DO NOTHING;
-
 	UPDATE referral.referral r
 	   SET referrer = CASE WHEN r.referrer = forget.customer THEN pseudo ELSE r.referrer END,
 	       referee = CASE WHEN r.referee = forget.customer THEN pseudo ELSE r.referee END,
@@ -3348,7 +3337,7 @@ BEGIN
 	END LOOP;
 	FOREACH name IN ARRAY ARRAY['referral', 'reward', 'attributed_order', 'member', 'code', 'click',
 	                            'event', 'offer_use', 'credit_spend', 'block', 'forgotten',
-	                            'untracked_order', 'rekeyed_order'] LOOP
+	                            'untracked_order'] LOOP
 		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''tenant'', colocate_with => $2)'
 			  USING format('referral.%I', name)::regclass, colocate;
@@ -3827,43 +3816,6 @@ BEGIN
 		 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass
 		   AND c.relnamespace = 'referral'::regnamespace AND c.relkind IN ('v', 'm')
 		   AND p.pronamespace = 'referral'::regnamespace));
-END
-$$;
-
--- Attributed orders whose customer or tenant changed under 0.2 kept their
--- attribution; from 0.3 on such a change reverses the order.  The order trigger's C
--- pass keeps an order by its customer's referral, so these are recorded, each
--- tracked table read as its owner (as audit() reads it).
-CREATE TABLE referral.rekeyed_order (
-	tenant			text NOT NULL,
-	order_source	text NOT NULL,
-	order_ref		text NOT NULL,
-	PRIMARY KEY (tenant, order_source, order_ref)
-);
-COMMENT ON TABLE referral.rekeyed_order IS 'attributed orders whose customer in the orders table is not their referral''s referee: moved under 0.2 (found by the update to 0.3) or forgotten (forget)';
-SELECT pg_catalog.pg_extension_config_dump('referral.rekeyed_order', '');
-REVOKE ALL ON referral.rekeyed_order FROM PUBLIC;
-DO $$
-DECLARE
-	t record;
-	qualified text;
-BEGIN
-	FOR t IN SELECT tt.* FROM referral.tracked_table tt ORDER BY tt.relid LOOP
-		SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) INTO qualified
-		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE c.oid = t.relid;
-		CONTINUE WHEN NOT FOUND;
-		INSERT INTO referral.rekeyed_order (tenant, order_source, order_ref)
-		SELECT DISTINCT x.tenant, t.source, x.order_ref
-		  FROM referral._query_as_owner(t.relid, referral._orders_query(t.relid, qualified))
-		       AS x(order_ref text, customer text, tenant text, amount numeric, paid boolean,
-		            reversed boolean, ordered_at timestamptz)
-		  JOIN referral.attributed_order a ON a.order_source = t.source AND a.order_ref = x.order_ref
-		  JOIN referral.referral r ON r.tenant = a.tenant AND r.id = a.referral_id
-		 WHERE a.reversed_at IS NULL AND x.tenant IS NOT NULL
-		   AND (x.tenant, x.customer) IS DISTINCT FROM (a.tenant, r.referee)
-		ON CONFLICT DO NOTHING;
-	END LOOP;
 END
 $$;
 

@@ -15,7 +15,6 @@
 #include "access/transam.h"
 
 #include "access/tableam.h"
-#include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -25,17 +24,12 @@
 #include "utils/rel.h"
 
 #include "accepted_referrals.h"
+#include "key_set.h"
 
-/* A key: the tenant's length (4 bytes), the tenant's bytes, the referee's bytes. */
-typedef struct AcceptedKey
-{
-	const char *bytes;
-	uint32		len;
-} AcceptedKey;
-
+/* An entry, keyed by (tenant, referee) as KeyBytes. */
 typedef struct AcceptedEntry
 {
-	AcceptedKey key;
+	KeyBytes	key;
 	AcceptedReferral referral;
 } AcceptedEntry;
 
@@ -49,35 +43,6 @@ struct AcceptedReferrals
 	int			ninserters;
 	int			max_inserters;
 };
-
-static uint32
-accepted_key_hash(const void *key, Size keysize)
-{
-	const AcceptedKey *k = (const AcceptedKey *) key;
-
-	return hash_bytes((const unsigned char *) k->bytes, (int) k->len);
-}
-
-static int
-accepted_key_match(const void *key1, const void *key2, Size keysize)
-{
-	const AcceptedKey *a = (const AcceptedKey *) key1;
-	const AcceptedKey *b = (const AcceptedKey *) key2;
-
-	return (a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0) ? 0 : 1;
-}
-
-/* Builds the key of (tenant, referee) in buf. */
-static void
-accepted_key_build(StringInfo buf, text *tenant, text *referee)
-{
-	uint32		tenant_len = VARSIZE_ANY_EXHDR(tenant);
-
-	resetStringInfo(buf);
-	appendBinaryStringInfo(buf, (const char *) &tenant_len, sizeof(tenant_len));
-	appendBinaryStringInfo(buf, VARDATA_ANY(tenant), tenant_len);
-	appendBinaryStringInfo(buf, VARDATA_ANY(referee), VARSIZE_ANY_EXHDR(referee));
-}
 
 bool
 referral_status_is(Datum value, const char *status)
@@ -97,21 +62,13 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot,
 												  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext outer = MemoryContextSwitchTo(context);
 	AcceptedReferrals *set = palloc0(sizeof(AcceptedReferrals));
-	HASHCTL		ctl;
 	TableScanDesc scan;
 	TupleTableSlot *row;
 	bool		complete = true;
 
 	set->context = context;
 	initStringInfo(&set->probe);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(AcceptedKey);
-	ctl.entrysize = sizeof(AcceptedEntry);
-	ctl.hash = accepted_key_hash;
-	ctl.match = accepted_key_match;
-	ctl.hcxt = context;
-	set->table = hash_create("referral accepted referrals", 1024, &ctl,
-							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	set->table = key_bytes_table("referral accepted referrals", sizeof(AcceptedEntry), 1024, context);
 
 	row = table_slot_create(referrals, NULL);
 	scan = table_beginscan(referrals, snapshot, 0, NULL);
@@ -124,7 +81,7 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot,
 		Datum		status = slot_getattr(row, columns->status, &status_null);
 		Datum		tenant = slot_getattr(row, columns->tenant, &tenant_null);
 		Datum		referee = slot_getattr(row, columns->referee, &referee_null);
-		AcceptedKey key;
+		KeyBytes	key;
 		AcceptedEntry *entry;
 		bool		found;
 
@@ -135,7 +92,7 @@ accepted_referrals_load(Relation referrals, Snapshot snapshot,
 			complete = false;
 			break;
 		}
-		accepted_key_build(&set->probe, DatumGetTextPP(tenant), DatumGetTextPP(referee));
+		key_bytes_build(&set->probe, DatumGetTextPP(tenant), DatumGetTextPP(referee));
 		key.len = set->probe.len;
 		key.bytes = memcpy(palloc(key.len), set->probe.data, key.len);
 		entry = (AcceptedEntry *) hash_search(set->table, &key, HASH_ENTER, &found);
@@ -171,10 +128,10 @@ const AcceptedReferral *
 accepted_referrals_find(AcceptedReferrals *set, text *tenant, text *referee)
 {
 	MemoryContext outer = MemoryContextSwitchTo(set->context);
-	AcceptedKey key;
+	KeyBytes	key;
 	AcceptedEntry *entry;
 
-	accepted_key_build(&set->probe, tenant, referee);
+	key_bytes_build(&set->probe, tenant, referee);
 	MemoryContextSwitchTo(outer);
 	key.bytes = set->probe.data;
 	key.len = set->probe.len;

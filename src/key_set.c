@@ -1,10 +1,8 @@
 /*
  * key_set.c
- *		A set of (tenant, key) text pairs in a dynahash table.  A pair is one
- *		byte string, the tenant's length (4 bytes, or ~0 for no tenant), the
- *		tenant's bytes and the key's bytes, so that no pair reads as another.
- *		Bytes compare as text equality does under the deterministic collation
- *		the ledger's columns have.
+ *		A set of (tenant, key) text pairs in a dynahash table, each pair one
+ *		byte string (KeyBytes).  Bytes compare as text equality does under the
+ *		deterministic collation the ledger's columns have.
  */
 #include "postgres.h"
 
@@ -15,12 +13,6 @@
 
 #include "key_set.h"
 
-typedef struct KeySetKey
-{
-	const char *bytes;
-	uint32		len;
-} KeySetKey;
-
 struct KeySet
 {
 	MemoryContext context;
@@ -29,20 +21,47 @@ struct KeySet
 };
 
 static uint32
-key_set_hash(const void *key, Size keysize)
+key_bytes_hash(const void *key, Size keysize)
 {
-	const KeySetKey *k = (const KeySetKey *) key;
+	const KeyBytes *k = (const KeyBytes *) key;
 
 	return hash_bytes((const unsigned char *) k->bytes, (int) k->len);
 }
 
 static int
-key_set_match(const void *key1, const void *key2, Size keysize)
+key_bytes_match(const void *key1, const void *key2, Size keysize)
 {
-	const KeySetKey *a = (const KeySetKey *) key1;
-	const KeySetKey *b = (const KeySetKey *) key2;
+	const KeyBytes *a = (const KeyBytes *) key1;
+	const KeyBytes *b = (const KeyBytes *) key2;
 
 	return (a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0) ? 0 : 1;
+}
+
+HTAB *
+key_bytes_table(const char *name, Size entrysize, long nelem, MemoryContext context)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(KeyBytes);
+	ctl.entrysize = entrysize;
+	ctl.hash = key_bytes_hash;
+	ctl.match = key_bytes_match;
+	ctl.hcxt = context;
+	return hash_create(name, nelem, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+void
+key_bytes_build(StringInfo buf, text *tenant, text *key)
+{
+	uint32		tenant_len = (tenant != NULL) ? VARSIZE_ANY_EXHDR(tenant) : ~(uint32) 0;
+
+	resetStringInfo(buf);
+	appendBinaryStringInfo(buf, (const char *) &tenant_len, sizeof(tenant_len));
+	if (tenant != NULL)
+		appendBinaryStringInfo(buf, VARDATA_ANY(tenant), VARSIZE_ANY_EXHDR(tenant));
+	appendBinaryStringInfo(buf, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 }
 
 KeySet *
@@ -52,35 +71,22 @@ key_set_create(void)
 												  ALLOCSET_DEFAULT_SIZES);
 	KeySet	   *set = MemoryContextAllocZero(context, sizeof(KeySet));
 	MemoryContext outer = MemoryContextSwitchTo(context);
-	HASHCTL		ctl;
 
 	set->context = context;
 	initStringInfo(&set->probe);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(KeySetKey);
-	ctl.entrysize = sizeof(KeySetKey);
-	ctl.hash = key_set_hash;
-	ctl.match = key_set_match;
-	ctl.hcxt = context;
-	set->table = hash_create("referral key set", 256, &ctl,
-							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	set->table = key_bytes_table("referral key set", sizeof(KeyBytes), 256, context);
 	MemoryContextSwitchTo(outer);
 	return set;
 }
 
-/* Builds the byte string of (tenant, key) in set->probe. */
-static KeySetKey
+/* The bytes of (tenant, key), in set->probe. */
+static KeyBytes
 key_set_pair(KeySet *set, text *tenant, text *key)
 {
-	uint32		tenant_len = (tenant != NULL) ? VARSIZE_ANY_EXHDR(tenant) : ~(uint32) 0;
 	MemoryContext outer = MemoryContextSwitchTo(set->context);
-	KeySetKey	pair;
+	KeyBytes	pair;
 
-	resetStringInfo(&set->probe);
-	appendBinaryStringInfo(&set->probe, (const char *) &tenant_len, sizeof(tenant_len));
-	if (tenant != NULL)
-		appendBinaryStringInfo(&set->probe, VARDATA_ANY(tenant), tenant_len);
-	appendBinaryStringInfo(&set->probe, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	key_bytes_build(&set->probe, tenant, key);
 	MemoryContextSwitchTo(outer);
 	pair.bytes = set->probe.data;
 	pair.len = set->probe.len;
@@ -90,11 +96,11 @@ key_set_pair(KeySet *set, text *tenant, text *key)
 void
 key_set_add(KeySet *set, text *tenant, text *key)
 {
-	KeySetKey	pair = key_set_pair(set, tenant, key);
-	KeySetKey  *entry;
+	KeyBytes	pair = key_set_pair(set, tenant, key);
+	KeyBytes   *entry;
 	bool		found;
 
-	entry = (KeySetKey *) hash_search(set->table, &pair, HASH_ENTER, &found);
+	entry = (KeyBytes *) hash_search(set->table, &pair, HASH_ENTER, &found);
 	if (!found)
 	{
 		entry->len = pair.len;
@@ -105,7 +111,7 @@ key_set_add(KeySet *set, text *tenant, text *key)
 bool
 key_set_contains(KeySet *set, text *tenant, text *key)
 {
-	KeySetKey	pair = key_set_pair(set, tenant, key);
+	KeyBytes	pair = key_set_pair(set, tenant, key);
 
 	return hash_search(set->table, &pair, HASH_FIND, NULL) != NULL;
 }

@@ -8,7 +8,28 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+#include "utils/hsearch.h"
+
 typedef struct KeySet KeySet;
+
+/*
+ * A (tenant, key) pair as one byte string: the tenant's length (4 bytes, or ~0
+ * for no tenant), the tenant's bytes and the key's bytes, so that no pair reads
+ * as another.  key_bytes_table makes a dynahash table keyed by them, whose
+ * entries (entrysize bytes) start with the key, in context.
+ */
+typedef struct KeyBytes
+{
+	const char *bytes;
+	uint32		len;
+} KeyBytes;
+
+extern HTAB *key_bytes_table(const char *name, Size entrysize, long nelem,
+							 MemoryContext context);
+
+/* Builds the bytes of (tenant, key) in buf (tenant may be NULL). */
+extern void key_bytes_build(StringInfo buf, text *tenant, text *key);
 
 /* An empty set, in a memory context under the current one. */
 extern KeySet *key_set_create(void);

@@ -8,33 +8,32 @@
  *
  *		An order matters when its customer is the referee of a referral of its
  *		tenant, whatever that referral's status (more than needed: voiding a
- *		referral reverses its orders there and then), or when its id is the
- *		order_ref of a live referee offer use (use_offer keys a use by the order
- *		alone, so the order's customer may be another).  An attributed order's
- *		customer is its referral's referee, but for the orders of
- *		referral.rekeyed_order (below): the referral is committed before any of
- *		its orders is attributed, and an order that changes customer is
- *		reversed (referral._orders_moved).  A referral this pass does not see
- *		yet cannot concern these orders: redeem refuses a customer who already
- *		has an order (existing_customer), and every order changed here existed
- *		before the statement.  Referrals and offer uses of transactions still
- *		in progress count too (a dirty snapshot): the pass may keep too many
- *		orders, never too few.
+ *		referral reverses its orders there and then), when it is attributed to
+ *		a referral (referral.attributed_order has its id), or when its id is
+ *		the order_ref of a live referee offer use.  The last two are looked up
+ *		by the order's id alone, since its customer may be another: a customer
+ *		key may have changed while the table was not tracked, or under 0.2, or
+ *		been erased by forget(), and use_offer keys a use by the order alone.
+ *		The customer look-up comes first, as it settles the referees' orders
+ *		(the only ones the paid-orders statement can attribute) in one hash
+ *		probe; an order of a customer nobody referred then costs one probe of
+ *		attributed_order's primary key, and one of the live offer uses when
+ *		there are any.  A referral this pass does not see yet cannot concern
+ *		these orders: redeem refuses a customer who already has an order
+ *		(existing_customer), and every order changed here existed before the
+ *		statement.  Referrals, attributions and offer uses of transactions
+ *		still in progress count too (a dirty snapshot): the pass may keep too
+ *		many orders, never too few.
  *
  *		Both sides of an UPDATE keep the same orders.  When no order's id,
  *		customer or tenant changed, the old row goes with the new row at its
  *		place; when one did, the rows of every id that matters on either side
  *		go on, since every join of the SQL pairs rows of one id.
  *
- *		Two kinds of attributed orders have a customer that is no referee:
- *		those whose customer changed under 0.2, which kept their attribution
- *		then, and those of a referee erased by forget(), whose referral names a
- *		pseudonym.  referral.rekeyed_order lists them (the update to 0.3 and
- *		forget() write it), and the pass keeps them by their id.
- *
- *		What the pass cannot tell, it leaves to the SQL (every row goes on): an
- *		orders table without a unique index on its id alone may hold two rows
- *		of one id, one order to the ledger, whose customers differ.
+ *		What the pass cannot tell, it leaves to the SQL (every row goes on):
+ *		an orders table without a unique index on its id alone, or a partition
+ *		or a table with inheritance children (orders_have_unique_id), may hold
+ *		two rows of one id, one order to the ledger, whose customers differ.
  *
  *		Like the INSERT pass (order_candidates.c), it reads the referrals
  *		through a hash when the statement has many more orders than there are
@@ -47,6 +46,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_index.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -57,6 +57,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "key_set.h"
 #include "order_candidates.h"
@@ -83,8 +84,13 @@ typedef struct ChangeLookup
 	IndexScanDesc offer_scan;
 	TupleTableSlot *offer_use;
 	KeySet	   *offer_refs;
-	/* The orders whose customer is no referee, by (tenant, id), or NULL for none. */
-	KeySet	   *rekeyed;
+	/* The attributed orders of this source, by (tenant, id): a set, or a probe. */
+	Relation	attributed;
+	Relation	attributed_index;
+	IndexScanDesc attributed_scan;
+	TupleTableSlot *attributed_row;
+	KeySet	   *attributed_refs;
+	text	   *source;
 	/* The order's keys, as text. */
 	OrderKeyColumn customer;
 	OrderKeyColumn id;
@@ -162,26 +168,6 @@ load_keys(Relation rel, Snapshot dirty, AttrNumber tenant_att, AttrNumber key_at
 	return set;
 }
 
-/*
- * The orders of this source whose customer is no referee (referral.rekeyed_order),
- * by (tenant, id); false when they take more than max_memory.
- */
-static bool
-load_rekeyed(ChangeLookup *lk, Oid relid, const char *source, Size max_memory)
-{
-	Relation	rel;
-
-	if (!relation_has_rows(relid, &lk->dirty))
-		return true;
-	rel = table_open(relid, AccessShareLock);
-	lk->rekeyed = load_keys(rel, &lk->dirty, get_attnum(relid, REKEYED_TENANT_COLUMN_NAME),
-							get_attnum(relid, REKEYED_ORDER_COLUMN_NAME), InvalidAttrNumber,
-							get_attnum(relid, REKEYED_SOURCE_COLUMN_NAME),
-							cstring_to_text(source), max_memory);
-	table_close(rel, AccessShareLock);
-	return lk->rekeyed != NULL;
-}
-
 /* Whether customer is the referee of a referral of tenant, any status. */
 static bool
 probe_referee(ChangeLookup *lk, text *tenant, text *customer)
@@ -216,6 +202,24 @@ probe_offer(ChangeLookup *lk, text *tenant, text *order_ref)
 	return index_getnext_slot(lk->offer_scan, ForwardScanDirection, lk->offer_use);
 }
 
+/* Whether order_ref of tenant is attributed to a referral (any state). */
+static bool
+probe_attributed(ChangeLookup *lk, text *tenant, text *order_ref)
+{
+	ScanKeyData keys[3];
+	Datum		values[3];
+	int			i;
+
+	values[0] = PointerGetDatum(tenant);
+	values[1] = PointerGetDatum(lk->source);
+	values[2] = PointerGetDatum(order_ref);
+	for (i = 0; i < 3; i++)
+		ScanKeyEntryInitialize(&keys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   lk->attributed_index->rd_indcollation[i], F_TEXTEQ, values[i]);
+	index_rescan(lk->attributed_scan, keys, 3, NULL, 0);
+	return index_getnext_slot(lk->attributed_scan, ForwardScanDirection, lk->attributed_row);
+}
+
 /*
  * Whether the order in slot matters (see the file's comment); its id as text
  * in *id when it does.  The keys' text is made in lk->per_order, the probes
@@ -227,28 +231,21 @@ order_matters(ChangeLookup *lk, TupleTableSlot *slot, text **id)
 	MemoryContext outer = MemoryContextSwitchTo(lk->per_order);
 	text	   *tenant = lk->tenant_column ? order_key_column_text(&lk->tenant, slot) : lk->fixed_tenant;
 	text	   *customer = order_key_column_text(&lk->customer, slot);
-	bool		matters = false;
+	bool		matters;
 
-	MemoryContextSwitchTo(outer);
-	*id = NULL;
-	if (tenant == NULL)
-		return false;			/* the SQL leaves such a row out */
-	if (customer != NULL)
-		matters = (lk->referees != NULL) ? key_set_contains(lk->referees, tenant, customer) :
-			probe_referee(lk, tenant, customer);
-	/* The id, only for an order that matters or to look up by it. */
-	if (!matters && !lk->offers && lk->rekeyed == NULL)
-		return false;
-	outer = MemoryContextSwitchTo(lk->per_order);
 	*id = order_key_column_text(&lk->id, slot);
 	MemoryContextSwitchTo(outer);
-	if (*id == NULL)
+	if (tenant == NULL || *id == NULL)
 		return false;			/* the SQL leaves such a row out */
+	matters = (customer != NULL &&
+			   ((lk->referees != NULL) ? key_set_contains(lk->referees, tenant, customer) :
+				probe_referee(lk, tenant, customer)));
+	if (!matters)
+		matters = (lk->attributed_refs != NULL) ? key_set_contains(lk->attributed_refs, tenant, *id) :
+			probe_attributed(lk, tenant, *id);
 	if (!matters && lk->offers)
 		matters = (lk->offer_refs != NULL) ? key_set_contains(lk->offer_refs, tenant, *id) :
 			probe_offer(lk, tenant, *id);
-	if (!matters && lk->rekeyed != NULL)
-		matters = key_set_contains(lk->rekeyed, tenant, *id);
 	return matters;
 }
 
@@ -345,32 +342,91 @@ keep_matching(ChangeLookup *lk, Tuplestorestate *olds, Tuplestorestate *news,
 		tuplestore_select_read_pointer(news, 0);
 }
 
+/* Whether an index exists and may be read (not being built or dropped). */
+static bool
+index_usable(Oid indexoid)
+{
+	HeapTuple	tuple;
+	bool		usable;
+
+	if (!OidIsValid(indexoid))
+		return false;
+	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	usable = ((Form_pg_index) GETSTRUCT(tuple))->indisvalid &&
+		((Form_pg_index) GETSTRUCT(tuple))->indisready &&
+		((Form_pg_index) GETSTRUCT(tuple))->indislive;
+	ReleaseSysCache(tuple);
+	return usable;
+}
+
+/* About what one attributed order takes in a key set, for the estimate. */
+#define ATTRIBUTED_ORDER_KEY_BYTES 96
+
+/*
+ * Whether the attributed orders may be read into a key set within max_memory,
+ * judged by the table's size (its rows of other sources count too).
+ */
+static bool
+attributed_fit(Relation attributed, Size max_memory)
+{
+	double		rows = attributed->rd_rel->reltuples;
+
+	if (rows <= 0)
+		rows = (double) RelationGetNumberOfBlocks(attributed) * 60.0;
+	return max_memory > 0 && rows * ATTRIBUTED_ORDER_KEY_BYTES <= (double) max_memory;
+}
+
+/* The columns a look-up reads in a table of the extension's. */
+typedef struct LookupColumns
+{
+	AttrNumber	tenant;
+	AttrNumber	key;			/* order_ref */
+	AttrNumber	filter;			/* restored_at (offer uses), order_source (attributed) */
+} LookupColumns;
+
+static bool
+lookup_columns(Oid relid, const char *key, const char *filter, LookupColumns *columns)
+{
+	columns->tenant = get_attnum(relid, LEDGER_TENANT_COLUMN_NAME);
+	columns->key = get_attnum(relid, key);
+	columns->filter = get_attnum(relid, filter);
+	return columns->tenant != InvalidAttrNumber && columns->key != InvalidAttrNumber &&
+		columns->filter != InvalidAttrNumber;
+}
+
 /* Opens what the pass reads; false when it cannot tell which orders matter. */
 static bool
 lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumns *columns,
 			 int64 norders)
 {
-	Oid			rekeyed = get_relname_relid(REKEYED_ORDER_TABLE_NAME, schema);
+	Oid			attributed = get_relname_relid(ATTRIBUTED_ORDER_TABLE_NAME, schema);
+	Oid			attributed_index = get_relname_relid(ATTRIBUTED_ORDER_PKEY_INDEX_NAME, schema);
 	Oid			offer_uses = get_relname_relid(OFFER_USE_TABLE_NAME, schema);
 	Oid			offer_index = get_relname_relid(OFFER_USE_LIVE_ORDER_INDEX_NAME, schema);
+	LookupColumns attributed_columns;
+	LookupColumns offer_columns = {0};
 	Size		hash_memory;
 
 	memset(lk, 0, sizeof(*lk));
-	/* Before 0.3 an order that moved kept its attribution, and no table lists those. */
-	if (!OidIsValid(rekeyed))
-		return false;
 	/* Rows of two customers with one id would be one order to the ledger. */
 	if (!orders_have_unique_id(rel, columns->id))
 		return false;
 	order_candidates_lookup(schema, &lk->info);
-	if (!lk->info.hash_index)
+	if (!lk->info.hash_index || !index_usable(lk->info.accepted_index))
 		return false;			/* 0.1: no index by referee alone */
-	/* What the SQL after this pass would see: rows of this command too. */
-	CommandCounterIncrement();
-	InitDirtySnapshot(lk->dirty);
-	if (!load_rekeyed(lk, rekeyed, columns->source,
-					  (Size) ((double) work_mem * 1024.0 * hash_mem_multiplier)))
+	if (!OidIsValid(attributed) || !index_usable(attributed_index) ||
+		!lookup_columns(attributed, LEDGER_ORDER_REF_COLUMN_NAME, LEDGER_ORDER_SOURCE_COLUMN_NAME,
+						&attributed_columns))
 		return false;
+	/* The SQL reads the offer uses whenever the table is there (0.3 on). */
+	if (OidIsValid(offer_uses) &&
+		(!index_usable(offer_index) ||
+		 !lookup_columns(offer_uses, LEDGER_ORDER_REF_COLUMN_NAME, OFFER_USE_RESTORED_COLUMN_NAME,
+						 &offer_columns)))
+		return false;
+	InitDirtySnapshot(lk->dirty);
 
 	order_key_column_init(&lk->customer, rel, columns->customer);
 	order_key_column_init(&lk->id, rel, columns->id);
@@ -379,6 +435,7 @@ lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumn
 		order_key_column_init(&lk->tenant, rel, columns->tenant);
 	else
 		lk->fixed_tenant = cstring_to_text(columns->fixed_tenant);
+	lk->source = cstring_to_text(columns->source);
 	lk->per_order = AllocSetContextCreate(CurrentMemoryContext, "referral changed orders",
 										  ALLOCSET_SMALL_SIZES);
 
@@ -392,17 +449,24 @@ lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumn
 	lk->referee_scan = index_beginscan(lk->referrals, lk->referee_index, &lk->dirty, 1, 0);
 	lk->referral = table_slot_create(lk->referrals, NULL);
 
-	lk->offers = (OidIsValid(offer_uses) && OidIsValid(offer_index) &&
-				  relation_has_rows(offer_uses, &lk->dirty));
+	/* A large statement reads the attributed orders once when they fit. */
+	lk->attributed = table_open(attributed, AccessShareLock);
+	lk->attributed_index = index_open(attributed_index, AccessShareLock);
+	if (lk->referees != NULL && attributed_fit(lk->attributed, hash_memory))
+		lk->attributed_refs = load_keys(lk->attributed, &lk->dirty, attributed_columns.tenant,
+										attributed_columns.key, InvalidAttrNumber,
+										attributed_columns.filter, lk->source, hash_memory);
+	lk->attributed_scan = index_beginscan(lk->attributed, lk->attributed_index, &lk->dirty, 3, 0);
+	lk->attributed_row = table_slot_create(lk->attributed, NULL);
+
+	lk->offers = (OidIsValid(offer_uses) && relation_has_rows(offer_uses, &lk->dirty));
 	if (lk->offers)
 	{
 		lk->offer_uses = table_open(offer_uses, AccessShareLock);
 		lk->offer_index = index_open(offer_index, AccessShareLock);
 		if (lk->referees != NULL)
-			lk->offer_refs = load_keys(lk->offer_uses, &lk->dirty,
-									   get_attnum(offer_uses, OFFER_USE_TENANT_COLUMN_NAME),
-									   get_attnum(offer_uses, OFFER_USE_ORDER_COLUMN_NAME),
-									   get_attnum(offer_uses, OFFER_USE_RESTORED_COLUMN_NAME),
+			lk->offer_refs = load_keys(lk->offer_uses, &lk->dirty, offer_columns.tenant,
+									   offer_columns.key, offer_columns.filter,
 									   InvalidAttrNumber, NULL, hash_memory);
 		lk->offer_scan = index_beginscan(lk->offer_uses, lk->offer_index, &lk->dirty, 2, 0);
 		lk->offer_use = table_slot_create(lk->offer_uses, NULL);
@@ -422,8 +486,12 @@ lookup_end(ChangeLookup *lk)
 		index_close(lk->offer_index, AccessShareLock);
 		table_close(lk->offer_uses, AccessShareLock);
 	}
-	if (lk->rekeyed != NULL)
-		key_set_free(lk->rekeyed);
+	ExecDropSingleTupleTableSlot(lk->attributed_row);
+	index_endscan(lk->attributed_scan);
+	if (lk->attributed_refs != NULL)
+		key_set_free(lk->attributed_refs);
+	index_close(lk->attributed_index, AccessShareLock);
+	table_close(lk->attributed, AccessShareLock);
 	ExecDropSingleTupleTableSlot(lk->referral);
 	index_endscan(lk->referee_scan);
 	if (lk->referees != NULL)

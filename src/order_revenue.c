@@ -150,9 +150,18 @@ column_base_type(Relation rel, AttrNumber att)
 bool
 orders_have_unique_id(Relation rel, AttrNumber id_att)
 {
-	List	   *indexes = RelationGetIndexList(rel);
+	List	   *indexes;
 	ListCell   *lc;
 	bool		found = false;
+
+	/*
+	 * A partition's or an inheritance parent's own index says nothing of the
+	 * ids of its siblings or children, whose orders share its source label.
+	 */
+	if (rel->rd_rel->relispartition ||
+		(rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass))
+		return false;
+	indexes = RelationGetIndexList(rel);
 
 	foreach(lc, indexes)
 	{

@@ -71,7 +71,8 @@ extern int64 order_revenue_end(OrderRevenueWriter *writer);
 /*
  * Whether rel has a unique, immediate, plain index on the id column alone: two
  * orders with one id cannot then both be written, and no other session can
- * record this order's revenue at the same time as this one.
+ * record this order's revenue at the same time as this one.  Never for a
+ * partition or a table with inheritance children.
  */
 extern bool orders_have_unique_id(Relation rel, AttrNumber id_att);
 

@@ -19,11 +19,11 @@
 #define ATTRIBUTED_ORDER_TABLE_NAME			"attributed_order"	/* orders credited to a referral */
 #define MEMBER_TABLE_NAME					"member"	/* the referral chain (tree of customers) */
 #define OFFER_USE_TABLE_NAME				"offer_use"	/* referee offers used at checkout (0.3 on) */
-#define REKEYED_ORDER_TABLE_NAME			"rekeyed_order"	/* orders whose customer is no referee (0.3 on) */
 
 /* Indexes. */
 #define REFERRAL_REFEREE_HASH_INDEX_NAME	"referral_referee_hash"	/* hash on referral (referee) */
 #define REFERRAL_ONE_ACCEPTED_INDEX_NAME	"referral_one_accepted_per_referee"	/* unique btree */
+#define ATTRIBUTED_ORDER_PKEY_INDEX_NAME	"attributed_order_pkey"	/* (tenant, order_source, order_ref) */
 #define OFFER_USE_LIVE_ORDER_INDEX_NAME		"offer_use_live_order"	/* btree on offer_use (tenant, order_ref) */
 #define MEMBER_PKEY_INDEX_NAME				"member_pkey"	/* member's primary key */
 #define MEMBER_PATH_INDEX_NAME				"member_path"	/* btree on member (path) */
@@ -35,12 +35,10 @@
 #define REFERRAL_STATUS_COLUMN_NAME			"status"	/* referral.status */
 #define REFERRAL_TENANT_COLUMN_NAME			"tenant"	/* referral.tenant */
 #define REFERRAL_REFEREE_COLUMN_NAME		"referee"	/* referral.referee */
-#define OFFER_USE_TENANT_COLUMN_NAME		"tenant"	/* offer_use.tenant */
-#define OFFER_USE_ORDER_COLUMN_NAME			"order_ref"	/* offer_use.order_ref */
+#define LEDGER_TENANT_COLUMN_NAME			"tenant"	/* attributed_order.tenant, offer_use.tenant */
+#define LEDGER_ORDER_REF_COLUMN_NAME		"order_ref"	/* attributed_order.order_ref, offer_use.order_ref */
+#define LEDGER_ORDER_SOURCE_COLUMN_NAME		"order_source"	/* attributed_order.order_source */
 #define OFFER_USE_RESTORED_COLUMN_NAME		"restored_at"	/* offer_use.restored_at */
-#define REKEYED_TENANT_COLUMN_NAME			"tenant"	/* rekeyed_order.tenant */
-#define REKEYED_SOURCE_COLUMN_NAME			"order_source"	/* rekeyed_order.order_source */
-#define REKEYED_ORDER_COLUMN_NAME			"order_ref"	/* rekeyed_order.order_ref */
 #define MEMBER_CUSTOMER_COLUMN_NAME			"customer"	/* member.customer */
 #define MEMBER_PATH_COLUMN_NAME				"path"	/* member.path */
 #define MEMBER_ANCESTORS_COLUMN_NAME		"ancestors"	/* member.ancestors */

@@ -126,12 +126,12 @@ if [ "$labels" != "$expected_labels" ]; then
 fi
 echo "ok"
 
-# An order whose customer changed under 0.2 kept its attribution.  The update records
-# it (referral.rekeyed_order), so that its refund after the update, which the trigger's
-# C pass would otherwise leave out by its customer nobody referred, reverses it.
+# An order whose customer changed under 0.2 kept its attribution.  Its refund after
+# the update must reverse it, though its customer now is nobody's referee: the
+# trigger's C pass finds it by its id among the attributed orders.
 echo "== an order moved to another customer under 0.2, refunded after the update"
-psql -qX -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS referral_rekeyed' -c 'CREATE DATABASE referral_rekeyed'
-psql -qX -v ON_ERROR_STOP=1 -d referral_rekeyed -c "CREATE EXTENSION referral VERSION '0.2'" -f - >/dev/null <<'SQL'
+psql -qX -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS referral_moved' -c 'CREATE DATABASE referral_moved'
+psql -qX -v ON_ERROR_STOP=1 -d referral_moved -c "CREATE EXTENSION referral VERSION '0.2'" -f - >/dev/null <<'SQL'
 CREATE TABLE shop_orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL);
 SELECT referral.track_orders('shop_orders', 'customer', 'amount', status_column => 'status');
 SELECT referral.create_program('P') AS p \gset
@@ -140,16 +140,15 @@ SELECT count(*) FROM referral.redeem(referral.issue_code(:p, 'referrer'), 'guest
 INSERT INTO shop_orders VALUES (1, 'guest-7', 50, 'paid'), (2, 'guest-7', 50, 'paid');
 UPDATE shop_orders SET customer = 'account-7' WHERE id = 1;
 SQL
-rekeyed=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_rekeyed \
+moved=$(psql -qAtX -v ON_ERROR_STOP=1 -d referral_moved \
 	-c "ALTER EXTENSION referral UPDATE TO '$current'" \
-	-c "SELECT string_agg(tenant || ' ' || order_source || ' ' || order_ref, ', ') FROM referral.rekeyed_order" \
 	-c "UPDATE shop_orders SET status = 'refunded' WHERE id = 1" \
 	-c "SELECT (SELECT status FROM referral.referral WHERE referee = 'guest-7') || ', '
 	           || (SELECT count(*) FROM referral.reward WHERE status = 'reversed') || ' reversed, '
 	           || (SELECT count(*) FROM referral.audit()) || ' audit problems'" | sed '/^$/d')
-expected_rekeyed=$'default public.shop_orders 1\npending, 1 reversed, 0 audit problems'
-if [ "$rekeyed" != "$expected_rekeyed" ]; then
-	printf 'upgrade: moved order after the update\n%s\nexpected\n%s\n' "$rekeyed" "$expected_rekeyed" >&2
+expected_moved='pending, 1 reversed, 0 audit problems'
+if [ "$moved" != "$expected_moved" ]; then
+	printf 'upgrade: moved order after the update\n%s\nexpected\n%s\n' "$moved" "$expected_moved" >&2
 	exit 1
 fi
 echo "ok"

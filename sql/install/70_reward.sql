@@ -125,21 +125,6 @@ CREATE INDEX attributed_order_referral ON referral.attributed_order (referral_id
 COMMENT ON TABLE referral.attributed_order IS 'qualifying orders of referees (the converting one and later ones), with their amount; reversed_at set when refunded, cancelled or deleted';
 SELECT pg_catalog.pg_extension_config_dump('referral.attributed_order', '');
 
--- Attributed orders whose customer in the orders table is not their referral's
--- referee, as (the order's tenant now, its source, its id): those whose customer or
--- tenant changed under 0.2, which kept their attribution then (0.3 reverses an order
--- that moves), as the update to 0.3 found them, and those of referees forget() erased.
--- The order trigger's C pass keeps these orders whatever their customer
--- (src/order_changes.c).
-CREATE TABLE referral.rekeyed_order (
-	tenant			text NOT NULL,
-	order_source	text NOT NULL,
-	order_ref		text NOT NULL,
-	PRIMARY KEY (tenant, order_source, order_ref)
-);
-COMMENT ON TABLE referral.rekeyed_order IS 'attributed orders whose customer in the orders table is not their referral''s referee: moved under 0.2 (found by the update to 0.3) or forgotten (forget)';
-SELECT pg_catalog.pg_extension_config_dump('referral.rekeyed_order', '');
-
 -- The payload of a reward's event: the reward's figures, as jsonb_build_object would
 -- give them, built in C (src/reward_payload.c): a bulk load builds one per reward.
 CREATE FUNCTION referral._reward_payload(reward_id bigint, program_id bigint, referral_id bigint,

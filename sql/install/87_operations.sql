@@ -442,17 +442,6 @@ BEGIN
 	 WHERE c.tenant = forget.tenant AND c.customer = forget.customer;
 	GET DIAGNOSTICS n = ROW_COUNT; changed := changed + n;
 
-	-- Their attributed orders, which the orders table still files under the key: the
-	-- order trigger's C pass finds an order by its customer's referral, which is
-	-- about to name the pseudonym, so it keeps these by their id
-	-- (src/order_changes.c).  The ids are the shop's, not the customer's.
-	INSERT INTO referral.rekeyed_order (tenant, order_source, order_ref)
-	SELECT a.tenant, a.order_source, a.order_ref
-	  FROM referral.referral r
-	  JOIN referral.attributed_order a ON a.tenant = r.tenant AND a.referral_id = r.id
-	 WHERE r.tenant = forget.tenant AND r.referee = forget.customer
-	ON CONFLICT DO NOTHING;
-
 	UPDATE referral.referral r
 	   SET referrer = CASE WHEN r.referrer = forget.customer THEN pseudo ELSE r.referrer END,
 	       referee = CASE WHEN r.referee = forget.customer THEN pseudo ELSE r.referee END,

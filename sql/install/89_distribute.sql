@@ -142,7 +142,7 @@ BEGIN
 	END LOOP;
 	FOREACH name IN ARRAY ARRAY['referral', 'reward', 'attributed_order', 'member', 'code', 'click',
 	                            'event', 'offer_use', 'credit_spend', 'block', 'forgotten',
-	                            'untracked_order', 'rekeyed_order'] LOOP
+	                            'untracked_order'] LOOP
 		IF NOT referral._distributed(format('referral.%I', name)::regclass) THEN
 			EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''tenant'', colocate_with => $2)'
 			  USING format('referral.%I', name)::regclass, colocate;

@@ -128,14 +128,18 @@ q "SELECT '   wall ' || wall_ms || ' ms, backend CPU ' || cpu_ms || ' ms: ' || l
 
 # Single-row orders: pgbench, prepared, 2 clients, 10 s each.
 q "SELECT bench.reset()" >/dev/null
-# tps of a table; the customers are 1..100000 (10.9% of them referred) unless a
-# first and last customer are given.
+# tps of a pgbench script file.
+pgbench_tps() {
+	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "$1" referral_bench 2>/dev/null \
+		| awk '/^tps/ {print $3; exit}'
+}
+# tps of single-row orders into a table; the customers are 1..100000 (10.9% of them
+# referred) unless a first and last customer are given.
 tps() {
 	local script="/tmp/referral_bench_$1_${2:-1}.sql"
 	printf '\\set c random(%s, %s)\nINSERT INTO bench.%s (customer_id, total) VALUES (:c, 25);\n' \
 		"${2:-1}" "${3:-100000}" "$1" > "$script"
-	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "$script" referral_bench 2>/dev/null \
-		| awk '/^tps/ {print $3; exit}'
+	pgbench_tps "$script"
 }
 oltp=() oltp_base=() oltp_noop=() oltp_unreferred=() oltp_referred=()
 for r in $(seq "$ROUNDS"); do
@@ -159,8 +163,7 @@ updates() {
 	local script="/tmp/referral_bench_update_$1.sql"
 	printf '\\set id random(1, 100000)\nUPDATE bench.%s SET status = CASE status WHEN %s THEN %s ELSE %s END WHERE id = :id AND customer_id > 11000;\n' \
 		"$1" "'shipped'" "'delivered'" "'shipped'" > "$script"
-	pgbench -n -M prepared -c 2 -j 2 -T "${PGBENCH_SECONDS:-10}" -f "$script" referral_bench 2>/dev/null \
-		| awk '/^tps/ {print $3; exit}'
+	pgbench_tps "$script"
 }
 upd=() upd_base=() upd_noop=()
 for r in $(seq "$ROUNDS"); do

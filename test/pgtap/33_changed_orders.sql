@@ -6,9 +6,10 @@
 -- referred (the pass reads the referrals into a hash).  Both must end in the same,
 -- expected ledger: a refund of a converting order, of an order whose referral was
 -- voided, of an order that used another customer's offer, an order moved to a
--- customer nobody referred, a deleted order, and the refund of a forgotten referee's
--- order, whose customer key the referral no longer holds (forget() lists the order in
--- referral.rekeyed_order).
+-- customer nobody referred, a deleted order, an order whose customer changed while
+-- the table was not tracked, and the refund of a forgotten referee's order, whose
+-- customer key the referral no longer holds.  The last two are found by their id
+-- among the attributed orders.
 BEGIN;
 SELECT plan(13);
 SET LOCAL TimeZone = 'UTC';
@@ -30,7 +31,7 @@ BEGIN
 	PERFORM referral.add_reward(program, 'referrer', percent => 10);
 	PERFORM referral.add_referee_offer(program, percent => 10);
 	PERFORM referral.redeem(referral.issue_code(program, 'r-' || r), r)
-	   FROM unnest(ARRAY['a', 'b', 'c', 'd', 'e', 'f']) r;
+	   FROM unnest(ARRAY['a', 'b', 'c', 'd', 'e', 'f', 'g']) r;
 END
 $$;
 SELECT pg_temp.setup('one'), pg_temp.setup('bulk');
@@ -48,9 +49,12 @@ $$;
 -- shop's table files under customer zz, whom nobody referred.
 INSERT INTO public.orders_one VALUES (1, 'a', 100, 'paid'), (2, 'b', 100, 'paid'),
 	(3, 'c', 100, 'paid'), (4, 'd', 100, 'paid'), (5, 'a', 50, 'paid'), (6, 'e', 40, 'paid'),
-	(77, 'zz', 90, 'paid');
+	(8, 'g', 60, 'paid'), (77, 'zz', 90, 'paid');
 INSERT INTO public.orders_bulk SELECT * FROM public.orders_one;
-INSERT INTO public.orders_bulk SELECT 10000 + i, 'u' || i, 20, 'paid' FROM generate_series(0, 1999) i;
+CREATE FUNCTION pg_temp.pad() RETURNS void LANGUAGE sql AS $$
+	INSERT INTO public.orders_bulk SELECT 10000 + i, 'u' || i, 20, 'paid' FROM generate_series(0, 1999) i;
+$$;
+SELECT pg_temp.pad();
 SELECT is(referral.use_offer('f', '77', 100, t), 10.00, 'f''s offer is used for order 77 in ' || t)
   FROM unnest(ARRAY['one', 'bulk']) t;
 SELECT referral.void_referral(r.id, 'fraud')
@@ -61,18 +65,31 @@ SELECT pg_temp.run($$UPDATE %s SET status = 'refunded' WHERE id IN (2, 3, 77) OR
 SELECT pg_temp.run($$UPDATE %s SET customer = CASE WHEN id = 4 THEN 'zz2' ELSE customer END WHERE id = 4 OR %s$$);
 SELECT pg_temp.run($$UPDATE %s SET status = 'shipped' WHERE id = 6 OR %s$$);
 SELECT pg_temp.run($$DELETE FROM %s WHERE id = 5 OR %s$$);
+SELECT pg_temp.pad();
+
+-- g's converting order 8 changes customer while the tables are not tracked (no
+-- trigger sees it); tracked again, the order keeps its attribution, and its refund
+-- must reverse it though its customer now is nobody's referee.
+SELECT referral.untrack_orders('public.orders_one'), referral.untrack_orders('public.orders_bulk');
+UPDATE public.orders_one SET customer = 'g-merged' WHERE id = 8;
+UPDATE public.orders_bulk SET customer = 'g-merged' WHERE id = 8;
+SELECT referral.track_orders('public.orders_one', 'customer', 'amount',
+	status_column => 'status', tenant => 'one');
+SELECT referral.track_orders('public.orders_bulk', 'customer', 'amount',
+	status_column => 'status', tenant => 'bulk');
+SELECT pg_temp.run($$UPDATE %s SET status = 'refunded' WHERE id = 8 OR %s$$);
 
 SELECT results_eq(
 	format($$SELECT r.referee, r.status FROM referral.referral r WHERE r.tenant = %L ORDER BY 1$$, t),
 	$$VALUES ('a', 'converted'), ('b', 'pending'), ('c', 'rejected'), ('d', 'pending'),
-	         ('e', 'converted'), ('f', 'pending')$$,
+	         ('e', 'converted'), ('f', 'pending'), ('g', 'pending')$$,
 	'refunded and moved converting orders made their referrals pending in ' || t)
   FROM unnest(ARRAY['one', 'bulk']) t;
 
 SELECT results_eq(
 	format($$SELECT a.order_ref, a.reversed_at IS NOT NULL FROM referral.attributed_order a
 	          WHERE a.tenant = %L ORDER BY a.order_ref$$, t),
-	$$VALUES ('1', false), ('2', true), ('3', true), ('5', true), ('6', false)$$,
+	$$VALUES ('1', false), ('2', true), ('3', true), ('5', true), ('6', false), ('8', true)$$,
 	'refunded, voided and deleted orders are reversed, the moved one released in ' || t)
   FROM unnest(ARRAY['one', 'bulk']) t;
 
@@ -83,7 +100,8 @@ SELECT results_eq(
 	         ('2', 'referee', 'reversed'), ('2', 'referrer', 'reversed'),
 	         ('3', 'referee', 'reversed'), ('3', 'referrer', 'reversed'),
 	         ('4', 'referee', 'reversed'), ('4', 'referrer', 'reversed'),
-	         ('6', 'referee', 'pending'), ('6', 'referrer', 'pending')$$,
+	         ('6', 'referee', 'pending'), ('6', 'referrer', 'pending'),
+	         ('8', 'referee', 'reversed'), ('8', 'referrer', 'reversed')$$,
 	'the rewards of the orders changed are reversed, no others, in ' || t)
   FROM unnest(ARRAY['one', 'bulk']) t;
 
