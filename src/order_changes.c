@@ -23,7 +23,10 @@
  *		(existing_customer), and every order changed here existed before the
  *		statement.  Referrals, attributions and offer uses of transactions
  *		still in progress count too (a dirty snapshot): the pass may keep too
- *		many orders, never too few.
+ *		many orders, never too few.  Under REPEATABLE READ, a row that a
+ *		transaction committed since this one's snapshot changed is judged by
+ *		its new version (an offer use restored, an attribution released); the
+ *		SQL would have acted on the old one and failed to serialize.
  *
  *		Both sides of an UPDATE keep the same orders.  When no order's id,
  *		customer or tenant changed, the old row goes with the new row at its
