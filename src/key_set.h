@@ -1,7 +1,8 @@
 /*
  * key_set.h
- *		A set of (tenant, key) text pairs compared byte for byte, in a memory
- *		context of its own.  See key_set.c.
+ *		A set of (tenant, key) text pairs, held by a 32-bit hash of their
+ *		bytes: it may hold a pair it was not given, never miss one it was.  See
+ *		key_set.c.
  */
 #ifndef REFERRAL_KEY_SET_H
 #define REFERRAL_KEY_SET_H

@@ -364,8 +364,8 @@ index_usable(Oid indexoid)
 	return usable;
 }
 
-/* About what one attributed order takes in a key set, for the estimate. */
-#define ATTRIBUTED_ORDER_KEY_BYTES 96
+/* About what one attributed order takes in a key set (key_set.c), for the estimate. */
+#define ATTRIBUTED_ORDER_KEY_BYTES 16
 
 /*
  * Whether the attributed orders may be read into a key set within max_memory,
@@ -539,9 +539,10 @@ order_changes(Oid schema, Relation rel, Tuplestorestate *olds, Tuplestorestate *
 		*kept_news = keep_rows(&lk, news, n, ids, nnews);
 		key_set_free(ids);
 	}
-	elog(DEBUG1, "referral order trigger: " INT64_FORMAT " of " INT64_FORMAT " changed orders concern referral (%s)",
+	elog(DEBUG1, "referral order trigger: " INT64_FORMAT " of " INT64_FORMAT " changed orders concern referral (%s, %s)",
 		 Max(*nolds, *nnews), (int64) tuplestore_tuple_count(orders),
-		 lk.referees != NULL ? "a hash of the referees" : "a probe per order");
+		 lk.referees != NULL ? "a hash of the referees" : "a probe of the referees per order",
+		 lk.attributed_refs != NULL ? "a hash of the attributed orders" : "a probe of the attributed orders per order");
 	ExecDropSingleTupleTableSlot(o);
 	ExecDropSingleTupleTableSlot(n);
 	lookup_end(&lk);
