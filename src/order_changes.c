@@ -69,30 +69,29 @@
 #include "order_revenue.h"
 #include "referral_names.h"
 
+/*
+ * One look-up: a table of the extension's, an index of it with a scan kept
+ * open for probes, and, for a large statement, its keys read into a set once
+ * (then the set answers and the index is not probed).
+ */
+typedef struct KeyLookup
+{
+	Relation	table;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	KeySet	   *set;
+} KeyLookup;
+
 /* What the pass looks an order up in. */
 typedef struct ChangeLookup
 {
 	SnapshotData dirty;
-	/* The referrals, by referee: a set of (tenant, referee), or a probe. */
 	ReferralTableInfo info;
-	Relation	referrals;
-	Relation	referee_index;
-	IndexScanDesc referee_scan;
-	TupleTableSlot *referral;
-	KeySet	   *referees;
-	/* The live offer uses, by order: a set of (tenant, order_ref), or a probe. */
+	KeyLookup	referees;		/* referrals by referee (hash index) */
+	KeyLookup	attributed;		/* attributed orders of this source, by id */
+	KeyLookup	offer_uses;		/* live offer uses, by order_ref */
 	bool		offers;			/* false: no offer use at all */
-	Relation	offer_uses;
-	Relation	offer_index;
-	IndexScanDesc offer_scan;
-	TupleTableSlot *offer_use;
-	KeySet	   *offer_refs;
-	/* The attributed orders of this source, by (tenant, id): a set, or a probe. */
-	Relation	attributed;
-	Relation	attributed_index;
-	IndexScanDesc attributed_scan;
-	TupleTableSlot *attributed_row;
-	KeySet	   *attributed_refs;
 	text	   *source;
 	/* The order's keys, as text. */
 	OrderKeyColumn customer;
@@ -123,6 +122,46 @@ relation_has_rows(Oid relid, Snapshot dirty)
 	}
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/* Opens a look-up's table and index, and a scan of nkeys keys for probes. */
+static void
+key_lookup_open(KeyLookup *lookup, Oid table, Oid index, int nkeys, Snapshot snapshot)
+{
+	lookup->table = table_open(table, AccessShareLock);
+	lookup->index = index_open(index, AccessShareLock);
+	lookup->scan = index_beginscan(lookup->table, lookup->index, snapshot, nkeys, 0);
+	lookup->slot = table_slot_create(lookup->table, NULL);
+	lookup->set = NULL;
+}
+
+static void
+key_lookup_close(KeyLookup *lookup)
+{
+	ExecDropSingleTupleTableSlot(lookup->slot);
+	index_endscan(lookup->scan);
+	if (lookup->set != NULL)
+		key_set_free(lookup->set);
+	index_close(lookup->index, AccessShareLock);
+	table_close(lookup->table, AccessShareLock);
+}
+
+/*
+ * Whether the btree of a look-up has a row visible to the scan's snapshot
+ * whose first nkeys columns equal values (text, in the index's collations).
+ */
+static bool
+key_lookup_probe(KeyLookup *lookup, text **values, int nkeys)
+{
+	ScanKeyData keys[INDEX_MAX_KEYS];
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&keys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   lookup->index->rd_indcollation[i], F_TEXTEQ,
+							   PointerGetDatum(values[i]));
+	index_rescan(lookup->scan, keys, nkeys, NULL, 0);
+	return index_getnext_slot(lookup->scan, ForwardScanDirection, lookup->slot);
 }
 
 /*
@@ -175,52 +214,37 @@ load_keys(Relation rel, Snapshot dirty, AttrNumber tenant_att, AttrNumber key_at
 static bool
 probe_referee(ChangeLookup *lk, text *tenant, text *customer)
 {
+	KeyLookup  *referees = &lk->referees;
 	ScanKeyData key;
 
 	ScanKeyEntryInitialize(&key, 0, 1, HTEqualStrategyNumber, InvalidOid,
-						   lk->referee_index->rd_indcollation[0], F_TEXTEQ,
+						   referees->index->rd_indcollation[0], F_TEXTEQ,
 						   PointerGetDatum(customer));
-	index_rescan(lk->referee_scan, &key, 1, NULL, 0);
+	index_rescan(referees->scan, &key, 1, NULL, 0);
 	/* A hash match may be another key, or the referee of another tenant. */
-	while (index_getnext_slot(lk->referee_scan, ForwardScanDirection, lk->referral))
-		if (slot_text_equals(lk->referral, lk->info.columns.referee, customer) &&
-			slot_text_equals(lk->referral, lk->info.columns.tenant, tenant))
+	while (index_getnext_slot(referees->scan, ForwardScanDirection, referees->slot))
+		if (slot_text_equals(referees->slot, lk->info.columns.referee, customer) &&
+			slot_text_equals(referees->slot, lk->info.columns.tenant, tenant))
 			return true;
 	return false;
-}
-
-/* Whether a live offer use of tenant names order_ref (the index is partial). */
-static bool
-probe_offer(ChangeLookup *lk, text *tenant, text *order_ref)
-{
-	ScanKeyData keys[2];
-
-	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   lk->offer_index->rd_indcollation[0], F_TEXTEQ,
-						   PointerGetDatum(tenant));
-	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-						   lk->offer_index->rd_indcollation[1], F_TEXTEQ,
-						   PointerGetDatum(order_ref));
-	index_rescan(lk->offer_scan, keys, 2, NULL, 0);
-	return index_getnext_slot(lk->offer_scan, ForwardScanDirection, lk->offer_use);
 }
 
 /* Whether order_ref of tenant is attributed to a referral (any state). */
 static bool
 probe_attributed(ChangeLookup *lk, text *tenant, text *order_ref)
 {
-	ScanKeyData keys[3];
-	Datum		values[3];
-	int			i;
+	text	   *values[3] = {tenant, lk->source, order_ref};
 
-	values[0] = PointerGetDatum(tenant);
-	values[1] = PointerGetDatum(lk->source);
-	values[2] = PointerGetDatum(order_ref);
-	for (i = 0; i < 3; i++)
-		ScanKeyEntryInitialize(&keys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
-							   lk->attributed_index->rd_indcollation[i], F_TEXTEQ, values[i]);
-	index_rescan(lk->attributed_scan, keys, 3, NULL, 0);
-	return index_getnext_slot(lk->attributed_scan, ForwardScanDirection, lk->attributed_row);
+	return key_lookup_probe(&lk->attributed, values, 3);
+}
+
+/* Whether a live offer use of tenant names order_ref (the index is partial). */
+static bool
+probe_offer(ChangeLookup *lk, text *tenant, text *order_ref)
+{
+	text	   *values[2] = {tenant, order_ref};
+
+	return key_lookup_probe(&lk->offer_uses, values, 2);
 }
 
 /*
@@ -241,13 +265,13 @@ order_matters(ChangeLookup *lk, TupleTableSlot *slot, text **id)
 	if (tenant == NULL || *id == NULL)
 		return false;			/* the SQL leaves such a row out */
 	matters = (customer != NULL &&
-			   ((lk->referees != NULL) ? key_set_contains(lk->referees, tenant, customer) :
+			   ((lk->referees.set != NULL) ? key_set_contains(lk->referees.set, tenant, customer) :
 				probe_referee(lk, tenant, customer)));
 	if (!matters)
-		matters = (lk->attributed_refs != NULL) ? key_set_contains(lk->attributed_refs, tenant, *id) :
+		matters = (lk->attributed.set != NULL) ? key_set_contains(lk->attributed.set, tenant, *id) :
 			probe_attributed(lk, tenant, *id);
 	if (!matters && lk->offers)
-		matters = (lk->offer_refs != NULL) ? key_set_contains(lk->offer_refs, tenant, *id) :
+		matters = (lk->offer_uses.set != NULL) ? key_set_contains(lk->offer_uses.set, tenant, *id) :
 			probe_offer(lk, tenant, *id);
 	return matters;
 }
@@ -442,37 +466,28 @@ lookup_begin(ChangeLookup *lk, Oid schema, Relation rel, const OrderChangeColumn
 	lk->per_order = AllocSetContextCreate(CurrentMemoryContext, "referral changed orders",
 										  ALLOCSET_SMALL_SIZES);
 
-	lk->referrals = table_open(lk->info.table, AccessShareLock);
-	lk->referee_index = index_open(lk->info.accepted_index, AccessShareLock);
-	hash_memory = order_candidates_hash_memory(lk->referrals, norders);
+	key_lookup_open(&lk->referees, lk->info.table, lk->info.accepted_index, 1, &lk->dirty);
+	hash_memory = order_candidates_hash_memory(lk->referees.table, norders);
 	if (hash_memory > 0)
-		lk->referees = load_keys(lk->referrals, &lk->dirty, lk->info.columns.tenant,
-								 lk->info.columns.referee, InvalidAttrNumber,
-								 InvalidAttrNumber, NULL, hash_memory);
-	lk->referee_scan = index_beginscan(lk->referrals, lk->referee_index, &lk->dirty, 1, 0);
-	lk->referral = table_slot_create(lk->referrals, NULL);
+		lk->referees.set = load_keys(lk->referees.table, &lk->dirty, lk->info.columns.tenant,
+									 lk->info.columns.referee, InvalidAttrNumber,
+									 InvalidAttrNumber, NULL, hash_memory);
 
 	/* A large statement reads the attributed orders once when they fit. */
-	lk->attributed = table_open(attributed, AccessShareLock);
-	lk->attributed_index = index_open(attributed_index, AccessShareLock);
-	if (lk->referees != NULL && attributed_fit(lk->attributed, hash_memory))
-		lk->attributed_refs = load_keys(lk->attributed, &lk->dirty, attributed_columns.tenant,
-										attributed_columns.key, InvalidAttrNumber,
-										attributed_columns.filter, lk->source, hash_memory);
-	lk->attributed_scan = index_beginscan(lk->attributed, lk->attributed_index, &lk->dirty, 3, 0);
-	lk->attributed_row = table_slot_create(lk->attributed, NULL);
+	key_lookup_open(&lk->attributed, attributed, attributed_index, 3, &lk->dirty);
+	if (lk->referees.set != NULL && attributed_fit(lk->attributed.table, hash_memory))
+		lk->attributed.set = load_keys(lk->attributed.table, &lk->dirty, attributed_columns.tenant,
+									   attributed_columns.key, InvalidAttrNumber,
+									   attributed_columns.filter, lk->source, hash_memory);
 
 	lk->offers = (OidIsValid(offer_uses) && relation_has_rows(offer_uses, &lk->dirty));
 	if (lk->offers)
 	{
-		lk->offer_uses = table_open(offer_uses, AccessShareLock);
-		lk->offer_index = index_open(offer_index, AccessShareLock);
-		if (lk->referees != NULL)
-			lk->offer_refs = load_keys(lk->offer_uses, &lk->dirty, offer_columns.tenant,
-									   offer_columns.key, offer_columns.filter,
-									   InvalidAttrNumber, NULL, hash_memory);
-		lk->offer_scan = index_beginscan(lk->offer_uses, lk->offer_index, &lk->dirty, 2, 0);
-		lk->offer_use = table_slot_create(lk->offer_uses, NULL);
+		key_lookup_open(&lk->offer_uses, offer_uses, offer_index, 2, &lk->dirty);
+		if (lk->referees.set != NULL)
+			lk->offer_uses.set = load_keys(lk->offer_uses.table, &lk->dirty, offer_columns.tenant,
+										   offer_columns.key, offer_columns.filter,
+										   InvalidAttrNumber, NULL, hash_memory);
 	}
 	return true;
 }
@@ -481,26 +496,9 @@ static void
 lookup_end(ChangeLookup *lk)
 {
 	if (lk->offers)
-	{
-		ExecDropSingleTupleTableSlot(lk->offer_use);
-		index_endscan(lk->offer_scan);
-		if (lk->offer_refs != NULL)
-			key_set_free(lk->offer_refs);
-		index_close(lk->offer_index, AccessShareLock);
-		table_close(lk->offer_uses, AccessShareLock);
-	}
-	ExecDropSingleTupleTableSlot(lk->attributed_row);
-	index_endscan(lk->attributed_scan);
-	if (lk->attributed_refs != NULL)
-		key_set_free(lk->attributed_refs);
-	index_close(lk->attributed_index, AccessShareLock);
-	table_close(lk->attributed, AccessShareLock);
-	ExecDropSingleTupleTableSlot(lk->referral);
-	index_endscan(lk->referee_scan);
-	if (lk->referees != NULL)
-		key_set_free(lk->referees);
-	index_close(lk->referee_index, AccessShareLock);
-	table_close(lk->referrals, AccessShareLock);
+		key_lookup_close(&lk->offer_uses);
+	key_lookup_close(&lk->attributed);
+	key_lookup_close(&lk->referees);
 	MemoryContextDelete(lk->per_order);
 }
 
@@ -541,8 +539,8 @@ order_changes(Oid schema, Relation rel, Tuplestorestate *olds, Tuplestorestate *
 	}
 	elog(DEBUG1, "referral order trigger: " INT64_FORMAT " of " INT64_FORMAT " changed orders concern referral (%s, %s)",
 		 Max(*nolds, *nnews), (int64) tuplestore_tuple_count(orders),
-		 lk.referees != NULL ? "a hash of the referees" : "a probe of the referees per order",
-		 lk.attributed_refs != NULL ? "a hash of the attributed orders" : "a probe of the attributed orders per order");
+		 lk.referees.set != NULL ? "a hash of the referees" : "a probe of the referees per order",
+		 lk.attributed.set != NULL ? "a hash of the attributed orders" : "a probe of the attributed orders per order");
 	ExecDropSingleTupleTableSlot(o);
 	ExecDropSingleTupleTableSlot(n);
 	lookup_end(&lk);
